@@ -1,0 +1,1 @@
+// The explicit algorithm table (see algos/algorithm.h). Empty until the first algorithm lands.

@@ -1,0 +1,39 @@
+// Accumulates decoded rows into a HostBatch. Shared by every decoder (CSV, recordIO, VCF) so that
+// layout rules live in one place: a batch is dense until a sparse row arrives; then it becomes
+// CSR (dense rows already in it are converted), unless force_dense, in which case sparse rows are
+// scattered into dense storage.
+#pragma once
+
+#include <cstdint>
+
+#include "core/batch.h"
+
+namespace mlforge::io {
+
+class BatchBuilder {
+ public:
+  explicit BatchBuilder(bool force_dense = false) : force_dense_(force_dense) {}
+
+  // Begins a new batch: clears `batch` and fixes its column count.
+  void Reset(HostBatch* batch, int64_t cols, int64_t first_row);
+
+  // x has `cols` values. label may be null (unlabeled row).
+  void AddDense(const float* x, const float* label);
+  // nnz (index, value) pairs, indices < cols (the caller validated them).
+  void AddSparse(const uint32_t* idx, const float* val, int64_t nnz, const float* label);
+  // Appends a row whose values the caller fills in: returns a pointer to `cols` zeroed floats
+  // (dense layout only). Lets decoders convert float64/int32 without a temporary.
+  float* AppendDenseRow(const float* label);
+
+  HostBatch* batch() { return batch_; }
+  int64_t rows() const { return batch_ ? batch_->rows : 0; }
+
+ private:
+  void PushLabel(const float* label);
+  void ToCsr();
+  bool force_dense_;
+  HostBatch* batch_ = nullptr;
+  bool labels_seen_ = false;
+};
+
+}  // namespace mlforge::io

@@ -1,0 +1,76 @@
+// The channel reader: files, a directory of files, or a Pipe-mode FIFO -> fixed-size mini-batches
+// with memory bounded by a few batches however large the data is. Raw chunks are read on one
+// thread, decoded on worker threads, and handed out in file order (deterministic for a seed);
+// an optional shuffle buffer permutes rows within a window of batches.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/batch.h"
+#include "core/stop.h"
+#include "io/format.h"
+
+namespace mlforge::io {
+
+struct ChannelSource {
+  std::vector<std::string> paths;  // files and/or directories (expanded by ExpandChannelPaths)
+  DataFormat format = DataFormat::kAuto;  // kAuto: from each file's extension
+  int label_size = -1;  // CSV: 1 = first column is the label, 0 = none, -1 = 1 (SageMaker default)
+  // Pipe mode: when non-empty, epoch e reads the FIFO `<pipe_prefix>_<e>` (waiting for it to
+  // appear) instead of `paths`; `format` must then be known (not kAuto).
+  std::string pipe_prefix;
+  double pipe_wait_s = 0;  // <= 0: wait forever (until a stop is requested)
+};
+
+struct StreamOptions {
+  int64_t batch_size = 1000;    // rows per batch (the last batch of an epoch may be smaller)
+  int threads = 0;              // decode workers; <= 0: hardware threads
+  int prefetch = 4;             // decoded batches buffered ahead of the consumer
+  bool shuffle = false;         // permute rows within a window of shuffle_window batches
+  int shuffle_window = 8;
+  uint64_t seed = 0;            // shuffle seed (epoch is mixed in, so epochs differ)
+  bool force_dense = false;     // scatter sparse rows into dense storage
+  int64_t expected_cols = -1;   // e.g. feature_dim; -1: taken from the first row
+  bool require_labels = false;  // UserError when a row has no label
+  int shard_index = 0;          // record-level sharding for FullyReplicated multi-host runs:
+  int num_shards = 1;           //   this rank keeps chunks c with c % num_shards == shard_index
+  StopToken stop = StopToken::Never();
+};
+
+struct StreamStats {
+  int64_t files = 0;
+  int64_t records = 0;
+  int64_t rows = 0;
+  int64_t nnz = 0;
+  uint64_t bytes = 0;
+  bool any_sparse = false;
+  bool any_labels = false;
+};
+
+class BatchStream {
+ public:
+  BatchStream(ChannelSource source, StreamOptions options);
+  ~BatchStream();  // stops and joins the worker threads
+  BatchStream(const BatchStream&) = delete;
+  BatchStream& operator=(const BatchStream&) = delete;
+
+  // Starts a pass over the data (re-opens files; Pipe mode opens `<prefix>_<epoch>`).
+  // Calling Next() without StartEpoch() starts epoch 0.
+  void StartEpoch(int epoch);
+  // Fills `batch` with the next rows; false once the epoch is exhausted. Every batch before a
+  // corrupt record is returned first; then the UserError naming file, record and byte offset is
+  // thrown. Throws StopRequested when a stop is requested.
+  bool Next(HostBatch* batch);
+
+  int64_t cols() const;  // feature width, known after the first batch (or expected_cols)
+  const StreamStats& stats() const;  // totals of the current epoch so far
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace mlforge::io

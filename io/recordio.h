@@ -1,0 +1,54 @@
+// recordIO framing (SPEC.md 1.1): [magic][lrec][payload][pad to 4]. lrec = cflag << 29 | length.
+// The reader accepts SDK-style single frames (cflag 0) and dmlc-style multi-part records
+// (cflag 1, 2..., 3) joined with the magic re-inserted. The writer writes what the SageMaker SDK
+// writes (cflag 0 only).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "io/input_file.h"
+
+namespace mlforge::io {
+
+constexpr uint32_t kRecordIOMagic = 0xCED7230Au;
+constexpr uint32_t kRecordIOMaxLength = (1u << 29) - 1;
+
+class RecordIOReader {
+ public:
+  // `in` is read sequentially; its path names the file in errors.
+  explicit RecordIOReader(std::unique_ptr<InputFile> in);
+  ~RecordIOReader();
+
+  // Reads the next logical record. Returns false at a clean end of file. The view stays valid
+  // until the next call. On corrupt input throws UserError:
+  //   "<file>: record <n> at byte <offset>: <what>"
+  // where <what> starts with one of: "bad magic", "truncated frame header", "truncated payload",
+  // "reserved flag", "record over 2^29 bytes", "unterminated multi-part record",
+  // "unexpected continuation frame".
+  bool Next(std::string_view* payload);
+  // Byte offset of the first frame of the record returned last, and its 0-based index.
+  uint64_t record_offset() const { return record_offset_; }
+  int64_t record_index() const { return record_index_; }
+  const std::string& path() const;
+  uint64_t bytes_read() const { return pos_; }
+
+ private:
+  bool Fill(size_t need);  // ensures `need` bytes are buffered from pos_; false at EOF
+  std::unique_ptr<InputFile> in_;
+  std::vector<char> buf_;
+  size_t buf_begin_ = 0, buf_end_ = 0;  // unread window of buf_
+  uint64_t pos_ = 0;                    // file offset of buf_[buf_begin_]
+  std::string joined_;                  // multi-part records are assembled here
+  uint64_t record_offset_ = 0;
+  int64_t record_index_ = -1;
+};
+
+// Appends one frame (cflag 0) holding `payload` to `out`, padded to 4 bytes. UserError when the
+// payload is 2^29 bytes or more.
+void AppendRecordIOFrame(std::string_view payload, std::string* out);
+
+}  // namespace mlforge::io

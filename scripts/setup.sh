@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs every Debian package mlforge's build and tests need. Idempotent: packages already
+# present are skipped, so re-running costs one dpkg query per package.
+set -euo pipefail
+pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
+      libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
+      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libssl-dev python3-venv)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#pkgs[@]} packages present"
+  exit 0
+fi
+echo "setup: installing ${missing[*]}"
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,60 @@
+#include "tests/testutil.h"
+
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "core/resources.h"
+
+namespace fs = std::filesystem;
+
+namespace mlforge::test {
+
+std::string SharedData(const std::string& rel) {
+  std::error_code ec;
+  fs::path root = fs::weakly_canonical(fs::path(MLFORGE_SHARED_DATA), ec);
+  if (ec || !fs::is_directory(root)) return "";
+  return rel.empty() ? root.string() : (root / rel).string();
+}
+
+TempDir::TempDir() {
+  std::random_device rd;
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    fs::path p = fs::temp_directory_path() / ("mlforge-test-" + std::to_string(rd()));
+    if (fs::create_directory(p)) {
+      path_ = p.string();
+      return;
+    }
+  }
+  throw std::runtime_error("cannot create a temporary directory");
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+void WriteFile(const std::string& path, const std::string& content) {
+  fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  std::ofstream f(path, std::ios::binary);
+  f.write(content.data(), static_cast<std::streamsize>(content.size()));
+  if (!f) throw std::runtime_error("cannot write " + path);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) throw std::runtime_error("cannot read " + path);
+  std::ostringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+bool GpuAvailable(std::string* reason) {
+  GpuReport r = DetectGpus();
+  if (!r.available) *reason = r.reason;
+  return r.available;
+}
+
+}  // namespace mlforge::test

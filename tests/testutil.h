@@ -1,0 +1,49 @@
+// Helpers shared by the tests: locating ../shared/data (skipping visibly when it is absent),
+// temporary directories, and GPU availability.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <string>
+
+namespace mlforge::test {
+
+// Absolute path of ../shared/data/<rel>, or "" when the shared data is not present.
+std::string SharedData(const std::string& rel = "");
+
+// A fresh directory under the system temp dir, removed (recursively) by the destructor.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  const std::string& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return path_ + "/" + name; }
+
+ private:
+  std::string path_;
+};
+
+// Writes `content` to `path` (binary), creating parent directories.
+void WriteFile(const std::string& path, const std::string& content);
+std::string ReadFile(const std::string& path);
+
+// True when a CUDA device is usable; otherwise `reason` says why.
+bool GpuAvailable(std::string* reason);
+
+}  // namespace mlforge::test
+
+// Skips the current test with a visible reason when the shared data is absent.
+#define MLF_REQUIRE_SHARED_DATA()                                                          \
+  do {                                                                                     \
+    if (::mlforge::test::SharedData().empty())                                             \
+      GTEST_SKIP() << "shared data not found at " MLFORGE_SHARED_DATA                      \
+                   << " (golden-vector tests need ../shared/data; CI has it)";             \
+  } while (0)
+
+// Skips the current test with a visible reason when no GPU is usable.
+#define MLF_REQUIRE_GPU()                                              \
+  do {                                                                 \
+    std::string _mlf_reason;                                           \
+    if (!::mlforge::test::GpuAvailable(&_mlf_reason))                  \
+      GTEST_SKIP() << "no usable GPU: " << _mlf_reason;                \
+  } while (0)
