@@ -10,6 +10,7 @@ find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
 find_package(OpenMP)
+find_package(LibArchive REQUIRED)
 
 function(mlforge_resolve_option opt found)
   if(${opt} STREQUAL "OFF")
