@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
       libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
-      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev libssl-dev libcurl4-openssl-dev
+      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev
       python3-venv)
 missing=()
 for p in "${pkgs[@]}"; do
