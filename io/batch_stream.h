@@ -2,6 +2,19 @@
 // with memory bounded by a few batches however large the data is. Raw chunks are read on one
 // thread, decoded on worker threads, and handed out in file order (deterministic for a seed);
 // an optional shuffle buffer permutes rows within a window of batches.
+//
+// Pipeline: one reader thread cuts each file into chunks of batch_size records (CSV lines or
+// recordIO records; a chunk never spans files), `threads` workers decode chunks into HostBatch,
+// and Next() takes decoded chunks strictly in chunk order and re-slices them into batches of
+// exactly batch_size rows (rows of consecutive files share a batch; records holding r rows add
+// r rows). At most prefetch + threads chunks are between the reader and Next() at any time, so
+// memory is about (prefetch + 2 * threads + shuffle_window + 2) batches whatever the data size.
+//
+// Checks, each a UserError naming the file, the line/record and its byte offset: unknown format,
+// a row whose width differs from expected_cols (or, without it, from the first row), a channel
+// mixing labeled and unlabeled rows, an unlabeled row when require_labels. Every row before the
+// first bad record is handed out first (the batch before the error may be short); then Next()
+// throws the error, and keeps throwing it until the next StartEpoch().
 #pragma once
 
 #include <cstdint>
@@ -16,7 +29,7 @@
 namespace mlforge::io {
 
 struct ChannelSource {
-  std::vector<std::string> paths;  // files and/or directories (expanded by ExpandChannelPaths)
+  std::vector<std::string> paths;         // files and/or directories (expanded by ExpandChannelPaths)
   DataFormat format = DataFormat::kAuto;  // kAuto: from each file's extension
   int label_size = -1;  // CSV: 1 = first column is the label, 0 = none, -1 = 1 (SageMaker default)
   // Pipe mode: when non-empty, epoch e reads the FIFO `<pipe_prefix>_<e>` (waiting for it to
@@ -26,10 +39,10 @@ struct ChannelSource {
 };
 
 struct StreamOptions {
-  int64_t batch_size = 1000;    // rows per batch (the last batch of an epoch may be smaller)
-  int threads = 0;              // decode workers; <= 0: hardware threads
-  int prefetch = 4;             // decoded batches buffered ahead of the consumer
-  bool shuffle = false;         // permute rows within a window of shuffle_window batches
+  int64_t batch_size = 1000;  // rows per batch (the last batch of an epoch may be smaller)
+  int threads = 0;            // decode workers; <= 0: hardware threads
+  int prefetch = 4;           // decoded batches buffered ahead of the consumer
+  bool shuffle = false;       // permute rows within a window of shuffle_window batches
   int shuffle_window = 8;
   uint64_t seed = 0;            // shuffle seed (epoch is mixed in, so epochs differ)
   bool force_dense = false;     // scatter sparse rows into dense storage
@@ -37,9 +50,11 @@ struct StreamOptions {
   bool require_labels = false;  // UserError when a row has no label
   int shard_index = 0;          // record-level sharding for FullyReplicated multi-host runs:
   int num_shards = 1;           //   this rank keeps chunks c with c % num_shards == shard_index
+                                //   (c counts chunks over the epoch; ordinals count kept rows)
   StopToken stop = StopToken::Never();
 };
 
+// records/rows/nnz count what this rank keeps (after sharding); files/bytes what it read.
 struct StreamStats {
   int64_t files = 0;
   int64_t records = 0;
@@ -48,6 +63,9 @@ struct StreamStats {
   uint64_t bytes = 0;
   bool any_sparse = false;
   bool any_labels = false;
+  // Most raw + decoded chunks alive at once in this stream's lifetime (memory-bound check; a
+  // chunk holds about one batch).
+  int64_t peak_live_chunks = 0;
 };
 
 class BatchStream {
@@ -65,7 +83,7 @@ class BatchStream {
   // thrown. Throws StopRequested when a stop is requested.
   bool Next(HostBatch* batch);
 
-  int64_t cols() const;  // feature width, known after the first batch (or expected_cols)
+  int64_t cols() const;              // feature width, known after the first batch (or expected_cols)
   const StreamStats& stats() const;  // totals of the current epoch so far
 
  private:

@@ -13,7 +13,8 @@ DataFormat ParseFormat(const std::string& s);
 // .csv -> csv; .pbr .rec .recordio .protobuf -> recordio; .vcf .vcf.gz .bcf -> vcf; else kAuto.
 DataFormat FormatFromPath(const std::string& path);
 // SageMaker ContentType: "text/csv[;label_size=N]", "application/x-recordio-protobuf",
-// "application/x-recordio" ... Sets *label_size to N when the parameter is present (else leaves it).
+// "application/x-recordio" (case-insensitive, other parameters ignored). Sets *label_size to N
+// (0 or 1; anything else is a UserError) when the parameter is present, else leaves it.
 // Returns kAuto for an empty string; UserError for a content type mlforge cannot train on.
 DataFormat FormatFromContentType(const std::string& content_type, int* label_size);
 

@@ -19,30 +19,49 @@ constexpr uint32_t kRecordIOMaxLength = (1u << 29) - 1;
 
 class RecordIOReader {
  public:
-  // `in` is read sequentially; its path names the file in errors.
-  explicit RecordIOReader(std::unique_ptr<InputFile> in);
+  static constexpr size_t kDefaultBufferBytes = size_t{1} << 20;
+
+  // `in` is read sequentially in blocks of `buffer_bytes` (grown for larger records); its path
+  // names the file in errors.
+  explicit RecordIOReader(std::unique_ptr<InputFile> in, size_t buffer_bytes = kDefaultBufferBytes);
+  // Reads from memory (an HTTP request body, a fuzzer input). `data` must outlive the reader;
+  // `name` stands for the file name in errors. Single-frame payloads are views into `data`.
+  RecordIOReader(std::string_view data, std::string name);
   ~RecordIOReader();
+  RecordIOReader(const RecordIOReader&) = delete;
+  RecordIOReader& operator=(const RecordIOReader&) = delete;
 
   // Reads the next logical record. Returns false at a clean end of file. The view stays valid
   // until the next call. On corrupt input throws UserError:
   //   "<file>: record <n> at byte <offset>: <what>"
-  // where <what> starts with one of: "bad magic", "truncated frame header", "truncated payload",
-  // "reserved flag", "record over 2^29 bytes", "unterminated multi-part record",
-  // "unexpected continuation frame".
+  // <n> is the 0-based index of the record being read (= the number of good records before it);
+  // <offset> is the file offset of the offending frame, in decimal (for "unterminated multi-part
+  // record" and "record over 2^29 bytes": of the record's first frame). <what> starts with one of:
+  // "bad magic", "truncated frame header", "truncated payload", "reserved flag",
+  // "record over 2^29 bytes", "unterminated multi-part record", "unexpected continuation frame".
+  // A missing zero padding after the last frame counts as a truncated payload (dmlc rejects it too).
   bool Next(std::string_view* payload);
   // Byte offset of the first frame of the record returned last, and its 0-based index.
   uint64_t record_offset() const { return record_offset_; }
   int64_t record_index() const { return record_index_; }
-  const std::string& path() const;
+  const std::string& path() const { return name_; }
   uint64_t bytes_read() const { return pos_; }
 
  private:
   bool Fill(size_t need);  // ensures `need` bytes are buffered from pos_; false at EOF
-  std::unique_ptr<InputFile> in_;
+  void Consume(size_t n) {
+    buf_begin_ += n;
+    pos_ += n;
+  }
+  [[noreturn]] void Fail(int64_t record, uint64_t offset, const std::string& what) const;
+  std::unique_ptr<InputFile> in_;  // null when reading from memory
+  std::string name_;
   std::vector<char> buf_;
-  size_t buf_begin_ = 0, buf_end_ = 0;  // unread window of buf_
-  uint64_t pos_ = 0;                    // file offset of buf_[buf_begin_]
-  std::string joined_;                  // multi-part records are assembled here
+  const char* base_ = nullptr;          // buf_.data(), or the caller's memory
+  size_t buf_begin_ = 0, buf_end_ = 0;  // unread window of base_
+  bool eof_ = false;
+  uint64_t pos_ = 0;    // file offset of base_[buf_begin_]
+  std::string joined_;  // multi-part records are assembled here
   uint64_t record_offset_ = 0;
   int64_t record_index_ = -1;
 };

@@ -1,0 +1,659 @@
+#include "io/vcf.h"
+
+#include <fcntl.h>
+#include <htslib/hts.h>
+#include <htslib/vcf.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <utility>
+
+#include "core/batch.h"
+#include "core/error.h"
+
+namespace mlforge::io {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// ---------------------------------------------------------------------------------------------
+// htslib handles, owned.
+
+struct HtsFileCloser {
+  void operator()(htsFile* f) const { hts_close(f); }
+};
+struct HdrDestroyer {
+  void operator()(bcf_hdr_t* h) const { bcf_hdr_destroy(h); }
+};
+struct RecDestroyer {
+  void operator()(bcf1_t* r) const { bcf_destroy(r); }
+};
+
+// One input file, read sequentially. Plain-gzip (non-BGZF) VCFs such as the 1000 Genomes subset
+// are fine here because nothing seeks.
+class VcfFile {
+ public:
+  VcfFile(const std::string& path, int threads) : path_(path) {
+    file_.reset(hts_open(path.c_str(), "r"));
+    MLF_EXPECTS(file_ != nullptr, "cannot open VCF/BCF '{}': {}; check the path and permissions", path,
+                std::strerror(errno));
+    const htsFormat* fmt = hts_get_format(file_.get());
+    if (fmt->category != variant_data) {
+      char* desc = hts_format_description(fmt);
+      std::string d = desc ? desc : "unknown";
+      std::free(desc);
+      MLF_FAIL("'{}' is not a VCF or BCF file (htslib detected: {}); pass a .vcf, .vcf.gz or .bcf file", path,
+               d);
+    }
+    // Decompression threads only help BGZF (bgzipped VCF, BCF); htslib ignores them otherwise.
+    if (threads > 0) hts_set_threads(file_.get(), threads);
+    hdr_.reset(bcf_hdr_read(file_.get()));
+    MLF_EXPECTS(hdr_ != nullptr,
+                "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must "
+                "start with ##fileformat=VCFv4.x and a #CHROM line",
+                path);
+    rec_.reset(bcf_init());
+    MLF_ASSERT(rec_ != nullptr);
+  }
+
+  const std::string& path() const { return path_; }
+  bcf_hdr_t* hdr() const { return hdr_.get(); }
+  bcf1_t* rec() const { return rec_.get(); }
+  int samples() const { return bcf_hdr_nsamples(hdr_.get()); }
+  const char* sample(int i) const { return hdr_->samples[i]; }
+  int64_t records() const { return records_; }
+
+  // Reads the next record into rec(); false at end of file.
+  bool Next() {
+    int r = bcf_read(file_.get(), hdr_.get(), rec_.get());
+    if (r == -1) return false;
+    MLF_EXPECTS(r >= 0 && rec_->errcode == 0,
+                "'{}': cannot parse variant record {} ({}; htslib error code {}, see its message above); fix "
+                "or drop the record (bcftools view reports the same error)",
+                path_, records_ + 1, last_site_.empty() ? "the first record" : "after " + last_site_,
+                r < 0 ? r : rec_->errcode);
+    // htslib reads a non-numeric or zero POS as position -1 without an error code.
+    MLF_EXPECTS(rec_->pos >= 0,
+                "'{}': variant record {} ({}) has no valid POS (column 2 must be a position >= 1); fix or "
+                "drop the record",
+                path_, records_ + 1, last_site_.empty() ? "the first record" : "after " + last_site_);
+    ++records_;
+    last_site_ = Site();
+    return true;
+  }
+
+  // CHROM:POS of the current record (1-based POS), for messages.
+  std::string Site() const {
+    const char* chrom = bcf_seqname(hdr_.get(), rec_.get());
+    return fmt::format("{}:{}", chrom ? chrom : "?", rec_->pos + 1);
+  }
+
+ private:
+  std::string path_;
+  std::unique_ptr<htsFile, HtsFileCloser> file_;
+  std::unique_ptr<bcf_hdr_t, HdrDestroyer> hdr_;
+  std::unique_ptr<bcf1_t, RecDestroyer> rec_;
+  int64_t records_ = 0;
+  std::string last_site_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Allele classes (rule 1 in vcf.h).
+
+enum class AlleleClass { kSnv, kIndel, kMultiAllelic, kOther };
+
+bool IsBases(const char* s) {
+  if (*s == '\0') return false;
+  for (; *s; ++s) {
+    switch (*s) {
+      case 'A': case 'C': case 'G': case 'T': case 'N':
+      case 'a': case 'c': case 'g': case 't': case 'n':
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+AlleleClass Classify(const bcf1_t* rec) {
+  if (rec->n_allele > 2) return AlleleClass::kMultiAllelic;
+  if (rec->n_allele < 2) return AlleleClass::kOther;  // ALT '.': a reference-only site
+  const char* ref = rec->d.allele[0];
+  const char* alt = rec->d.allele[1];
+  // Symbolic (<DEL>, <CN0>), breakends (N[1:2[), spanning deletions ('*') are not sequences.
+  if (!IsBases(ref) || !IsBases(alt)) return AlleleClass::kOther;
+  size_t lr = std::strlen(ref), la = std::strlen(alt);
+  if (lr == 1 && la == 1) return AlleleClass::kSnv;
+  if (lr != la) return AlleleClass::kIndel;
+  return AlleleClass::kOther;  // MNP: neither a single-base change nor an indel
+}
+
+// ---------------------------------------------------------------------------------------------
+// The transpose buffer (the memory design in vcf.h).
+//
+// Columns (one per kept variant, n_samples bytes) collect in a variant-major pending tile; a full
+// tile is transposed to sample-major (n_samples x width) so that any row range of it is one
+// contiguous slice, then kept in RAM or, past the budget, appended to an unlinked temp file.
+
+class DosageTiles {
+ public:
+  DosageTiles(int64_t samples, int64_t tile_width, int64_t budget, std::string temp_dir)
+      : n_(samples), w_(tile_width), budget_(budget), temp_dir_(std::move(temp_dir)) {
+    pending_.resize(static_cast<size_t>(n_ * w_));
+  }
+  ~DosageTiles() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DosageTiles(const DosageTiles&) = delete;
+  DosageTiles& operator=(const DosageTiles&) = delete;
+
+  void Append(const uint8_t* column) {
+    std::memcpy(pending_.data() + pending_cols_ * n_, column, static_cast<size_t>(n_));
+    ++columns_;
+    if (++pending_cols_ == w_) FlushTile();
+  }
+
+  void Finish() {
+    if (pending_cols_ > 0) FlushTile();
+    pending_.clear();
+    pending_.shrink_to_fit();
+  }
+
+  int64_t columns() const { return columns_; }
+  bool spilled() const { return fd_ >= 0; }
+
+  // Copies rows [first, first + rows) of the samples x columns() matrix into `out`
+  // (rows x columns(), row-major). Call after Finish().
+  void ReadRows(int64_t first, int64_t rows, uint8_t* out) {
+    MLF_ASSERT(pending_cols_ == 0 && first >= 0 && first + rows <= n_);
+    const int64_t cols = columns_;
+    for (size_t t = 0; t < widths_.size(); ++t) {
+      const int64_t w = widths_[t];
+      const uint8_t* src;
+      if (fd_ < 0) {
+        src = tiles_[t].data() + first * w;
+      } else {
+        read_buf_.resize(static_cast<size_t>(rows * w));
+        PreadAll(read_buf_.data(), rows * w, offsets_[t] + first * w);
+        src = read_buf_.data();
+      }
+      const int64_t col0 = static_cast<int64_t>(t) * w_;
+      for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * cols + col0, src + r * w, static_cast<size_t>(w));
+    }
+  }
+
+ private:
+  void FlushTile() {
+    const int64_t w = pending_cols_;
+    std::vector<uint8_t> tile(static_cast<size_t>(n_ * w));
+    // Blocked so that both the strided reads and the strided writes stay in cache.
+    constexpr int64_t kB = 64;
+    for (int64_t s0 = 0; s0 < n_; s0 += kB) {
+      const int64_t s1 = std::min(n_, s0 + kB);
+      for (int64_t c0 = 0; c0 < w; c0 += kB) {
+        const int64_t c1 = std::min(w, c0 + kB);
+        for (int64_t c = c0; c < c1; ++c) {
+          const uint8_t* col = pending_.data() + c * n_;
+          for (int64_t s = s0; s < s1; ++s) tile[s * w + c] = col[s];
+        }
+      }
+    }
+    pending_cols_ = 0;
+    widths_.push_back(w);
+    if (fd_ < 0 && ram_bytes_ + static_cast<int64_t>(tile.size()) > budget_) SpillAll();
+    if (fd_ >= 0) {
+      offsets_.push_back(file_bytes_);
+      WriteAll(tile.data(), static_cast<int64_t>(tile.size()));
+    } else {
+      ram_bytes_ += static_cast<int64_t>(tile.size());
+      tiles_.push_back(std::move(tile));
+    }
+  }
+
+  void SpillAll() {
+    std::string dir = temp_dir_.empty() ? std::filesystem::temp_directory_path().string() : temp_dir_;
+    std::string templ = dir + "/mlforge-vcf-XXXXXX";
+    fd_ = ::mkstemp(templ.data());
+    MLF_EXPECTS(fd_ >= 0,
+                "cannot create the VCF spill file in '{}': {}; the dosage matrix exceeds the memory budget "
+                "({} bytes), so set a writable temp dir or raise the budget",
+                dir, std::strerror(errno), budget_);
+    ::unlink(templ.c_str());  // gone with the process, whatever happens
+    spdlog::info("VCF: dosage matrix exceeds the memory budget of {} bytes; spilling tiles to {}", budget_,
+                 dir);
+    for (auto& tile : tiles_) {
+      offsets_.push_back(file_bytes_);
+      WriteAll(tile.data(), static_cast<int64_t>(tile.size()));
+      std::vector<uint8_t>().swap(tile);
+    }
+    tiles_.clear();
+    ram_bytes_ = 0;
+  }
+
+  void WriteAll(const uint8_t* p, int64_t n) {
+    while (n > 0) {
+      ssize_t k = ::write(fd_, p, static_cast<size_t>(n));
+      if (k < 0 && errno == EINTR) continue;
+      MLF_EXPECTS(k > 0, "cannot write the VCF spill file in '{}': {}; free disk space or set another temp dir",
+                  temp_dir_.empty() ? std::filesystem::temp_directory_path().string() : temp_dir_,
+                  std::strerror(errno));
+      p += k;
+      n -= k;
+      file_bytes_ += k;
+    }
+  }
+
+  void PreadAll(uint8_t* p, int64_t n, int64_t offset) {
+    while (n > 0) {
+      ssize_t k = ::pread(fd_, p, static_cast<size_t>(n), offset);
+      if (k < 0 && errno == EINTR) continue;
+      MLF_ASSERT_MSG(k > 0, "short read from the VCF spill file: {}", std::strerror(errno));
+      p += k;
+      n -= k;
+      offset += k;
+    }
+  }
+
+  int64_t n_, w_, budget_;
+  std::string temp_dir_;
+  std::vector<uint8_t> pending_;  // variant-major: column c at [c * n_, (c + 1) * n_)
+  int64_t pending_cols_ = 0;
+  int64_t columns_ = 0;
+  std::vector<int64_t> widths_;               // every tile's width (w_ except the last)
+  std::vector<std::vector<uint8_t>> tiles_;   // in RAM: sample-major n_ x width
+  int64_t ram_bytes_ = 0;
+  int fd_ = -1;                               // spill file, once spilled
+  int64_t file_bytes_ = 0;
+  std::vector<int64_t> offsets_;              // spill: file offset of each tile
+  std::vector<uint8_t> read_buf_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Writes a text file next to the output atomically: temp name, renamed by Commit().
+
+class AtomicTextFile {
+ public:
+  explicit AtomicTextFile(std::string path) : path_(std::move(path)) {
+    tmp_ = fmt::format("{}.tmp-{}", path_, ::getpid());
+    f_ = std::fopen(tmp_.c_str(), "wb");
+    MLF_EXPECTS(f_ != nullptr, "cannot write '{}': {}; check that the output directory exists and is writable",
+                tmp_, std::strerror(errno));
+  }
+  ~AtomicTextFile() {
+    if (f_) std::fclose(f_);
+    if (!committed_) std::remove(tmp_.c_str());
+  }
+  void Write(const std::string& s) {
+    MLF_EXPECTS(std::fwrite(s.data(), 1, s.size(), f_) == s.size(), "cannot write '{}': {}", tmp_,
+                std::strerror(errno));
+  }
+  void Commit() {
+    int rc = std::fclose(f_);
+    f_ = nullptr;
+    MLF_EXPECTS(rc == 0, "cannot write '{}': {}", tmp_, std::strerror(errno));
+    MLF_EXPECTS(std::rename(tmp_.c_str(), path_.c_str()) == 0, "cannot rename '{}' to '{}': {}", tmp_, path_,
+                std::strerror(errno));
+    committed_ = true;
+  }
+
+ private:
+  std::string path_, tmp_;
+  std::FILE* f_ = nullptr;
+  bool committed_ = false;
+};
+
+// ---------------------------------------------------------------------------------------------
+// The scan shared by ReadVcfMatrix and ConvertVcf: applies the rules of vcf.h to every record,
+// appends kept columns to the tiles and calls on_kept(hdr, rec, af) for each kept variant.
+
+// htslib grows this with realloc; we only free it.
+struct GtBuffer {
+  int32_t* p = nullptr;
+  int cap = 0;
+  GtBuffer() = default;
+  GtBuffer(const GtBuffer&) = delete;
+  GtBuffer& operator=(const GtBuffer&) = delete;
+  ~GtBuffer() { std::free(p); }
+};
+
+using KeptFn = std::function<void(const bcf_hdr_t*, bcf1_t*, double)>;
+
+struct Scan {
+  std::vector<std::string> sample_ids;
+  std::unique_ptr<DosageTiles> tiles;
+  std::vector<float> means;
+  VcfStats stats;
+};
+
+void ScanVcf(const std::vector<std::string>& inputs, const VcfOptions& opt, const KeptFn& on_kept,
+             Scan* out) {
+  ValidateVcfOptions(opt);
+  MLF_EXPECTS(!inputs.empty(), "no VCF/BCF input given; pass one or more .vcf, .vcf.gz or .bcf files");
+  const auto t0 = Clock::now();
+  VcfStats& st = out->stats;
+  std::vector<uint8_t> column;
+  GtBuffer gtb;
+
+  for (size_t fi = 0; fi < inputs.size(); ++fi) {
+    VcfFile f(inputs[fi], opt.threads);
+    const int n = f.samples();
+    MLF_EXPECTS(n > 0,
+                "'{}' has no sample columns (a sites-only VCF); a dosage matrix needs genotypes (FORMAT GT "
+                "and one column per sample)",
+                f.path());
+    if (fi == 0) {
+      out->sample_ids.reserve(static_cast<size_t>(n));
+      for (int i = 0; i < n; ++i) out->sample_ids.emplace_back(f.sample(i));
+      out->tiles = std::make_unique<DosageTiles>(n, opt.tile_variants, opt.memory_budget_bytes, opt.temp_dir);
+      column.resize(static_cast<size_t>(n));
+      st.samples = n;
+    } else {
+      const auto& ids = out->sample_ids;
+      MLF_EXPECTS(n == static_cast<int>(ids.size()),
+                  "'{}' has {} samples but '{}' has {}: every input must list the same samples in the same "
+                  "order (bcftools view -s <list> selects and reorders samples)",
+                  f.path(), n, inputs[0], ids.size());
+      for (int i = 0; i < n; ++i) {
+        MLF_EXPECTS(ids[static_cast<size_t>(i)] == f.sample(i),
+                    "'{}': sample {} (0-based, after FORMAT) is '{}' but '{}' has '{}' there: every input "
+                    "must list the same samples in the same order (bcftools view -s <list> reorders them)",
+                    f.path(), i, f.sample(i), inputs[0], ids[static_cast<size_t>(i)]);
+      }
+    }
+    ++st.files;
+
+    bcf1_t* rec = f.rec();
+    while (f.Next()) {
+      opt.stop.ThrowIfStopped();
+      ++st.variants_seen;
+      bcf_unpack(rec, BCF_UN_STR);
+      const AlleleClass cls = Classify(rec);
+      if (cls == AlleleClass::kMultiAllelic) {
+        ++st.skipped_multiallelic;
+        continue;
+      }
+      if (cls == AlleleClass::kOther) {
+        ++st.skipped_other_allele;
+        continue;
+      }
+      if (cls == AlleleClass::kIndel && !opt.keep_indels) {
+        ++st.skipped_indel;
+        continue;
+      }
+      const int ngt = bcf_get_genotypes(f.hdr(), rec, &gtb.p, &gtb.cap);
+      const int32_t* gt = gtb.p;
+      if (ngt <= 0) {  // GT not in the header or not in this record
+        ++st.skipped_no_genotypes;
+        continue;
+      }
+      MLF_ASSERT(ngt % n == 0);
+      const int ploidy_max = ngt / n;
+
+      bool non_diploid = false;
+      int64_t missing = 0, alt_sum = 0;
+      for (int s = 0; s < n && !non_diploid; ++s) {
+        const int32_t* p = gt + static_cast<int64_t>(s) * ploidy_max;
+        int present = 0, miss = 0, alt = 0;
+        for (int j = 0; j < ploidy_max && p[j] != bcf_int32_vector_end; ++j) {
+          ++present;
+          if (p[j] == bcf_int32_missing || bcf_gt_is_missing(p[j])) {
+            ++miss;
+            continue;
+          }
+          const int a = bcf_gt_allele(p[j]);
+          MLF_EXPECTS(a >= 0 && a < rec->n_allele,
+                      "'{}': {} sample '{}': GT allele index {} but the record has only {} alleles; fix the "
+                      "genotype",
+                      f.path(), f.Site(), f.sample(s), a, static_cast<int>(rec->n_allele));
+          alt += a > 0;
+        }
+        uint8_t d;
+        if (present == 0 || miss == present) {
+          d = kMissingDosage;  // './.', '.', or no value at all
+        } else if (present == 2 && miss == 0) {
+          d = static_cast<uint8_t>(alt);
+        } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
+          d = kMissingDosage;
+        } else {
+          non_diploid = true;  // haploid, polyploid, or half-missing read as haploid
+          break;
+        }
+        column[static_cast<size_t>(s)] = d;
+        if (d == kMissingDosage) {
+          ++missing;
+        } else {
+          alt_sum += d;
+        }
+      }
+      if (non_diploid) {
+        ++st.skipped_non_diploid;
+        continue;
+      }
+      const int64_t called = n - missing;
+      if (called == 0) {
+        ++st.skipped_no_calls;
+        continue;
+      }
+      if (static_cast<double>(missing) / n > opt.max_missing) {
+        ++st.skipped_missingness;
+        continue;
+      }
+      const double af = static_cast<double>(alt_sum) / (2.0 * static_cast<double>(called));
+      if (std::min(af, 1.0 - af) < opt.min_maf) {
+        ++st.skipped_maf;
+        continue;
+      }
+      out->tiles->Append(column.data());
+      out->means.push_back(static_cast<float>(2.0 * af));
+      st.imputed_cells += missing;
+      ++st.variants_kept;
+      if (on_kept) on_kept(f.hdr(), rec, af);
+    }
+    spdlog::debug("VCF: '{}': {} records, {} samples", f.path(), f.records(), n);
+  }
+  out->tiles->Finish();
+  st.spilled = out->tiles->spilled();
+  st.seconds_read = SecondsSince(t0);
+
+  if (st.skipped_non_diploid > 0) {
+    spdlog::warn(
+        "VCF: skipped {} variants with non-diploid calls (haploid, polyploid{}; e.g. male chrX outside the "
+        "PARs)",
+        st.skipped_non_diploid, opt.half_missing_as_missing ? "" : " or half-missing like 0/.");
+  }
+  if (st.imputed_cells > 0) {
+    spdlog::warn("VCF: imputed {} missing genotype calls with their variant's mean dosage", st.imputed_cells);
+  }
+}
+
+VcfVariant MakeVariant(const bcf_hdr_t* hdr, bcf1_t* rec, double af) {
+  VcfVariant v;
+  const char* chrom = bcf_seqname(hdr, rec);
+  v.chrom = chrom ? chrom : ".";
+  v.pos = rec->pos + 1;
+  v.id = rec->d.id ? rec->d.id : ".";
+  v.ref = rec->d.allele[0];
+  v.alt = rec->d.allele[1];
+  v.af = af;
+  return v;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------
+
+int64_t VcfStats::skipped() const {
+  return skipped_multiallelic + skipped_indel + skipped_other_allele + skipped_no_genotypes +
+         skipped_non_diploid + skipped_no_calls + skipped_missingness + skipped_maf;
+}
+
+std::string VcfStats::Report() const {
+  std::string s = fmt::format(
+      "VCF: {} file(s), {} samples, {} variants read, {} kept -> {} x {} dosage matrix\n", files, samples,
+      variants_seen, variants_kept, samples, variants_kept);
+  s += fmt::format(
+      "VCF: skipped {}: multi-allelic {}, indel {}, symbolic/MNP/other {}, no GT {}, non-diploid {}, "
+      "no calls {}, missingness {}, MAF {}\n",
+      skipped(), skipped_multiallelic, skipped_indel, skipped_other_allele, skipped_no_genotypes,
+      skipped_non_diploid, skipped_no_calls, skipped_missingness, skipped_maf);
+  s += fmt::format("VCF: imputed {} missing calls with the variant mean dosage\n", imputed_cells);
+  s += fmt::format("VCF: time read {:.3f} s, write {:.3f} s, total {:.3f} s{}", seconds_read, seconds_write,
+                   seconds_total, spilled ? " (dosage tiles spilled to a temp file)" : "");
+  return s;
+}
+
+nlohmann::json VcfStats::ToJson() const {
+  return nlohmann::json{{"files", files},
+                        {"samples", samples},
+                        {"variants_seen", variants_seen},
+                        {"variants_kept", variants_kept},
+                        {"skipped",
+                         {{"multiallelic", skipped_multiallelic},
+                          {"indel", skipped_indel},
+                          {"other_allele", skipped_other_allele},
+                          {"no_genotypes", skipped_no_genotypes},
+                          {"non_diploid", skipped_non_diploid},
+                          {"no_calls", skipped_no_calls},
+                          {"missingness", skipped_missingness},
+                          {"maf", skipped_maf}}},
+                        {"imputed_cells", imputed_cells},
+                        {"rows_written", rows_written},
+                        {"spilled", spilled},
+                        {"seconds_read", seconds_read},
+                        {"seconds_write", seconds_write},
+                        {"seconds_total", seconds_total}};
+}
+
+float VcfMatrix::Value(int64_t sample, int64_t variant) const {
+  const uint8_t d = dosage[static_cast<size_t>(sample * variants + variant)];
+  return d == kMissingDosage ? means[static_cast<size_t>(variant)] : static_cast<float>(d);
+}
+
+void ValidateVcfOptions(const VcfOptions& o) {
+  MLF_EXPECTS(o.min_maf >= 0.0 && o.min_maf <= 0.5, "VCF option min_maf = {} is out of range: expected [0, 0.5]",
+              o.min_maf);
+  MLF_EXPECTS(o.max_missing >= 0.0 && o.max_missing <= 1.0,
+              "VCF option max_missing = {} is out of range: expected a fraction in [0, 1]", o.max_missing);
+  MLF_EXPECTS(o.tile_variants >= 1 && o.tile_variants <= (int64_t{1} << 20),
+              "VCF option tile_variants = {} is out of range: expected [1, 1048576]", o.tile_variants);
+  MLF_EXPECTS(o.memory_budget_bytes >= 0, "VCF option memory_budget_bytes = {} must be >= 0",
+              o.memory_budget_bytes);
+  MLF_EXPECTS(o.batch_bytes >= 1, "VCF option batch_bytes = {} must be >= 1", o.batch_bytes);
+  MLF_EXPECTS(o.threads >= 0 && o.threads <= 256, "VCF option threads = {} is out of range: expected [0, 256]",
+              o.threads);
+}
+
+VcfMatrix ReadVcfMatrix(const std::vector<std::string>& inputs, const VcfOptions& options) {
+  const auto t0 = Clock::now();
+  VcfMatrix m;
+  Scan scan;
+  ScanVcf(
+      inputs, options,
+      [&m](const bcf_hdr_t* hdr, bcf1_t* rec, double af) { m.variants_info.push_back(MakeVariant(hdr, rec, af)); },
+      &scan);
+  const auto t1 = Clock::now();
+  m.samples = scan.stats.samples;
+  m.variants = scan.stats.variants_kept;
+  m.sample_ids = std::move(scan.sample_ids);
+  m.dosage.resize(static_cast<size_t>(m.samples * m.variants));
+  if (m.variants > 0) scan.tiles->ReadRows(0, m.samples, m.dosage.data());
+  m.means = std::move(scan.means);
+  m.stats = scan.stats;
+  m.stats.seconds_write = SecondsSince(t1);
+  m.stats.seconds_total = SecondsSince(t0);
+  return m;
+}
+
+VcfStats ConvertVcf(const std::vector<std::string>& inputs, const VcfOptions& options, RowWriter& writer,
+                    const std::string& sidecar_prefix) {
+  const auto t0 = Clock::now();
+  std::unique_ptr<AtomicTextFile> variants_file;
+  KeptFn on_kept;
+  if (!sidecar_prefix.empty() && options.write_variants) {
+    variants_file = std::make_unique<AtomicTextFile>(sidecar_prefix + ".variants.tsv");
+    variants_file->Write("CHROM\tPOS\tID\tREF\tALT\tAF\n");
+    on_kept = [&variants_file](const bcf_hdr_t* hdr, bcf1_t* rec, double af) {
+      VcfVariant v = MakeVariant(hdr, rec, af);
+      variants_file->Write(fmt::format("{}\t{}\t{}\t{}\t{}\t{:.6g}\n", v.chrom, v.pos, v.id, v.ref, v.alt, v.af));
+    };
+  }
+  Scan scan;
+  ScanVcf(inputs, options, on_kept, &scan);
+  VcfStats st = scan.stats;
+  MLF_EXPECTS(st.variants_kept > 0,
+              "no variant of {} input file(s) passed the filters, so there is no matrix to write:\n{}\nrelax "
+              "min_maf / max_missing, or keep indels",
+              inputs.size(), st.Report());
+
+  const auto t1 = Clock::now();
+  const int64_t n = st.samples, cols = st.variants_kept;
+  // Rows per batch: as many as batch_bytes of float32 allows, at least one (a row is the unit).
+  const int64_t rows_per_batch =
+      std::clamp<int64_t>(options.batch_bytes / (cols * static_cast<int64_t>(sizeof(float))), 1, n);
+  std::vector<uint8_t> staging(static_cast<size_t>(rows_per_batch * cols));
+  const float* means = scan.means.data();
+  HostBatch batch;
+  for (int64_t first = 0; first < n; first += rows_per_batch) {
+    options.stop.ThrowIfStopped();
+    const int64_t rows = std::min(rows_per_batch, n - first);
+    scan.tiles->ReadRows(first, rows, staging.data());
+    batch.Clear();
+    batch.layout = Layout::kDense;
+    batch.rows = rows;
+    batch.cols = cols;
+    batch.first_row = first;
+    batch.values.resize(static_cast<size_t>(rows * cols));
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* src = staging.data() + r * cols;
+      float* dst = batch.values.data() + r * cols;
+      for (int64_t c = 0; c < cols; ++c) dst[c] = src[c] == kMissingDosage ? means[c] : static_cast<float>(src[c]);
+    }
+    writer.Write(batch);
+    st.rows_written += rows;
+  }
+
+  if (!sidecar_prefix.empty()) {
+    AtomicTextFile samples_file(sidecar_prefix + ".samples.txt");
+    std::string text;
+    for (const auto& id : scan.sample_ids) {
+      text += id;
+      text += '\n';
+    }
+    samples_file.Write(text);
+    samples_file.Commit();
+    if (variants_file) variants_file->Commit();
+  }
+  st.seconds_write = SecondsSince(t1);
+  st.seconds_total = SecondsSince(t0);
+  return st;
+}
+
+VcfStats ConvertVcf(const std::vector<std::string>& inputs, const std::string& output,
+                    const VcfOptions& options, WriterOptions writer_options) {
+  const auto t0 = Clock::now();
+  MLF_EXPECTS(!output.empty(), "no output path given for the VCF conversion");
+  std::unique_ptr<RowWriter> writer = MakeRowWriter(output, writer_options);
+  VcfStats st = ConvertVcf(inputs, options, *writer, output);
+  const auto t1 = Clock::now();
+  writer->Close();
+  st.seconds_write += SecondsSince(t1);
+  st.seconds_total = SecondsSince(t0);
+  return st;
+}
+
+}  // namespace mlforge::io
