@@ -1,0 +1,319 @@
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <deque>
+
+#include "algos/kmeans/config.h"
+#include "algos/kmeans/kmeans.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "io/batch_stream.h"
+#include "kernels/kmeans_assign.h"
+#include "kernels/kmeans_lloyd.h"
+
+namespace mlforge::algos::kmeans {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point since) {
+  return std::chrono::duration<double>(Clock::now() - since).count();
+}
+
+io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, const TrainChannel& ch,
+                                    bool shard) {
+  io::StreamOptions so;
+  so.batch_size = cfg.mini_batch_size;
+  so.threads = std::max(1, ctx.resources.threads() - 1);
+  so.expected_cols = cfg.feature_dim;
+  so.force_dense = cfg.force_dense;
+  so.seed = cfg.seed;
+  so.stop = ctx.stop();
+  // FullyReplicated data is seen whole by every host, so ranks split it by records;
+  // ShardedByS3Key data was already split by the platform.
+  if (shard && ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+    so.shard_index = ctx.rank();
+    so.num_shards = ctx.world_size();
+  }
+  return so;
+}
+
+// Rows [0, n) of the given batches as one dense n x d matrix (CSR rows scattered), for seeding.
+std::vector<float> DenseRows(const std::deque<HostBatch>& batches, int64_t d, int64_t* n_out) {
+  std::vector<float> out;
+  int64_t n = 0;
+  for (const HostBatch& b : batches) {
+    HostBatch copy;
+    const HostBatch* src = &b;
+    if (b.layout == Layout::kCsr) {
+      copy = b;
+      Densify(copy);
+      src = &copy;
+    }
+    out.insert(out.end(), src->values.begin(), src->values.end());
+    n += src->rows;
+  }
+  MLF_ASSERT(static_cast<int64_t>(out.size()) == n * d);
+  *n_out = n;
+  return out;
+}
+
+// One step of the whole group: every rank offers its next batch (or nothing); returns false
+// once no rank has data left, so ranks with uneven row counts never block each other.
+bool GroupHasData(comm::Communicator& comm, bool mine) {
+  double flag = mine ? 1.0 : 0.0;
+  comm.AllReduceMax(&flag, 1);
+  return flag > 0;
+}
+
+void AllReduce(comm::Communicator& comm, kernels::KMeansStats& s) {
+  if (comm.world_size() == 1) return;
+  if (!s.sums.empty()) comm.AllReduceSum(s.sums.data(), s.sums.size());
+  comm.AllReduceSum(s.weights.data(), s.weights.size());
+  comm.AllReduceSum(&s.cost, 1);
+}
+
+// Full passes over a channel with fixed centers: cost, counts and (optionally) sums.
+kernels::KMeansStats Pass(TrainContext& ctx, io::BatchStream& stream, kernels::KMeansAssigner& assigner,
+                          int epoch, bool with_sums) {
+  kernels::KMeansStats stats(assigner.k(), assigner.d(), with_sums);
+  stream.StartEpoch(epoch);
+  HostBatch batch;
+  while (true) {
+    const bool have = stream.Next(&batch);
+    ctx.stop().ThrowIfStopped();
+    if (!GroupHasData(ctx.resources.comm(), have)) break;
+    if (have) assigner.Assign(batch, &stats);
+  }
+  AllReduce(ctx.resources.comm(), stats);
+  return stats;
+}
+
+double TotalWeight(const kernels::KMeansStats& s) {
+  double t = 0;
+  for (double w : s.weights) t += w;
+  return t;
+}
+
+}  // namespace
+
+void Train(TrainContext& ctx) {
+  Config cfg = ResolveConfig(ctx.hyperparameters);
+  Resources& res = ctx.resources;
+  comm::Communicator& comm = res.comm();
+  const TrainChannel& train = *ctx.channel("train");
+  const int64_t d = cfg.feature_dim;
+  int64_t big_k = cfg.k * cfg.extra_center_factor;
+  const auto t_start = Clock::now();
+
+  io::BatchStream stream(train.source, MakeStreamOptions(cfg, ctx, train, true));
+  kernels::KMeansAssigner assigner(res);
+  spdlog::info("k-means: k={}, streaming with {} centers (extra_center_factor {}), mini_batch_size {}, {} epoch(s), "
+               "device {}", cfg.k, big_k, cfg.extra_center_factor, cfg.mini_batch_size, cfg.epochs,
+               DeviceName(assigner.device()));
+
+  // --- Seeding: rank 0 gathers rows from its first mini-batches until it holds K of them. ---
+  stream.StartEpoch(0);
+  std::deque<HostBatch> pending;
+  int64_t pending_rows = 0;
+  if (comm.rank() == 0) {
+    HostBatch b;
+    while (pending_rows < big_k && stream.Next(&b)) {
+      pending_rows += b.rows;
+      pending.push_back(std::move(b));
+      b = HostBatch();
+    }
+  }
+  int64_t seed_rows = pending_rows;
+  comm.Broadcast(&seed_rows, sizeof(seed_rows), 0);
+  MLF_EXPECTS(seed_rows >= cfg.k,
+              "the train channel has {} row(s) on the first host, fewer than k = {}; k-means needs at least k "
+              "rows to seed k centers: lower k or add data",
+              seed_rows, cfg.k);
+  if (seed_rows < big_k) {
+    spdlog::warn("only {} training rows are available to seed {} streaming centers: using {} centers "
+                 "(extra_center_factor effectively {:.2f})",
+                 seed_rows, big_k, seed_rows, static_cast<double>(seed_rows) / cfg.k);
+    big_k = seed_rows;
+  } else if (pending_rows > cfg.mini_batch_size || pending.size() > 1) {
+    spdlog::info("seeding {} centers from the first {} rows", big_k, pending_rows);
+  }
+  std::vector<float> centers(static_cast<size_t>(big_k * d));
+  if (comm.rank() == 0) {
+    int64_t n = 0;
+    std::vector<float> rows = DenseRows(pending, d, &n);
+    kernels::HostDenseView view{rows.data(), n, d};
+    std::vector<int64_t> chosen =
+        cfg.init_method == InitMethod::kKMeansPlusPlus
+            ? kernels::SeedKMeansPlusPlus(view, nullptr, big_k, cfg.seed, 1, res.threads())
+            : kernels::SeedRandom(view, nullptr, big_k, cfg.seed);
+    centers = kernels::GatherRows(view, chosen);
+  }
+  comm.Broadcast(centers.data(), centers.size() * sizeof(float), 0);
+  assigner.SetCenters(centers.data(), big_k, d);
+
+  // --- Streaming mini-batch updates. ---
+  std::vector<double> center_weight(static_cast<size_t>(big_k), 0.0);
+  kernels::KMeansStats stats(big_k, d);
+  int64_t rows_seen = 0;
+  double last_epoch_cost = 0, last_epoch_rows = 0;
+  const auto t_stream = Clock::now();
+  for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    if (epoch > 0) stream.StartEpoch(epoch);
+    double epoch_cost = 0, epoch_rows = 0;
+    int64_t batches = 0;
+    const auto t_epoch = Clock::now();
+    HostBatch batch;
+    while (true) {
+      bool have;
+      if (!pending.empty()) {
+        batch = std::move(pending.front());
+        pending.pop_front();
+        have = true;
+      } else {
+        have = stream.Next(&batch);
+      }
+      ctx.stop().ThrowIfStopped();
+      if (!GroupHasData(comm, have)) break;
+      stats.Clear();
+      if (have) assigner.Assign(batch, &stats);
+      AllReduce(comm, stats);
+      const double batch_rows = TotalWeight(stats);
+      if (cfg.half_life_time_size > 0) {
+        // A point's weight halves after half_life_time_size further points.
+        const double decay = std::exp2(-batch_rows / static_cast<double>(cfg.half_life_time_size));
+        for (double& w : center_weight) w *= decay;
+      }
+      for (int64_t j = 0; j < big_k; ++j) {
+        const double n_j = stats.weights[j];
+        if (n_j <= 0) continue;
+        const double p = n_j / (center_weight[j] + n_j);
+        float* c = centers.data() + j * d;
+        const double* s = stats.sums.data() + j * d;
+        for (int64_t t = 0; t < d; ++t) {
+          c[t] = static_cast<float>((1.0 - p) * c[t] + p * (s[t] / n_j));
+        }
+        center_weight[j] += n_j;
+      }
+      assigner.SetCenters(centers.data(), big_k, d);
+      epoch_cost += stats.cost;
+      epoch_rows += batch_rows;
+      ++batches;
+    }
+    rows_seen += static_cast<int64_t>(epoch_rows);
+    last_epoch_cost = epoch_cost;
+    last_epoch_rows = epoch_rows;
+    MLF_EXPECTS(epoch_rows > 0, "the train channel yielded no rows in epoch {}; k-means needs data", epoch);
+    const double secs = Seconds(t_epoch);
+    spdlog::info("epoch {}: {} batches, {} rows, streaming msd (before each update) {}", epoch, batches,
+                 static_cast<int64_t>(epoch_rows), log::FormatValue(epoch_cost / epoch_rows));
+    log::ThroughputMetric(ctx.host, "train", epoch_rows / std::max(secs, 1e-9));
+    log::ProgressMetric(ctx.host, 100.0 * (epoch + 1) / cfg.epochs);
+  }
+  spdlog::info("streaming phase: {} rows in {:.3f} s", rows_seen, Seconds(t_stream));
+
+  // --- Final local Lloyd reduction of the K weighted centers to k. ---
+  Model model;
+  model.k = cfg.k;
+  model.dim = d;
+  double train_msd;
+  if (big_k == cfg.k) {
+    spdlog::info("No shrinking is required as the number of streaming centers equals k.");
+    model.centers = centers;
+    train_msd = last_epoch_cost / last_epoch_rows;
+  } else {
+    spdlog::info("shrinking {} centers into {} ({} local Lloyd trial(s), max_iter {}, tol {})", big_k, cfg.k,
+                 cfg.local_lloyd_num_trials, cfg.local_lloyd_max_iter, cfg.local_lloyd_tol);
+    std::vector<float> w(center_weight.begin(), center_weight.end());
+    kernels::LloydOptions lo;
+    lo.k = cfg.k;
+    lo.max_iter = cfg.local_lloyd_max_iter;
+    lo.tol = cfg.local_lloyd_tol;
+    lo.num_trials = cfg.local_lloyd_num_trials;
+    lo.init = cfg.local_lloyd_init_method == InitMethod::kKMeansPlusPlus ? kernels::KMeansSeeding::kKMeansPlusPlus
+                                                                         : kernels::KMeansSeeding::kRandom;
+    lo.seed = cfg.seed + 1;
+    lo.threads = res.threads();
+    kernels::LloydResult r = kernels::WeightedLloyd({centers.data(), big_k, d}, w.data(), lo);
+    for (size_t t = 0; t < r.trials.size(); ++t) {
+      spdlog::info("local Lloyd trial {}: {} iteration(s), mean square distance {}{}", t, r.trials[t].iterations,
+                   log::FormatValue(r.trials[t].cost / r.total_weight), t == size_t(r.best_trial) ? " (best)" : "");
+    }
+    model.centers = std::move(r.centers);
+    train_msd = r.cost / r.total_weight;
+  }
+
+  // --- Optional exact Lloyd iterations over the whole data set (streamed). ---
+  if (cfg.full_batch_lloyd_iterations > 0) {
+    assigner.SetCenters(model.centers.data(), cfg.k, d);
+    double prev_cost = -1;
+    int64_t updates = 0;
+    bool measured = false;
+    double cost = 0, rows = 0;
+    for (int64_t it = 0; it <= cfg.full_batch_lloyd_iterations; ++it) {
+      kernels::KMeansStats s = Pass(ctx, stream, assigner, cfg.epochs + static_cast<int>(it), true);
+      cost = s.cost;
+      rows = TotalWeight(s);
+      measured = true;
+      spdlog::info("full-batch Lloyd pass {}: msd {}", it, log::FormatValue(cost / rows));
+      if (prev_cost >= 0 && prev_cost - cost <= cfg.full_batch_lloyd_tol * prev_cost) break;
+      if (it == cfg.full_batch_lloyd_iterations) break;
+      for (int64_t j = 0; j < cfg.k; ++j) {
+        if (s.weights[j] <= 0) continue;  // an empty cluster keeps its center
+        for (int64_t t = 0; t < d; ++t) {
+          model.centers[j * d + t] = static_cast<float>(s.sums[j * d + t] / s.weights[j]);
+        }
+      }
+      assigner.SetCenters(model.centers.data(), cfg.k, d);
+      prev_cost = cost;
+      ++updates;
+    }
+    MLF_ASSERT(measured);
+    spdlog::info("full-batch Lloyd: {} update(s), final msd over {} rows {}", updates, static_cast<int64_t>(rows),
+                 log::FormatValue(cost / rows));
+    train_msd = cost / rows;
+  }
+  log::QualityMetric(ctx.host, "train", "msd", "loss", train_msd);
+
+  // --- Test channel. ---
+  if (const TrainChannel* test = ctx.channel("test")) {
+    io::BatchStream test_stream(test->source, MakeStreamOptions(cfg, ctx, *test, true));
+    assigner.SetCenters(model.centers.data(), cfg.k, d);
+    kernels::KMeansStats s = Pass(ctx, test_stream, assigner, 0, false);
+    const double rows = TotalWeight(s);
+    MLF_EXPECTS(rows > 0, "the test channel yielded no rows");
+    for (const std::string& m : cfg.eval_metrics) {
+      log::QualityMetric(ctx.host, "test", m, "loss", m == "msd" ? s.cost / rows : s.cost);
+    }
+  }
+
+  model.hyperparameters_json = ctx.hyperparameters.ToJson();
+  model.train_msd = train_msd;
+  if (comm.rank() == 0) SaveModel(model, ctx.model_dir);
+  spdlog::info("k-means training finished in {:.3f} s", Seconds(t_start));
+}
+
+Predictions Predict(const Model& model, const HostBatch& batch, Resources& res) {
+  MLF_EXPECTS(batch.cols == model.dim, "input has {} feature(s) per row but the k-means model was trained on {}",
+              batch.cols, model.dim);
+  kernels::KMeansAssigner assigner(res);
+  assigner.SetCenters(model.centers.data(), model.k, model.dim);
+  Predictions p;
+  assigner.Assign(batch, nullptr, &p.closest_cluster, &p.distance_to_cluster);
+  for (float& v : p.distance_to_cluster) v = std::sqrt(v);
+  return p;
+}
+
+Algorithm Entry() {
+  Algorithm a;
+  a.name = "kmeans";
+  a.description = "k-means clustering (SageMaker-compatible web-scale mini-batch k-means)";
+  a.required_channels = {"train"};
+  a.optional_channels = {"test"};
+  a.hyperparameters = [] { return Hyperparameters(); };
+  a.train = Train;
+  return a;
+}
+
+}  // namespace mlforge::algos::kmeans

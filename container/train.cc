@@ -1,0 +1,281 @@
+#include "container/train.h"
+
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include "algos/algorithms.h"
+#include "core/error.h"
+#include "core/hyperparams.h"
+#include "core/log.h"
+
+namespace fs = std::filesystem;
+
+namespace mlforge::container {
+namespace {
+
+// What both entry points gather before the shared steps run.
+struct TrainJob {
+  std::string algorithm;  // "" = choose from the environment or the table
+  std::map<std::string, std::string> hyperparameters;
+  std::string hyperparameters_source;  // for the log: the file or "--hp"
+  // Every channel the user configured. `declared_in` names where a missing path came from.
+  std::map<std::string, algos::TrainChannel> channels;
+  std::string declared_in;
+  ResourceConfig resources;
+  std::string model_dir;
+};
+
+std::string JoinNames(const std::vector<std::string>& names) {
+  std::string out;
+  for (const auto& n : names) out += (out.empty() ? "" : ", ") + n;
+  return out.empty() ? "(none)" : out;
+}
+
+std::string DumpStringMap(const std::map<std::string, std::string>& m) {
+  std::string out = "{";
+  for (const auto& [k, v] : m) out += fmt::format("{}'{}': '{}'", out.size() > 1 ? ", " : "", k, v);
+  return out + "}";
+}
+
+const algos::Algorithm& PickAlgorithm(const std::string& requested,
+                                      const std::vector<algos::Algorithm>& table) {
+  if (!requested.empty()) return algos::FindAlgorithm(table, requested);
+  const char* env = std::getenv(kAlgorithmEnv);
+  if (env != nullptr && *env != '\0') return algos::FindAlgorithm(table, env);
+  if (table.size() == 1) return table.front();
+  MLF_FAIL("no algorithm given: pass it as an argument or set {}; available: {}", kAlgorithmEnv,
+           algos::AlgorithmNames(table));
+}
+
+// Required channels must be configured and, outside Pipe mode, exist on disk. Channels the
+// algorithm does not read are dropped with a warning.
+void CheckChannels(const algos::Algorithm& algo, TrainJob& job) {
+  for (const auto& name : algo.required_channels) {
+    auto it = job.channels.find(name);
+    MLF_EXPECTS(it != job.channels.end(),
+                "algorithm '{}' requires the '{}' channel, but {} does not define it", algo.name, name,
+                job.declared_in);
+  }
+  std::set<std::string> known(algo.required_channels.begin(), algo.required_channels.end());
+  known.insert(algo.optional_channels.begin(), algo.optional_channels.end());
+  for (auto it = job.channels.begin(); it != job.channels.end();) {
+    if (!known.count(it->first)) {
+      std::vector<std::string> names(known.begin(), known.end());
+      spdlog::warn("Ignoring channel '{}': algorithm '{}' reads only {}", it->first, algo.name,
+                   JoinNames(names));
+      it = job.channels.erase(it);
+      continue;
+    }
+    const algos::TrainChannel& ch = it->second;
+    if (ch.source.pipe_prefix.empty()) {
+      for (const auto& path : ch.source.paths) {
+        std::error_code ec;
+        MLF_EXPECTS(fs::exists(path, ec), "channel '{}' of algorithm '{}': {} does not exist", it->first,
+                    algo.name, path);
+      }
+    }
+    ++it;
+  }
+}
+
+std::unique_ptr<comm::Communicator> DefaultComm(const ResourceConfig& rc) {
+  MLF_EXPECTS(rc.hosts.size() == 1,
+              "resourceconfig lists {} hosts ({}), but this runner has no distributed communicator yet; "
+              "train on a single instance",
+              rc.hosts.size(), JoinNames(rc.hosts));
+  return comm::MakeSingleProcess();
+}
+
+// Removes the staging directory unless the model was committed.
+class StagingDir {
+ public:
+  explicit StagingDir(const std::string& model_dir)
+      : model_dir_(model_dir), path_(model_dir + "/.mlforge-staging-" + std::to_string(::getpid())) {
+    std::error_code ec;
+    fs::create_directories(model_dir_, ec);
+    MLF_EXPECTS(!ec, "cannot create the model directory {}: {}", model_dir_, ec.message());
+    fs::remove_all(path_, ec);  // a leftover from a killed run with the same pid
+    fs::create_directory(path_, ec);
+    MLF_EXPECTS(!ec, "cannot create the staging directory {}: {}", path_, ec.message());
+  }
+  ~StagingDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  const std::string& path() const { return path_; }
+
+  // Moves every entry into the model directory. rename() replaces a file atomically, so a
+  // reader of the model directory sees each file either old or complete.
+  std::vector<std::string> Commit() {
+    std::vector<std::string> moved;
+    for (const auto& entry : fs::directory_iterator(path_)) {
+      fs::path dest = fs::path(model_dir_) / entry.path().filename();
+      std::error_code ec;
+      if (fs::is_directory(dest, ec) && !fs::is_symlink(dest, ec)) fs::remove_all(dest, ec);
+      fs::rename(entry.path(), dest, ec);
+      MLF_EXPECTS(!ec, "cannot move {} to {}: {}", entry.path().string(), dest.string(), ec.message());
+      moved.push_back(entry.path().filename().string());
+    }
+    return moved;
+  }
+
+ private:
+  std::string model_dir_;
+  std::string path_;
+};
+
+// The steps shared by the container and the CLI, after the inputs are gathered.
+void RunJob(TrainJob& job, const std::vector<algos::Algorithm>& table, const TrainOptions& options) {
+  const algos::Algorithm& algo = PickAlgorithm(job.algorithm, table);
+  MLF_ASSERT_MSG(algo.train && algo.hyperparameters,
+                 "algorithm '{}' has no train or hyperparameters function", algo.name);
+  spdlog::info("Algorithm: {}", algo.name);
+  spdlog::info("Provided hyperparameters ({}): {}", job.hyperparameters_source,
+               DumpStringMap(job.hyperparameters));
+
+  const HpTable hp_table = algo.hyperparameters();
+  HpValues hp = hp_table.Parse(job.hyperparameters);
+  CheckChannels(algo, job);
+  for (const auto& [name, ch] : job.channels) {
+    spdlog::info(
+        "Channel '{}': {} mode, {}, ContentType '{}', {}", name, algos::InputModeName(ch.config.input_mode),
+        algos::S3DistributionName(ch.config.distribution), ch.config.content_type,
+        ch.source.pipe_prefix.empty() ? JoinNames(ch.source.paths) : ch.source.pipe_prefix + "_<epoch>");
+  }
+  spdlog::info("Final configuration: {}", hp.ToJson());
+
+  StopToken stop = options.stop ? *options.stop : StopToken::FromSignals();
+  auto make_comm = options.make_comm ? options.make_comm : DefaultComm;
+  std::unique_ptr<comm::Communicator> communicator = make_comm(job.resources);
+  MLF_ASSERT(communicator != nullptr);
+  Resources resources(options.device, options.threads, options.seed, std::move(communicator), stop);
+
+  StagingDir staging(job.model_dir);
+  algos::TrainContext ctx{resources,          hp, job.channels, staging.path(), job.resources.current_host,
+                          job.resources.hosts};
+  const auto start = std::chrono::steady_clock::now();
+  algo.train(ctx);
+  // A stop that arrives after the last batch still means "this job was stopped": no model.
+  stop.ThrowIfStopped();
+  std::vector<std::string> files = staging.Commit();
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  spdlog::info("Training finished in {:.3f} s; model files in {}: {}", seconds, job.model_dir,
+               JoinNames(files));
+}
+
+void WriteFailure(const std::string& failure_file, const std::string& reason) {
+  spdlog::error("{}", reason);
+  if (failure_file.empty()) return;
+  std::error_code ec;
+  fs::create_directories(fs::path(failure_file).parent_path(), ec);
+  std::ofstream f(failure_file, std::ios::binary | std::ios::trunc);
+  f << reason << "\n";
+  if (!f) spdlog::error("could not write the failure file {}", failure_file);
+}
+
+// The one place training exceptions are caught (DESIGN.md "Errors").
+int Guarded(const std::string& failure_file, const std::function<void()>& body) {
+  if (!failure_file.empty()) {
+    std::error_code ec;
+    fs::remove(failure_file, ec);  // a stale reason from an earlier local run would mislead
+  }
+  try {
+    body();
+    return kExitSuccess;
+  } catch (const StopRequested&) {
+    WriteFailure(failure_file, "Training stopped: SIGTERM received");
+    return kExitStopped;
+  } catch (const UserError& e) {
+    WriteFailure(failure_file, std::string("ClientError: ") + e.what());
+    return kExitUserError;
+  } catch (const std::exception& e) {
+    WriteFailure(failure_file, std::string("AlgorithmError: ") + e.what());
+    return kExitAlgorithmError;
+  } catch (...) {
+    WriteFailure(failure_file, "AlgorithmError: unknown exception");
+    return kExitAlgorithmError;
+  }
+}
+
+void Prepare(const TrainOptions& options) {
+  log::Init(options.log_level);
+  if (!options.stop) InstallSignalHandlers();
+}
+
+}  // namespace
+
+std::map<std::string, std::string> ParseKeyValues(const std::vector<std::string>& pieces,
+                                                  const std::string& flag) {
+  std::map<std::string, std::string> out;
+  for (const auto& piece : pieces) {
+    size_t eq = piece.find('=');
+    MLF_EXPECTS(eq != std::string::npos && eq > 0, "{} '{}': expected NAME=VALUE, e.g. {} k=10", flag, piece,
+                flag);
+    std::string name = piece.substr(0, eq);
+    MLF_EXPECTS(!out.count(name), "{}: '{}' is given twice ('{}' and '{}')", flag, name, out[name],
+                piece.substr(eq + 1));
+    out[name] = piece.substr(eq + 1);
+  }
+  return out;
+}
+
+int RunContainerTrain(const std::string& opt_ml_root, const std::string& algorithm,
+                      const std::vector<algos::Algorithm>& table, const TrainOptions& options) {
+  Prepare(options);
+  const OptMlPaths paths = ResolveOptMl(opt_ml_root);
+  spdlog::info("mlforge train: /opt/ml root is {}", paths.root);
+  return Guarded(paths.failure_file, [&] {
+    TrainJob job;
+    job.algorithm = algorithm;
+    job.hyperparameters = ReadHyperparameters(paths);
+    job.hyperparameters_source = paths.hyperparameters;
+    job.resources = ReadResourceConfig(paths);
+    std::error_code ec;
+    job.declared_in = fs::exists(paths.inputdataconfig, ec)
+                          ? paths.inputdataconfig
+                          : fmt::format("{} (absent, so channels are the directories in {})",
+                                        paths.inputdataconfig, paths.data_dir);
+    for (const auto& [name, config] : ReadInputDataConfig(paths)) {
+      job.channels[name] = algos::TrainChannel{name, MakeChannelSource(paths, name, config), config};
+    }
+    job.model_dir = paths.model_dir;
+    RunJob(job, table, options);
+  });
+}
+
+int TrainLocal(const LocalTrainArgs& args, const std::vector<algos::Algorithm>& table,
+               const TrainOptions& options) {
+  Prepare(options);
+  return Guarded(args.failure_file, [&] {
+    MLF_EXPECTS(!args.model_dir.empty(), "no model directory given; pass --model-dir DIR");
+    TrainJob job;
+    job.algorithm = args.algorithm;
+    job.hyperparameters = ParseKeyValues(args.hyperparameters);
+    job.hyperparameters_source = "--hp";
+    job.resources = args.resources;
+    job.declared_in = "the command line (pass it as --<channel> PATH)";
+    for (const auto& [name, paths] : args.channels) {
+      algos::TrainChannel ch;
+      ch.name = name;
+      ch.source.paths = paths;
+      auto ct = args.content_types.find(name);
+      if (ct != args.content_types.end()) {
+        ch.config.content_type = ct->second;
+        int label_size = -1;
+        ch.source.format = io::FormatFromContentType(ct->second, &label_size);
+        ch.source.label_size = label_size;
+      }
+      job.channels[name] = std::move(ch);
+    }
+    job.model_dir = args.model_dir;
+    RunJob(job, table, options);
+  });
+}
+
+}  // namespace mlforge::container

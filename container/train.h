@@ -1,0 +1,77 @@
+// Running a training job: the `train` half of the container contract (SPEC.md 2.1-2.8) and the
+// `mlforge train ALGO ...` command, which share every step after their inputs are gathered:
+//   pick the algorithm -> parse and validate hyperparameters -> check channels -> log the final
+//   configuration -> create Resources -> train into a staging directory -> move the files into
+//   the model directory (rename, atomic per file) only when training succeeded.
+// Any failure leaves no model files, writes the reason to the failure file (first line: the
+// user-facing reason; SageMaker shows the first 1024 characters as FailureReason) and to the
+// log on stderr, and returns a non-zero exit code.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "algos/algorithm.h"
+#include "comm/communicator.h"
+#include "container/config.h"
+#include "core/resources.h"
+#include "core/stop.h"
+
+namespace mlforge::container {
+
+// Process exit codes of a training run. SageMaker only distinguishes zero from non-zero; the
+// values tell scripts and tests why a run failed.
+enum ExitCode : int {
+  kExitSuccess = 0,
+  kExitAlgorithmError = 1,  // a bug or an unexpected exception ("AlgorithmError: ..." in the failure file)
+  kExitUserError = 2,       // bad hyperparameters, data or configuration ("ClientError: ...")
+  kExitStopped = 143,       // SIGTERM (128 + 15), "Training stopped: SIGTERM received"
+};
+
+// Environment variable naming the algorithm when none is passed (an image may hold several).
+constexpr const char* kAlgorithmEnv = "MLFORGE_ALGORITHM";
+
+struct TrainOptions {
+  DeviceRequest device = DeviceRequest::kAuto;
+  int threads = 0;  // <= 0: all hardware threads
+  uint64_t seed = 0;
+  std::string log_level = "info";
+  // The token training polls. Unset: SIGTERM/SIGINT handlers are installed and the
+  // process-wide token is used (the container case). Tests pass their own flag.
+  std::optional<StopToken> stop;
+  // Builds the communicator for this host. Unset: a single process when resourceconfig lists
+  // one host; more hosts is a UserError until a distributed backend is plugged in here.
+  std::function<std::unique_ptr<comm::Communicator>(const ResourceConfig&)> make_comm;
+};
+
+// The container's `train`: reads <opt_ml_root>/input/config/*.json ("" = MLFORGE_OPT_ML or
+// /opt/ml), trains `algorithm` ("" = $MLFORGE_ALGORITHM, else the table's only entry) from
+// `table`, writes <root>/model or <root>/output/failure. Returns an ExitCode.
+int RunContainerTrain(const std::string& opt_ml_root, const std::string& algorithm,
+                      const std::vector<algos::Algorithm>& table, const TrainOptions& options = {});
+
+// `mlforge train ALGO --train PATH [--test PATH] --model-dir DIR --hp k=v ...`.
+struct LocalTrainArgs {
+  std::string algorithm;
+  std::map<std::string, std::vector<std::string>> channels;  // channel -> files/directories
+  // Optional SageMaker ContentType per channel ("text/csv;label_size=0"); without one the
+  // format comes from each file's extension.
+  std::map<std::string, std::string> content_types;
+  std::vector<std::string> hyperparameters;  // "name=value" pieces as typed
+  std::string model_dir;
+  std::string failure_file;  // optional: also write the failure reason here
+  ResourceConfig resources;  // host names for the metric lines (default: one host, algo-1)
+};
+int TrainLocal(const LocalTrainArgs& args, const std::vector<algos::Algorithm>& table,
+               const TrainOptions& options = {});
+
+// Splits "name=value" pieces (at the first '='); UserError on a piece without '=' or an empty
+// name, and on a name given twice.
+std::map<std::string, std::string> ParseKeyValues(const std::vector<std::string>& pieces,
+                                                  const std::string& flag = "--hp");
+
+}  // namespace mlforge::container
