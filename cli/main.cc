@@ -1,1 +1,109 @@
-int main() { return 0; }
+// mlforge: the command line entry point. Parses with CLI11, runs the selected leaf command and is
+// the one place where exceptions become exit codes (the table is in cli/cli.h).
+#include <cstdio>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "cli/cli.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/stop.h"
+
+namespace {
+
+// One line on stderr: a multi-line message (e.g. from a nested library) would break the
+// "one-line reason" contract that scripts and the acceptance checks read.
+void PrintError(const char* prefix, const std::string& message) {
+  std::string line = message;
+  for (char& c : line) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  std::fprintf(stderr, "mlforge: %s: %s\n", prefix, line.c_str());
+}
+
+// CLI11 reports "A subcommand is required" for `mlforge bogus` because requirements are checked
+// before leftover arguments; name the unknown command and the valid ones instead.
+std::string UnknownCommandMessage(const CLI::App& app) {
+  const CLI::App* deepest = &app;
+  std::string path = app.get_name();
+  for (bool descended = true; descended;) {
+    descended = false;
+    for (const CLI::App* sub : deepest->get_subcommands({})) {
+      if (sub->parsed()) {
+        deepest = sub;
+        path += " " + sub->get_name();
+        descended = true;
+        break;
+      }
+    }
+  }
+  const std::vector<std::string> rest = app.remaining(true);  // fallthrough hands leftovers up
+  if (rest.empty() || rest[0].empty() || rest[0][0] == '-') return "";
+  std::string names;
+  for (const CLI::App* sub : deepest->get_subcommands({})) names += (names.empty() ? "" : ", ") + sub->get_name();
+  return "unknown command '" + rest[0] + "' for '" + path + "' (commands: " + names + ")";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace mlforge;
+  CLI::App app{"mlforge: SageMaker-compatible linear-learner, k-means, PCA and factorization machines "
+               "(CPU and CUDA)"};
+  app.name("mlforge");
+  app.require_subcommand(1);
+  // Subcommands created after this inherit it: global options are accepted after the
+  // subcommand too (`mlforge data inspect x.pbr --threads 2`).
+  app.fallthrough();
+  app.footer("Exit status: 0 success, 1 internal error, 2 usage or input error, 143 stopped by SIGTERM/SIGINT.");
+
+  cli::GlobalOptions global;
+  app.add_option("--log-level", global.log_level, "Log level: trace, debug, info, warn, error, off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--threads", global.threads, "Worker threads (0 = all hardware threads)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+
+  cli::Registry registry;
+  cli::RegisterInfo(app, global, registry);
+  cli::RegisterData(app, global, registry);
+  cli::RegisterTrain(app, global, registry);
+  cli::RegisterContainer(app, global, registry);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);  // prints the help of the subcommand that asked for it; exit 0
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::string message = UnknownCommandMessage(app);
+    if (message.empty()) message = e.what();
+    PrintError("error", message + " (run 'mlforge --help' or 'mlforge <command> --help')");
+    return cli::kExitUser;
+  }
+
+  try {
+    log::Init(global.log_level);
+    InstallSignalHandlers();
+    for (const auto& [sub, action] : registry.commands()) {
+      if (sub->parsed()) return action();
+    }
+    MLF_ASSERT_MSG(false, "no command was selected although the parser accepted the arguments");
+  } catch (const UserError& e) {
+    PrintError("error", e.what());
+    return cli::kExitUser;
+  } catch (const StopRequested& e) {
+    PrintError("stopped", e.what());
+    return cli::kExitStopped;
+  } catch (const std::exception& e) {
+    PrintError("internal error", e.what());
+    return cli::kExitInternal;
+  } catch (...) {
+    PrintError("internal error", "unknown exception");
+    return cli::kExitInternal;
+  }
+  return cli::kExitInternal;
+}

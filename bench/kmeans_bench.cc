@@ -1,0 +1,223 @@
+// Throughput of the k-means assign-and-accumulate step (labels, distances, sums, weights, cost).
+//  CPU: KMeansAssignCpu on all hardware threads, n = 100k.
+//  GPU: KMeansAssignGpu on device-resident data (n = 1M rows; the step is linear in n, so this
+//       predicts n = 10M at 10x), timed with CUDA events, for the fused and the GEMM path; and
+//       the floor: one cuBLAS SGEMM of the same n x d x k (n x k output, as a naive cdist would
+//       write it) with nothing else.
+// Counters: X_GB/s (bytes of X read once per pass / time), GEMM_TFLOP/s (2 n d k / time: the
+// arithmetic a GEMM-based assignment needs, whichever path runs). GPU benchmarks skip with an
+// error line when no GPU is usable.
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "core/build_config.h"
+#include "core/resources.h"
+#include "kernels/kmeans_assign.h"
+
+#if MLFORGE_HAVE_CUDA
+#include "core/cuda_state.h"
+#endif
+
+namespace {
+
+using namespace mlforge;
+using namespace mlforge::kernels;
+
+std::vector<float> Random(size_t count, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(count);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+void SetCounters(benchmark::State& state, int64_t n, int64_t d, int64_t k,
+                 const std::string& suffix = "") {
+  const double passes = static_cast<double>(state.iterations());
+  state.counters["X_GB/s"] =
+      benchmark::Counter(passes * n * d * 4.0 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GEMM_TFLOP/s"] =
+      benchmark::Counter(passes * 2.0 * n * d * k / 1e12, benchmark::Counter::kIsRate);
+  state.SetLabel("n=" + std::to_string(n) + " d=" + std::to_string(d) + " k=" + std::to_string(k) + suffix);
+}
+
+void BM_AssignCpu(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
+  const auto x = Random(static_cast<size_t>(n * d), 1);
+  const auto c = Random(static_cast<size_t>(k * d), 2);
+  std::vector<int32_t> labels(static_cast<size_t>(n));
+  std::vector<float> dist(static_cast<size_t>(n));
+  std::vector<double> sums(static_cast<size_t>(k * d)), weights(static_cast<size_t>(k));
+  double cost = 0.0;
+  const HostKMeansOutput out{labels.data(), dist.data(), sums.data(), weights.data(), &cost};
+  for (auto _ : state) {
+    KMeansAssignCpu(HostDenseView{x.data(), n, d}, nullptr, HostKMeansCenters{c.data(), nullptr, k, d}, out,
+                    /*threads=*/0);
+    benchmark::DoNotOptimize(cost);
+  }
+  SetCounters(state, n, d, k);
+}
+BENCHMARK(BM_AssignCpu)
+    ->ArgNames({"n", "d", "k"})
+    ->Args({100000, 100, 100})
+    ->Args({100000, 16, 20})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+#if MLFORGE_HAVE_CUDA
+
+// One Resources for all GPU benchmarks (a CUDA context per benchmark would dominate short runs).
+Resources* GpuResources(std::string* why) {
+  static std::unique_ptr<Resources> res;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    GpuReport r = DetectGpus();
+    if (r.available) {
+      res = std::make_unique<Resources>(DeviceRequest::kGpu, 0, 0, comm::MakeSingleProcess());
+    } else {
+      reason = "no usable GPU: " + r.reason;
+    }
+  }
+  *why = reason;
+  return res.get();
+}
+
+template <typename T>
+struct DeviceArray {
+  explicit DeviceArray(size_t n) { MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T))); }
+  ~DeviceArray() { cudaFree(p); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* p = nullptr;
+};
+
+// Device-resident X and centers, filled once per benchmark.
+struct GpuProblem {
+  GpuProblem(int64_t n, int64_t d, int64_t k)
+      : x(static_cast<size_t>(n * d)), c(static_cast<size_t>(k * d)) {
+    // Generated in chunks to keep host memory small.
+    const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
+    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+      const int64_t m = std::min(chunk, n - r0);
+      const auto h = Random(static_cast<size_t>(m * d), 1 + static_cast<uint64_t>(r0));
+      MLF_CUDA_TRY(cudaMemcpy(x.p + r0 * d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
+    }
+    const auto hc = Random(static_cast<size_t>(k * d), 2);
+    MLF_CUDA_TRY(cudaMemcpy(c.p, hc.data(), hc.size() * sizeof(float), cudaMemcpyHostToDevice));
+  }
+  DeviceArray<float> x, c;
+};
+
+struct Events {
+  Events() {
+    MLF_CUDA_TRY(cudaEventCreate(&start));
+    MLF_CUDA_TRY(cudaEventCreate(&stop));
+  }
+  ~Events() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  // Seconds between the two events; waits for the second (one sync per iteration).
+  double Seconds() {
+    MLF_CUDA_TRY(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    MLF_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
+    return ms / 1e3;
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+};
+
+void BM_AssignGpu(benchmark::State& state) {
+  std::string why;
+  Resources* res = GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
+  KMeansGpuOptions opt;
+  opt.path = static_cast<KMeansGpuPath>(state.range(3));
+  detail::CudaState& cuda = res->cuda();
+  GpuProblem p(n, d, k);
+  DeviceArray<int32_t> labels(static_cast<size_t>(n));
+  DeviceArray<float> dist(static_cast<size_t>(n));
+  const size_t acc_n = static_cast<size_t>(k * d + k + 1);
+  DeviceArray<double> acc(acc_n);
+  const size_t ws_bytes = KMeansAssignGpuWorkspaceBytes(n, d, k, opt);
+  DeviceArray<unsigned char> ws(ws_bytes);
+  const DeviceKMeansOutput out{labels.p, dist.p, acc.p, acc.p + k * d, acc.p + k * d + k};
+  const DeviceKMeansCenters c{p.c.p, nullptr, k, d};
+  Events ev;
+  for (auto _ : state) {
+    MLF_CUDA_TRY(cudaEventRecord(ev.start, cuda.stream));
+    MLF_CUDA_TRY(cudaMemsetAsync(acc.p, 0, acc_n * sizeof(double), cuda.stream));
+    KMeansAssignGpu(cuda, DeviceDenseView{p.x.p, n, d}, nullptr, c, out, ws.p, ws_bytes, opt);
+    MLF_CUDA_TRY(cudaEventRecord(ev.stop, cuda.stream));
+    state.SetIterationTime(ev.Seconds());
+  }
+  SetCounters(state, n, d, k,
+              ResolveKMeansGpuPath(d, k, opt) == KMeansGpuPath::kFused ? " fused" : " gemm");
+}
+
+void BM_SgemmFloor(benchmark::State& state) {
+  std::string why;
+  Resources* res = GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
+  detail::CudaState& cuda = res->cuda();
+  GpuProblem p(n, d, k);
+  DeviceArray<float> g(static_cast<size_t>(n * k));
+  const float alpha = 1.0f, beta = 0.0f;
+  Events ev;
+  for (auto _ : state) {
+    MLF_CUDA_TRY(cudaEventRecord(ev.start, cuda.stream));
+    MLF_CUBLAS_TRY(cublasGemmEx(cuda.cublas, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(k), static_cast<int>(n),
+                                static_cast<int>(d), &alpha, p.c.p, CUDA_R_32F, static_cast<int>(d), p.x.p, CUDA_R_32F,
+                                static_cast<int>(d), &beta, g.p, CUDA_R_32F, static_cast<int>(k), CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+    MLF_CUDA_TRY(cudaEventRecord(ev.stop, cuda.stream));
+    state.SetIterationTime(ev.Seconds());
+  }
+  SetCounters(state, n, d, k);
+}
+
+#else
+
+void BM_AssignGpu(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+void BM_SgemmFloor(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+
+#endif
+
+constexpr int64_t kGpuRows = 1000000;
+constexpr int64_t kFused = static_cast<int64_t>(KMeansGpuPath::kFused);
+constexpr int64_t kGemm = static_cast<int64_t>(KMeansGpuPath::kGemm);
+
+BENCHMARK(BM_AssignGpu)
+    ->ArgNames({"n", "d", "k", "path"})
+    ->Args({kGpuRows, 100, 1000, kGemm})
+    ->Args({kGpuRows, 16, 20, kFused})
+    ->Args({kGpuRows, 16, 20, kGemm})
+    ->Args({kGpuRows, 16, 1000, kGemm})
+    ->Args({kGpuRows, 32, 200, kFused})
+    ->Args({kGpuRows, 32, 200, kGemm})
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
+BENCHMARK(BM_SgemmFloor)
+    ->ArgNames({"n", "d", "k"})
+    ->Args({kGpuRows, 100, 1000})
+    ->Args({kGpuRows, 16, 20})
+    ->Unit(benchmark::kMillisecond)
+    ->UseManualTime();
+
+}  // namespace

@@ -1,0 +1,65 @@
+// `mlforge info`: what this binary was built with and what it can see at run time, so that a user
+// can tell at a glance why a run is (not) on the GPU.
+#include <cstdio>
+#include <string>
+#include <thread>
+
+#include "algos/algorithms.h"
+#include "cli/cli.h"
+#include "core/resources.h"
+
+namespace mlforge::cli {
+namespace {
+
+std::string CudaVersion(int v) {
+  if (v <= 0) return "none";
+  return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10);
+}
+
+const char* OnOff(bool b) { return b ? "on" : "off"; }
+
+int RunInfo(const GlobalOptions& global) {
+  const BuildInfo build = GetBuildInfo();
+  std::printf("mlforge %s\n", build.version.c_str());
+  std::printf("build:      %s, %s, CUDA %s%s, NCCL %s, Gloo %s\n", build.build_type.c_str(),
+              build.compiler.c_str(), OnOff(build.cuda),
+              build.cuda ? (" (archs " + build.cuda_archs + ")").c_str() : "", OnOff(build.nccl),
+              OnOff(build.gloo));
+
+  const GpuReport gpus = DetectGpus();
+  if (gpus.built_with_cuda) {
+    std::printf("cuda:       runtime %s, driver %s\n", CudaVersion(gpus.runtime_version).c_str(),
+                CudaVersion(gpus.driver_version).c_str());
+  } else {
+    std::printf("cuda:       not built with CUDA\n");
+  }
+  if (gpus.available && !gpus.gpus.empty()) {
+    std::printf("gpus:       %zu\n", gpus.gpus.size());
+    for (const GpuInfo& g : gpus.gpus) {
+      std::printf("  gpu %d:    %s, sm_%d%d, %.1f GiB\n", g.index, g.name.c_str(), g.sm_major, g.sm_minor,
+                  static_cast<double>(g.total_memory) / (1024.0 * 1024.0 * 1024.0));
+    }
+  } else {
+    std::printf("gpus:       none (%s)\n", gpus.reason.empty() ? "no device reported" : gpus.reason.c_str());
+  }
+
+  const unsigned hw = std::thread::hardware_concurrency();
+  const int threads = global.threads > 0 ? global.threads : static_cast<int>(hw);
+  std::printf("threads:    %d (hardware %u)\n", threads, hw);
+  std::printf("device:     auto -> %s\n", gpus.available && build.cuda ? "gpu" : "cpu");
+  const auto& table = algos::BuiltinAlgorithms();
+  std::printf("algorithms: %zu\n", table.size());
+  for (const algos::Algorithm& a : table) std::printf("  %-24s %s\n", a.name.c_str(), a.description.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void RegisterInfo(CLI::App& app, const GlobalOptions& global, Registry& registry) {
+  CLI::App* info = app.add_subcommand(
+      "info", "Print the version, build options, CUDA runtime/driver, the GPUs seen (or why none), "
+              "threads and the algorithms available");
+  registry.Add(info, [&global] { return RunInfo(global); });
+}
+
+}  // namespace mlforge::cli

@@ -1,0 +1,108 @@
+// `mlforge train` (local training through the container's training entry, no /opt/ml needed) and
+// the inference commands `predict` / `serve`, which arrive with the inference issue.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "algos/algorithms.h"
+#include "cli/cli.h"
+#include "container/train.h"
+#include "core/error.h"
+#include "core/resources.h"
+
+namespace mlforge::cli {
+
+void NotImplementedYet(const std::string& command) {
+  MLF_FAIL("{}: not implemented yet: arrives with the inference issue", command);
+}
+
+namespace {
+
+struct TrainArgs {
+  std::string algorithm;
+  std::string train, validation, test;
+  std::string model_dir;
+  std::vector<std::string> hp;             // KEY=VALUE
+  std::vector<std::string> content_types;  // CHANNEL=TYPE
+  std::string device = "auto";
+  std::string failure_file;
+};
+
+// Failures are reported by the training runner itself (log line on stderr + optional failure
+// file) and come back as its exit code (container::ExitCode: 0, 1, 2, 143).
+int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
+  container::LocalTrainArgs local;
+  local.algorithm = args.algorithm;
+  local.channels["train"] = {args.train};
+  if (!args.validation.empty()) local.channels["validation"] = {args.validation};
+  if (!args.test.empty()) local.channels["test"] = {args.test};
+  for (const auto& [channel, type] : container::ParseKeyValues(args.content_types, "--content-type")) {
+    MLF_EXPECTS(local.channels.count(channel), "--content-type {}={}: there is no '{}' channel; use train, "
+                "validation or test for a channel given on the command line", channel, type, channel);
+    local.content_types[channel] = type;
+  }
+  local.hyperparameters = args.hp;
+  local.model_dir = args.model_dir;
+  local.failure_file = args.failure_file;
+  container::TrainOptions options;
+  options.device = ParseDeviceRequest(args.device);
+  options.threads = global.threads;
+  options.log_level = global.log_level;
+  return container::TrainLocal(local, algos::BuiltinAlgorithms(), options);
+}
+
+struct PredictArgs {
+  std::string model, input, content_type, accept, output, algorithm;
+};
+
+struct ServeArgs {
+  std::string model, algorithm;
+  int port = 8080;
+};
+
+}  // namespace
+
+void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registry) {
+  auto targs = std::make_shared<TrainArgs>();
+  CLI::App* train = app.add_subcommand(
+      "train", "Train ALGO on local files/directories (the container contract without /opt/ml)");
+  train->add_option("ALGO", targs->algorithm,
+                    "The SageMaker algorithm name; this build has: " + algos::AlgorithmNames(algos::BuiltinAlgorithms()))
+      ->required();
+  train->add_option("--train", targs->train, "Training channel: a file or a directory of files")->required();
+  train->add_option("--validation", targs->validation, "Validation channel (file or directory)");
+  train->add_option("--test", targs->test, "Test channel (file or directory)");
+  train->add_option("--model-dir", targs->model_dir, "Where the model artifacts (model_algo-1) are written")
+      ->required();
+  train->add_option("--hp", targs->hp, "Hyperparameter KEY=VALUE (repeatable), as in hyperparameters.json")
+      ->allow_extra_args(false);
+  train->add_option("--content-type", targs->content_types,
+                    "CHANNEL=TYPE (repeatable), e.g. train=text/csv;label_size=0 (default: from the extension)")
+      ->allow_extra_args(false);
+  train->add_option("--failure-file", targs->failure_file, "Also write the failure reason to this file");
+  train->add_option("--device", targs->device, "auto | cpu | gpu (gpu without one is an error)")
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}, CLI::ignore_case))
+      ->capture_default_str();
+  registry.Add(train, [targs, &global] { return RunTrain(*targs, global); });
+
+  auto pargs = std::make_shared<PredictArgs>();
+  CLI::App* predict = app.add_subcommand("predict", "Run a trained model on a file (arrives with the inference issue)");
+  predict->add_option("--model", pargs->model, "A model directory, a model.tar.gz or a bare model_algo-1")
+      ->required();
+  predict->add_option("--input", pargs->input, "Input file")->required();
+  predict->add_option("--content-type", pargs->content_type, "Input content type (default: from the extension)");
+  predict->add_option("--accept", pargs->accept, "Output content type");
+  predict->add_option("--output", pargs->output, "Output file (default: stdout)");
+  predict->add_option("--algorithm", pargs->algorithm, "Override the detected algorithm");
+  registry.Add(predict, []() -> int { NotImplementedYet("predict"); });
+
+  auto sargs = std::make_shared<ServeArgs>();
+  CLI::App* serve = app.add_subcommand("serve", "Serve a model over HTTP (arrives with the inference issue)");
+  serve->add_option("--model", sargs->model, "A model directory, a model.tar.gz or a bare model_algo-1")
+      ->required();
+  serve->add_option("--port", sargs->port, "TCP port")->capture_default_str();
+  serve->add_option("--algorithm", sargs->algorithm, "Override the detected algorithm");
+  registry.Add(serve, []() -> int { NotImplementedYet("serve"); });
+}
+
+}  // namespace mlforge::cli
