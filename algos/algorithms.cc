@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "algos/kmeans/kmeans.h"
 #include "core/error.h"
 
 namespace mlforge::algos {
@@ -35,7 +36,7 @@ const char* RecordWrapperName(RecordWrapper w) { return w == RecordWrapper::kRec
 
 const std::vector<Algorithm>& BuiltinAlgorithms() {
   // One entry per algorithm, in the order `mlforge --help` lists them. k-means comes first.
-  static const std::vector<Algorithm> table = {};
+  static const std::vector<Algorithm> table = {kmeans::Entry()};
   return table;
 }
 

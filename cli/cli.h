@@ -46,6 +46,8 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
 // train, predict, serve
 void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registry);
 void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& registry);
+// demo: VCF (or synthetic genotypes) -> recordIO -> k-means -> ARI against population labels
+void RegisterDemo(CLI::App& app, const GlobalOptions& global, Registry& registry);
 
 // Throws the UserError of the commands that arrive with the inference issue (exit 2).
 [[noreturn]] void NotImplementedYet(const std::string& command);

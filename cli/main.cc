@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   cli::RegisterData(app, global, registry);
   cli::RegisterTrain(app, global, registry);
   cli::RegisterContainer(app, global, registry);
+  cli::RegisterDemo(app, global, registry);
 
   try {
     app.parse(argc, argv);
