@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Creates (idempotently) the Python virtual environment used by the scikit-learn comparison test
+# and the CPU benchmark against scikit-learn, and prints the path of its python on stdout.
+#
+#   MLFORGE_VENV   where the venv lives (default: <repo>/.venv, which is gitignored)
+#   MLFORGE_PYTHON the interpreter that creates it (default: python3; needs the venv module)
+#
+# Exit status: 0 with the python path on stdout; 77 (the ctest skip code) with the reason on stderr
+# when the venv cannot be made here (PyPI unreachable, no python3, no venv module); 1 when
+# PyPI answered but the install failed anyway.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+venv="${MLFORGE_VENV:-$repo/.venv}"
+py="${MLFORGE_PYTHON:-python3}"
+
+# Pinned versions: wheels exist for CPython 3.9-3.12 on manylinux x86_64 and aarch64.
+requirements=(
+  "numpy==1.26.4"
+  "scipy==1.13.1"
+  "joblib==1.4.2"
+  "threadpoolctl==3.5.0"
+  "scikit-learn==1.5.2"
+)
+stamp_text="$(printf '%s\n' "${requirements[@]}")"
+
+say() { echo "pyenv.sh: $*" >&2; }
+skip() { say "SKIP: $*"; exit 77; }
+
+ready() {
+  [[ -x "$venv/bin/python" && -f "$venv/.mlforge-requirements" ]] &&
+    [[ "$(cat "$venv/.mlforge-requirements")" == "$stamp_text" ]] &&
+    "$venv/bin/python" -c 'import numpy, sklearn, threadpoolctl' >/dev/null 2>&1
+}
+
+if ready; then
+  echo "$venv/bin/python"
+  exit 0
+fi
+
+command -v "$py" >/dev/null 2>&1 || skip "no '$py' interpreter on PATH (set MLFORGE_PYTHON)"
+"$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' ||
+  skip "$py is older than 3.9; the pinned scikit-learn needs 3.9+"
+"$py" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
+  skip "$py has no venv/ensurepip module (Debian: apt-get install python3-venv)"
+
+mkdir -p "$(dirname "$venv")"
+# Serialise concurrent callers (e.g. ctest -j and a benchmark) on one lock per venv path (kept
+# outside the repository so it never shows up as an untracked file).
+lock="${TMPDIR:-/tmp}/mlforge-pyenv-$(printf '%s' "$venv" | cksum | cut -d' ' -f1).lock"
+exec 9>"$lock"
+if command -v flock >/dev/null 2>&1; then
+  flock 9
+fi
+if ready; then  # someone else finished it while we waited
+  echo "$venv/bin/python"
+  exit 0
+fi
+
+# Is the package index reachable? (PIP_INDEX_URL / pip.conf's index-url are honoured by pip; probe
+# the same host.) Without it the install cannot work: skip rather than fail.
+index="${PIP_INDEX_URL:-$("$py" -m pip config get global.index-url 2>/dev/null || true)}"
+index="${index:-https://pypi.org/simple/}"
+if ! "$py" - "$index" >/dev/null 2>&1 <<'EOF'
+import sys, urllib.request
+url = sys.argv[1].rstrip("/") + "/pip/"
+urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=15)
+EOF
+then
+  skip "the package index $index is unreachable; cannot install ${requirements[*]}"
+fi
+
+if [[ ! -x "$venv/bin/python" ]]; then
+  say "creating $venv with $("$py" --version 2>&1)"
+  "$py" -m venv "$venv" >&2 || skip "'$py -m venv $venv' failed"
+fi
+say "installing ${requirements[*]}"
+if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --timeout 60 \
+    "${requirements[@]}" >&2; then
+  say "pip install failed although $index answered"
+  exit 1
+fi
+"$venv/bin/python" -c 'import numpy, sklearn, threadpoolctl' >&2 || { say "imports fail after install"; exit 1; }
+printf '%s' "$stamp_text" >"$venv/.mlforge-requirements"
+say "ready: $("$venv/bin/python" -c 'import numpy, sklearn; print("numpy", numpy.__version__, "scikit-learn", sklearn.__version__)')"
+echo "$venv/bin/python"
