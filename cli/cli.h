@@ -43,8 +43,11 @@ class Registry {
 
 void RegisterInfo(CLI::App& app, const GlobalOptions& global, Registry& registry);
 void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry);
-// train, predict, serve
 void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registry);
+// predict: a model (directory, model.tar.gz or model_algo-1) over a file -> the endpoint's response
+void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& registry);
+// serve (a stub until the HTTP server arrives); registered after predict to keep the help order
+void RegisterServe(CLI::App& app, const GlobalOptions& global, Registry& registry);
 void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& registry);
 // demo: VCF (or synthetic genotypes) -> recordIO -> k-means -> ARI against population labels
 void RegisterDemo(CLI::App& app, const GlobalOptions& global, Registry& registry);

@@ -1,5 +1,5 @@
 // `mlforge train` (local training through the container's training entry, no /opt/ml needed) and
-// the inference commands `predict` / `serve`, which arrive with the inference issue.
+// the `serve` command, which arrives with the inference issue (`predict` is in cmd_predict.cc).
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,10 +51,6 @@ int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
   return container::TrainLocal(local, algos::BuiltinAlgorithms(), options);
 }
 
-struct PredictArgs {
-  std::string model, input, content_type, accept, output, algorithm;
-};
-
 struct ServeArgs {
   std::string model, algorithm;
   int port = 8080;
@@ -84,18 +80,9 @@ void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registr
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}, CLI::ignore_case))
       ->capture_default_str();
   registry.Add(train, [targs, &global] { return RunTrain(*targs, global); });
+}
 
-  auto pargs = std::make_shared<PredictArgs>();
-  CLI::App* predict = app.add_subcommand("predict", "Run a trained model on a file (arrives with the inference issue)");
-  predict->add_option("--model", pargs->model, "A model directory, a model.tar.gz or a bare model_algo-1")
-      ->required();
-  predict->add_option("--input", pargs->input, "Input file")->required();
-  predict->add_option("--content-type", pargs->content_type, "Input content type (default: from the extension)");
-  predict->add_option("--accept", pargs->accept, "Output content type");
-  predict->add_option("--output", pargs->output, "Output file (default: stdout)");
-  predict->add_option("--algorithm", pargs->algorithm, "Override the detected algorithm");
-  registry.Add(predict, []() -> int { NotImplementedYet("predict"); });
-
+void RegisterServe(CLI::App& app, const GlobalOptions& /*global*/, Registry& registry) {
   auto sargs = std::make_shared<ServeArgs>();
   CLI::App* serve = app.add_subcommand("serve", "Serve a model over HTTP (arrives with the inference issue)");
   serve->add_option("--model", sargs->model, "A model directory, a model.tar.gz or a bare model_algo-1")

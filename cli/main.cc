@@ -70,6 +70,8 @@ int main(int argc, char** argv) {
   cli::RegisterInfo(app, global, registry);
   cli::RegisterData(app, global, registry);
   cli::RegisterTrain(app, global, registry);
+  cli::RegisterPredict(app, global, registry);
+  cli::RegisterServe(app, global, registry);
   cli::RegisterContainer(app, global, registry);
   cli::RegisterDemo(app, global, registry);
 

@@ -1,0 +1,121 @@
+// The inference wire formats (SPEC.md 3.4-3.6), shared by `mlforge predict` and the HTTP server:
+// request bodies (Content-Type) -> HostBatch, predictions -> response bodies (Accept), and which
+// algorithm a model artifact belongs to.
+//
+// Requests:
+//   text/csv[;label_size=N]          one row per line, features only (label_size=1: the first
+//                                    column is a label and is dropped); no header, no blank lines
+//                                    (one trailing newline is fine)
+//   application/json                 {"instances": [INSTANCE, ...]} (a lone INSTANCE is accepted too)
+//   application/jsonlines            one INSTANCE (or {"instances": [...]}) per line; blank lines skipped
+//   application/x-recordio-protobuf  recordIO-framed aialgs.data.Record, features under "values"
+// where INSTANCE is one of
+//   {"features": [x0, x1, ...]}
+//   {"data": {"features": {"values": [x0, x1, ...]}}}
+//   {"data": {"features": {"keys": [i, ...], "shape": [dim], "values": [v, ...]}}}   (sparse)
+// and any other member of an instance ("configuration", ...) is ignored.
+//
+// Responses for k-means (SPEC.md 3.6), one entry per input row, numbers in shortest round-trip
+// float32 form, always with a fraction or exponent ("1.0", "0.25", "1e+20"), so closest_cluster
+// reads as a float as SageMaker writes it:
+//   application/json                 {"predictions":[{"closest_cluster":1.0,"distance_to_cluster":3.0},...]}
+//   application/jsonlines            {"closest_cluster": 1.0, "distance_to_cluster": 3.0}\n per row
+//   text/csv                         1.0,3.0\n per row (closest_cluster,distance_to_cluster)
+//   application/x-recordio-protobuf  one Record per row: label["closest_cluster"] and
+//                                    label["distance_to_cluster"], Float32Tensor with one value each
+// JSON has no NaN or infinity: such a distance (NaN input features) is written as null in JSON and
+// JSON lines, and as nan / inf in CSV.
+//
+// Every decoding problem is a UserError naming the source, the line / instance / record and the
+// field, e.g. "request.json: instance 3: data.features.values[2]: \"x\" is not a number".
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "algos/kmeans/kmeans.h"
+#include "core/batch.h"
+#include "io/archive.h"
+
+namespace mlforge::container {
+
+enum class RequestFormat { kCsv, kJson, kJsonLines, kRecordIO };
+enum class ResponseFormat { kJson, kJsonLines, kCsv, kRecordIO };
+
+// The canonical media type ("text/csv", "application/json", ...).
+const char* RequestFormatName(RequestFormat f);
+const char* ResponseFormatName(ResponseFormat f);
+
+struct RequestType {
+  RequestFormat format = RequestFormat::kCsv;
+  int label_size = 0;  // text/csv only: 1 = first column is a label (dropped)
+};
+
+// Parses a Content-Type: the media types above (case-insensitive; parameters other than CSV's
+// label_size ignored), plus "application/x-recordio" and "application/x-jsonlines". UserError
+// naming the supported types otherwise.
+RequestType ParseContentType(const std::string& content_type);
+// From a file name: .csv; .json; .jsonl .jsonlines; .pbr .rec .recordio .protobuf. UserError
+// naming the path and asking for --content-type when the extension says nothing.
+RequestType ContentTypeFromPath(const std::string& path);
+
+// Parses an Accept value. Empty, "*/*" and "application/*" mean application/json (SageMaker's
+// default). A list ("text/csv, application/json;q=0.5") picks the first supported entry.
+// UserError naming the supported types when none is supported.
+ResponseFormat ParseAccept(const std::string& accept);
+
+struct RequestContext {
+  std::string source = "request";  // names the body in errors (a file name, "request")
+  int64_t expected_cols = -1;      // the model's feature_dim; < 0: taken from the first row
+  int64_t first_line = 1;          // CSV / JSON lines: number of the body's first line in `source`
+  int64_t first_row = 0;           // ordinal of the body's first row (HostBatch::first_row)
+};
+
+// Decodes a whole request body into one batch (dense unless a sparse row arrives; labels are
+// dropped). An empty body gives a batch with 0 rows. UserError on anything malformed, or on a row
+// whose width differs from ctx.expected_cols (see WidthMismatch).
+HostBatch DecodeRequest(const RequestType& type, std::string_view body, const RequestContext& ctx);
+HostBatch DecodeRequest(const std::string& content_type, std::string_view body, const RequestContext& ctx);
+
+// The UserError message for a row with `found` feature columns where the model has `expected`:
+// names `where` (file and line/record), both widths, and, for CSV with one column too many, the
+// label_size=1 fix.
+std::string WidthMismatch(const std::string& where, int64_t found, int64_t expected, const RequestType& type);
+
+// Streams a k-means response: Append() once per batch of predictions, Finish() once at the end.
+// The concatenation of what they append is the complete body (json: the opening is written by the
+// first Append or by Finish, the closing by Finish).
+class KMeansResponseEncoder {
+ public:
+  explicit KMeansResponseEncoder(ResponseFormat format) : format_(format) {}
+  void Append(const algos::kmeans::Predictions& p, std::string* out);
+  void Finish(std::string* out);
+
+ private:
+  ResponseFormat format_;
+  bool started_ = false;
+  int64_t rows_ = 0;
+};
+
+// A whole response body in one call.
+std::string EncodeKMeansResponse(ResponseFormat format, const algos::kmeans::Predictions& p);
+std::string EncodeKMeansResponse(const std::string& accept, const algos::kmeans::Predictions& p);
+
+// Appends, framed as one recordIO record, a Record whose `label` map holds `n` entries, each a
+// Float32Tensor (values only) named keys[i] with values values[i][0..counts[i]). The entries are
+// written in the given order. Shared by every algorithm's protobuf response.
+void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts, size_t n,
+                       std::string* out);
+
+// Formats a float32 in shortest round-trip form that always reads as a float ("1.0", "2.5e-07").
+// NaN and infinities give "nan", "inf", "-inf" (callers writing JSON handle them first).
+void AppendFloat(float v, std::string* out);
+
+// The algorithm a model artifact was trained with, from model_algo-1 itself: an NDArray list with
+// one dense 2-D array is "kmeans", with arrays named s/v/mean "pca"; a zip with manifest.json is
+// "linear-learner", with meta.json "factorization-machines"; an mlforge-model.json next to it
+// names the algorithm too. "" when it cannot tell.
+std::string DetectAlgorithm(const io::ModelSource& source);
+
+}  // namespace mlforge::container
