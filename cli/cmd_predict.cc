@@ -3,7 +3,9 @@
 //   model:  a directory, a model.tar.gz or a bare model_algo-1; the algorithm is detected
 //   input:  CSV / recordIO-protobuf (streamed through io::BatchStream), JSON lines (streamed line
 //           by line), JSON (one document, read whole)
-//   output: stdout, or a file that appears (rename) only when every row was predicted
+//   output: stdout, or a file that appears (rename) only when every row was predicted (devices and
+//           FIFOs such as /dev/null are written in place)
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <spdlog/spdlog.h>
@@ -12,6 +14,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <string>
@@ -36,23 +39,38 @@ struct PredictArgs {
   std::string model, input, content_type, accept, output, algorithm;
 };
 
-// Where the response goes: stdout, or `<output>.tmp-<pid>` renamed over `output` by Commit().
-// A sink destroyed without Commit() (an error unwinding) removes its temporary file.
+// Where the response goes: stdout ("" or "-"); a regular file (new or existing, possibly through a
+// symlink), written as `<file>.tmp-<pid>` next to the real file and renamed over it by Commit(), so
+// a failure leaves nothing behind (a sink destroyed without Commit() removes its temporary); or a
+// device or FIFO (/dev/null, a pipe), which is written directly since it cannot be replaced.
 class OutputSink {
  public:
   explicit OutputSink(std::string path) : path_(std::move(path)) {
-    if (path_.empty()) {
+    if (path_.empty() || path_ == "-") {
       file_ = stdout;
       return;
     }
-    tmp_ = path_ + ".tmp-" + std::to_string(getpid());
+    struct stat st {};
+    if (::stat(path_.c_str(), &st) == 0) {
+      MLF_EXPECTS(!S_ISDIR(st.st_mode), "--output {}: is a directory; give a file name", path_);
+      if (!S_ISREG(st.st_mode)) {
+        file_ = std::fopen(path_.c_str(), "wb");
+        MLF_EXPECTS(file_ != nullptr, "cannot open '{}' (--output): {}", path_, std::strerror(errno));
+        direct_ = true;
+        return;
+      }
+    }
+    std::error_code ec;
+    const std::filesystem::path real = std::filesystem::weakly_canonical(path_, ec);
+    target_ = ec ? path_ : real.string();
+    tmp_ = target_ + ".tmp-" + std::to_string(getpid());
     file_ = std::fopen(tmp_.c_str(), "wb");
     MLF_EXPECTS(file_ != nullptr, "cannot create '{}' (for --output {}): {}", tmp_, path_, std::strerror(errno));
   }
   ~OutputSink() {
     if (file_ != nullptr && file_ != stdout) {
       std::fclose(file_);
-      std::remove(tmp_.c_str());
+      if (!direct_) std::remove(tmp_.c_str());
     }
   }
   OutputSink(const OutputSink&) = delete;
@@ -61,7 +79,7 @@ class OutputSink {
   void Write(std::string* bytes) {
     if (bytes->empty()) return;
     if (std::fwrite(bytes->data(), 1, bytes->size(), file_) != bytes->size()) {
-      MLF_FAIL("cannot write '{}': {}", path_.empty() ? std::string("stdout") : path_, std::strerror(errno));
+      MLF_FAIL("cannot write '{}': {}", file_ == stdout ? std::string("stdout") : path_, std::strerror(errno));
     }
     bytes->clear();
   }
@@ -75,18 +93,22 @@ class OutputSink {
     const bool closed = std::fclose(file_) == 0;
     file_ = nullptr;
     if (!flushed || !closed) {
-      std::remove(tmp_.c_str());
+      if (!direct_) std::remove(tmp_.c_str());
       MLF_FAIL("cannot write '{}': {}", path_, std::strerror(err));
     }
-    if (std::rename(tmp_.c_str(), path_.c_str()) != 0) {
+    if (direct_) return;
+    if (std::rename(tmp_.c_str(), target_.c_str()) != 0) {
       const int rerr = errno;
       std::remove(tmp_.c_str());
-      MLF_FAIL("cannot rename '{}' to '{}': {}", tmp_, path_, std::strerror(rerr));
+      MLF_FAIL("cannot rename '{}' to '{}': {}", tmp_, target_, std::strerror(rerr));
     }
   }
 
  private:
-  std::string path_, tmp_;
+  std::string path_;    // as given
+  std::string target_;  // the regular file replaced (symlinks resolved)
+  std::string tmp_;
+  bool direct_ = false;  // a device or FIFO, written in place
   FILE* file_ = nullptr;
 };
 
@@ -227,7 +249,7 @@ void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& regis
   predict->add_option("--accept", args->accept,
                       "Output content type: application/json (default), application/jsonlines, text/csv, "
                       "application/x-recordio-protobuf");
-  predict->add_option("--output", args->output, "Output file, written only on success (default: stdout)");
+  predict->add_option("--output", args->output, "Output file, written only on success (default or -: stdout; a device or FIFO is written in place)");
   predict->add_option("--algorithm", args->algorithm, "Override the detected algorithm (kmeans)");
   registry.Add(predict, [args, &global] { return RunPredict(*args, global); });
 }

@@ -307,6 +307,35 @@ TEST_F(PredictCli, RealSageMakerArtifact) {
                   "this is a pca model (detected from model_algo-1); mlforge predict supports kmeans models only");
 }
 
+TEST_F(PredictCli, OutputThroughSymlinkFifoAndDash) {
+  const test::TempDir& d = *dir_;
+  const Result base = RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--accept", "text/csv"});
+  ASSERT_EQ(base.code, 0) << base.err;
+  // "-" is stdout.
+  const Result dash = RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--accept", "text/csv",
+                                 "--output", "-"});
+  EXPECT_OK(dash);
+  EXPECT_EQ(dash.out, base.out);
+  // A symlink stays a symlink; the file it points to is replaced.
+  test::WriteFile(d / "sub/real.csv", "old\n");
+  fs::create_symlink("sub/real.csv", d / "link.csv");
+  EXPECT_OK(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--accept", "text/csv", "--output",
+                       "link.csv"}));
+  EXPECT_TRUE(fs::is_symlink(d / "link.csv"));
+  EXPECT_EQ(test::ReadFile(d / "sub/real.csv"), base.out);
+  EXPECT_EQ(FilesStartingWith(d, "link.csv"), std::vector<std::string>{"link.csv"});
+  // A FIFO is written in place (not replaced by a regular file).
+  ASSERT_EQ(std::system(("mkfifo " + Quote(d / "out.fifo")).c_str()), 0);
+  const std::string cmd = "cd " + Quote(d.path()) + " && (timeout 20 cat out.fifo > from_fifo.csv &) && " + Quote(kBinary) +
+                          " predict --model model --input features.csv --accept text/csv --output out.fifo "
+                          "2>/dev/null && sleep 0.2";
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(fs::status(d / "out.fifo").type(), fs::file_type::fifo);
+  EXPECT_EQ(test::ReadFile(d / "from_fifo.csv"), base.out);
+  fs::remove(d / "out.fifo");
+  fs::remove(d / "from_fifo.csv");
+}
+
 TEST_F(PredictCli, BadInputExitsTwoWithOneLineAndNoOutputFile) {
   const test::TempDir& d = *dir_;
   // One column too many: suggests label_size=1.
