@@ -133,9 +133,15 @@ int RunDemo(const DemoOptions& o, const GlobalOptions& global) {
   args.algorithm = "kmeans";
   args.channels["train"] = {data};
   args.model_dir = work + "/model";
-  args.hyperparameters = {"k=" + std::to_string(o.k), "feature_dim=" + std::to_string(cols), "init_method=kmeans++",
-                          "full_batch_lloyd_iterations=100", "seed=" + std::to_string(o.seed)};
-  for (const auto& h : o.hp) args.hyperparameters.push_back(h);
+  // The demo's defaults; --hp KEY=VALUE replaces one of them or adds another.
+  std::map<std::string, std::string> hps = {{"k", std::to_string(o.k)},
+                                            {"feature_dim", std::to_string(cols)},
+                                            {"init_method", "kmeans++"},
+                                            {"full_batch_lloyd_iterations", "100"},
+                                            {"full_batch_lloyd_trials", "10"},
+                                            {"seed", std::to_string(o.seed)}};
+  for (const auto& [key, value] : container::ParseKeyValues(o.hp, "--hp")) hps[key] = value;
+  for (const auto& [key, value] : hps) args.hyperparameters.push_back(key + "=" + value);
   fs::create_directories(args.model_dir);
   container::TrainOptions to;
   to.device = ParseDeviceRequest(o.device);

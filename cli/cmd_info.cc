@@ -1,6 +1,7 @@
 // `mlforge info`: what this binary was built with and what it can see at run time, so that a user
 // can tell at a glance why a run is (not) on the GPU.
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -59,7 +60,17 @@ void RegisterInfo(CLI::App& app, const GlobalOptions& global, Registry& registry
   CLI::App* info = app.add_subcommand(
       "info", "Print the version, build options, CUDA runtime/driver, the GPUs seen (or why none), "
               "threads and the algorithms available");
-  registry.Add(info, [&global] { return RunInfo(global); });
+  auto hp_algo = std::make_shared<std::string>();
+  info->add_option("--hyperparameters", *hp_algo,
+                   "Print ALGO's hyperparameter table (Markdown: name, type, default, valid values) instead");
+  registry.Add(info, [&global, hp_algo] {
+    if (!hp_algo->empty()) {
+      std::fputs(algos::FindAlgorithm(algos::BuiltinAlgorithms(), *hp_algo).hyperparameters().MarkdownTable().c_str(),
+                 stdout);
+      return kExitOk;
+    }
+    return RunInfo(global);
+  });
 }
 
 }  // namespace mlforge::cli

@@ -34,6 +34,13 @@ const HpTable& Hyperparameters() {
         .Doc("mlforge extension: exact Lloyd passes over all the data after streaming (0: off)");
     t.Float("full_batch_lloyd_tol").Default("0.0001").AtLeast(0).AtMost(1)
         .Doc("mlforge extension: full-batch Lloyd stops when the relative change in cost is below this");
+    t.Int("full_batch_lloyd_trials").Default("1").AtLeast(1).AtMost(1000)
+        .Doc("mlforge extension: independent full-batch Lloyd runs, lowest inertia kept (like scikit-learn's n_init): "
+             "the first starts from the streaming result, the others from greedy k-means++ on the seeding sample "
+             "(the first mini-batch)");
+    t.Int("full_batch_cache_mb").Default("2048").AtLeast(0)
+        .Doc("mlforge extension: full-batch passes keep the training data in host memory when it fits in this "
+             "many MB, else stream it from the files on every pass");
     t.Int("seed").Default("0").AtLeast(0).Doc("mlforge extension: seed for center initialisation");
     return t;
   }();
@@ -68,6 +75,12 @@ Config ResolveConfig(HpValues& v) {
   c.force_dense = v.GetBool("force_dense");
   c.full_batch_lloyd_iterations = v.GetInt("full_batch_lloyd_iterations");
   c.full_batch_lloyd_tol = v.GetDouble("full_batch_lloyd_tol");
+  c.full_batch_lloyd_trials = v.GetInt("full_batch_lloyd_trials");
+  c.full_batch_cache_mb = v.GetInt("full_batch_cache_mb");
+  MLF_EXPECTS(c.full_batch_lloyd_trials == 1 || c.full_batch_lloyd_iterations > 0,
+              "hyperparameter 'full_batch_lloyd_trials' = {} has no effect without full-batch Lloyd: set "
+              "'full_batch_lloyd_iterations' > 0 (e.g. 100) or leave full_batch_lloyd_trials at 1",
+              c.full_batch_lloyd_trials);
   c.seed = static_cast<uint64_t>(v.GetInt("seed"));
   MLF_EXPECTS(c.k <= c.mini_batch_size,
               "hyperparameter 'k' = {} is larger than 'mini_batch_size' = {}: the first mini-batch seeds "

@@ -32,6 +32,8 @@ struct Config {
   // Extensions.
   int64_t full_batch_lloyd_iterations = 0;  // exact Lloyd passes over all data after streaming
   double full_batch_lloyd_tol = 1e-4;       // stop when the relative cost change is below this
+  int64_t full_batch_lloyd_trials = 1;      // starts of full-batch Lloyd; lowest inertia kept
+  int64_t full_batch_cache_mb = 2048;       // host memory for keeping the data between full passes
   uint64_t seed = 0;
 };
 

@@ -24,6 +24,7 @@ void SaveModel(const Model& m, const std::string& dir) {
       {"feature_dim", m.dim},
       {"hyperparameters", nlohmann::json::parse(m.hyperparameters_json)},
       {"train_msd", m.train_msd},
+      {"metrics", m.metrics},
   };
   WriteFileAtomic(dir + "/" + kMetadataFile, meta.dump(2) + "\n");
 }
@@ -63,6 +64,11 @@ Model LoadModel(const std::string& path) {
     }
     if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
     if (meta.contains("train_msd") && meta["train_msd"].is_number()) m.train_msd = meta["train_msd"].get<double>();
+    if (meta.contains("metrics") && meta["metrics"].is_object()) {
+      for (const auto& [name, value] : meta["metrics"].items()) {
+        if (value.is_number()) m.metrics[name] = value.get<double>();
+      }
+    }
   }
   return m;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -17,6 +18,8 @@ struct Model {
   std::vector<float> centers;  // k x dim, row-major, host
   std::string hyperparameters_json = "{}";  // resolved configuration ("{}" for foreign models)
   double train_msd = -1;  // the train msd the job reported (-1 when unknown)
+  // Every metric the job reported, by SageMaker's metric name ("train:msd", "test:msd", "test:ssd").
+  std::map<std::string, double> metrics;
 
   const float* center(int64_t j) const { return centers.data() + j * dim; }
 };

@@ -74,18 +74,81 @@ void AllReduce(comm::Communicator& comm, kernels::KMeansStats& s) {
   comm.AllReduceSum(&s.cost, 1);
 }
 
-// Full passes over a channel with fixed centers: cost, counts and (optionally) sums.
-kernels::KMeansStats Pass(TrainContext& ctx, io::BatchStream& stream, kernels::KMeansAssigner& assigner,
-                          int epoch, bool with_sums) {
-  kernels::KMeansStats stats(assigner.k(), assigner.d(), with_sums);
-  stream.StartEpoch(epoch);
-  HostBatch batch;
-  while (true) {
-    const bool have = stream.Next(&batch);
-    ctx.stop().ThrowIfStopped();
-    if (!GroupHasData(ctx.resources.comm(), have)) break;
-    if (have) assigner.Assign(batch, &stats);
+size_t BatchBytes(const HostBatch& b) {
+  return b.values.size() * sizeof(float) + b.indptr.size() * sizeof(int64_t) + b.indices.size() * sizeof(uint32_t) +
+         (b.labels.size() + b.weights.size()) * sizeof(float) + b.ordinals.size() * sizeof(int64_t);
+}
+
+// The training channel for repeated full passes: the first pass streams from the files and keeps
+// the batches in host memory while they fit in `budget_bytes`; later passes read memory when the
+// whole channel fitted, else stream from the files again (memory stays bounded either way).
+class PassSource {
+ public:
+  PassSource(io::BatchStream& stream, size_t budget_bytes) : stream_(stream), budget_(budget_bytes) {}
+
+  // Calls fn(batch, have) once per group step: `have` is false once this rank has no batch left
+  // while other ranks still do. Stops when no rank has data.
+  template <typename Fn>
+  void ForEach(TrainContext& ctx, int epoch, Fn fn) {
+    comm::Communicator& comm = ctx.resources.comm();
+    if (complete_) {
+      for (size_t i = 0;; ++i) {
+        const bool have = i < cache_.size();
+        ctx.stop().ThrowIfStopped();
+        if (!GroupHasData(comm, have)) break;
+        fn(have ? cache_[i] : empty_, have);
+      }
+      return;
+    }
+    const bool caching = !tried_;
+    tried_ = true;
+    bool fits = caching;
+    stream_.StartEpoch(epoch);
+    HostBatch batch;
+    while (true) {
+      const bool have = stream_.Next(&batch);
+      ctx.stop().ThrowIfStopped();
+      if (!GroupHasData(comm, have)) break;
+      fn(have ? batch : empty_, have);
+      if (have && fits) {
+        bytes_ += BatchBytes(batch);
+        if (bytes_ > budget_) {
+          fits = false;
+          cache_.clear();
+          cache_.shrink_to_fit();
+        } else {
+          cache_.push_back(batch);
+        }
+      }
+    }
+    if (caching) {
+      complete_ = fits;
+      if (fits) {
+        spdlog::info("full-batch passes read the {} training row batch(es) ({:.1f} MB) from memory", cache_.size(),
+                     bytes_ / 1e6);
+      } else {
+        spdlog::info("the training data is larger than full_batch_cache_mb ({:.0f} MB): every full-batch pass "
+                     "streams it from the files", budget_ / 1e6);
+      }
+    }
   }
+
+ private:
+  io::BatchStream& stream_;
+  size_t budget_;
+  size_t bytes_ = 0;
+  bool tried_ = false, complete_ = false;
+  std::vector<HostBatch> cache_;
+  HostBatch empty_;
+};
+
+// One full pass over a channel with fixed centers: cost, counts and (optionally) sums.
+kernels::KMeansStats Pass(TrainContext& ctx, PassSource& source, kernels::KMeansAssigner& assigner, int epoch,
+                          bool with_sums) {
+  kernels::KMeansStats stats(assigner.k(), assigner.d(), with_sums);
+  source.ForEach(ctx, epoch, [&](const HostBatch& batch, bool have) {
+    if (have) assigner.Assign(batch, &stats);
+  });
   AllReduce(ctx.resources.comm(), stats);
   return stats;
 }
@@ -94,6 +157,40 @@ double TotalWeight(const kernels::KMeansStats& s) {
   double t = 0;
   for (double w : s.weights) t += w;
   return t;
+}
+
+struct FullBatchResult {
+  double cost = 0;     // sum of squared distances to the returned centers
+  double rows = 0;
+  int64_t updates = 0;
+};
+
+// Exact Lloyd's over the whole channel, streamed pass by pass: `centers` (k x d) is updated in place
+// and on return holds the centers `cost` was measured with. *epoch numbers the passes.
+FullBatchResult FullBatchLloyd(TrainContext& ctx, const Config& cfg, PassSource& source,
+                               kernels::KMeansAssigner& assigner, std::vector<float>& centers, int* epoch) {
+  const int64_t k = cfg.k, d = cfg.feature_dim;
+  FullBatchResult r;
+  assigner.SetCenters(centers.data(), k, d);
+  double prev_cost = -1;
+  for (int64_t it = 0;; ++it) {
+    kernels::KMeansStats s = Pass(ctx, source, assigner, (*epoch)++, true);
+    r.cost = s.cost;
+    r.rows = TotalWeight(s);
+    spdlog::debug("full-batch Lloyd pass {}: msd {}", it, log::FormatValue(r.cost / r.rows));
+    if (prev_cost >= 0 && prev_cost - r.cost <= cfg.full_batch_lloyd_tol * prev_cost) break;
+    if (it == cfg.full_batch_lloyd_iterations) break;
+    for (int64_t j = 0; j < k; ++j) {
+      if (s.weights[j] <= 0) continue;  // an empty cluster keeps its center
+      for (int64_t t = 0; t < d; ++t) {
+        centers[j * d + t] = static_cast<float>(s.sums[j * d + t] / s.weights[j]);
+      }
+    }
+    assigner.SetCenters(centers.data(), k, d);
+    prev_cost = r.cost;
+    ++r.updates;
+  }
+  return r;
 }
 
 }  // namespace
@@ -140,6 +237,9 @@ void Train(TrainContext& ctx) {
     spdlog::info("seeding {} centers from the first {} rows", big_k, pending_rows);
   }
   std::vector<float> centers(static_cast<size_t>(big_k * d));
+  // Rank 0 keeps the dense seeding sample when later full-batch trials seed from it.
+  std::vector<float> seed_sample;
+  int64_t seed_sample_rows = 0;
   if (comm.rank() == 0) {
     int64_t n = 0;
     std::vector<float> rows = DenseRows(pending, d, &n);
@@ -149,6 +249,10 @@ void Train(TrainContext& ctx) {
             ? kernels::SeedKMeansPlusPlus(view, nullptr, big_k, cfg.seed, 1, res.threads())
             : kernels::SeedRandom(view, nullptr, big_k, cfg.seed);
     centers = kernels::GatherRows(view, chosen);
+    if (cfg.full_batch_lloyd_trials > 1) {
+      seed_sample = std::move(rows);
+      seed_sample_rows = n;
+    }
   }
   comm.Broadcast(centers.data(), centers.size() * sizeof(float), 0);
   assigner.SetCenters(centers.data(), big_k, d);
@@ -244,47 +348,60 @@ void Train(TrainContext& ctx) {
     train_msd = r.cost / r.total_weight;
   }
 
-  // --- Optional exact Lloyd iterations over the whole data set (streamed). ---
+  // --- Optional exact Lloyd iterations over the whole data set (streamed), several starts. ---
   if (cfg.full_batch_lloyd_iterations > 0) {
-    assigner.SetCenters(model.centers.data(), cfg.k, d);
-    double prev_cost = -1;
-    int64_t updates = 0;
-    bool measured = false;
-    double cost = 0, rows = 0;
-    for (int64_t it = 0; it <= cfg.full_batch_lloyd_iterations; ++it) {
-      kernels::KMeansStats s = Pass(ctx, stream, assigner, cfg.epochs + static_cast<int>(it), true);
-      cost = s.cost;
-      rows = TotalWeight(s);
-      measured = true;
-      spdlog::info("full-batch Lloyd pass {}: msd {}", it, log::FormatValue(cost / rows));
-      if (prev_cost >= 0 && prev_cost - cost <= cfg.full_batch_lloyd_tol * prev_cost) break;
-      if (it == cfg.full_batch_lloyd_iterations) break;
-      for (int64_t j = 0; j < cfg.k; ++j) {
-        if (s.weights[j] <= 0) continue;  // an empty cluster keeps its center
-        for (int64_t t = 0; t < d; ++t) {
-          model.centers[j * d + t] = static_cast<float>(s.sums[j * d + t] / s.weights[j]);
+    int epoch = cfg.epochs;
+    PassSource source(stream, static_cast<size_t>(cfg.full_batch_cache_mb) * 1000000);
+    FullBatchResult best = FullBatchLloyd(ctx, cfg, source, assigner, model.centers, &epoch);
+    spdlog::info("full-batch Lloyd trial 0 (from the streaming centers): {} update(s), msd {}", best.updates,
+                 log::FormatValue(best.cost / best.rows));
+    int64_t best_trial = 0;
+    if (cfg.full_batch_lloyd_trials > 1) {
+      const int local_trials = 2 + static_cast<int>(std::log(static_cast<double>(cfg.k)));
+      if (comm.rank() == 0) {
+        spdlog::info("full-batch Lloyd trials 1..{} start from greedy k-means++ ({} candidates per step) on the "
+                     "seeding sample: the first {} training row(s)",
+                     cfg.full_batch_lloyd_trials - 1, local_trials, seed_sample_rows);
+      }
+      for (int64_t t = 1; t < cfg.full_batch_lloyd_trials; ++t) {
+        std::vector<float> start(static_cast<size_t>(cfg.k * d));
+        if (comm.rank() == 0) {
+          kernels::HostDenseView view{seed_sample.data(), seed_sample_rows, d};
+          start = kernels::GatherRows(
+              view, kernels::SeedKMeansPlusPlus(view, nullptr, cfg.k, cfg.seed + 1000003ULL * static_cast<uint64_t>(t),
+                                                local_trials, res.threads()));
+        }
+        comm.Broadcast(start.data(), start.size() * sizeof(float), 0);
+        FullBatchResult r = FullBatchLloyd(ctx, cfg, source, assigner, start, &epoch);
+        const bool better = r.cost < best.cost;
+        spdlog::info("full-batch Lloyd trial {}: {} update(s), msd {}{}", t, r.updates,
+                     log::FormatValue(r.cost / r.rows), better ? " (best so far)" : "");
+        if (better) {
+          best = r;
+          best_trial = t;
+          model.centers = std::move(start);
         }
       }
-      assigner.SetCenters(model.centers.data(), cfg.k, d);
-      prev_cost = cost;
-      ++updates;
     }
-    MLF_ASSERT(measured);
-    spdlog::info("full-batch Lloyd: {} update(s), final msd over {} rows {}", updates, static_cast<int64_t>(rows),
-                 log::FormatValue(cost / rows));
-    train_msd = cost / rows;
+    spdlog::info("full-batch Lloyd: kept trial {} of {}, msd over {} rows {}", best_trial, cfg.full_batch_lloyd_trials,
+                 static_cast<int64_t>(best.rows), log::FormatValue(best.cost / best.rows));
+    train_msd = best.cost / best.rows;
   }
   log::QualityMetric(ctx.host, "train", "msd", "loss", train_msd);
+  model.metrics["train:msd"] = train_msd;
 
   // --- Test channel. ---
   if (const TrainChannel* test = ctx.channel("test")) {
     io::BatchStream test_stream(test->source, MakeStreamOptions(cfg, ctx, *test, true));
+    PassSource test_source(test_stream, 0);
     assigner.SetCenters(model.centers.data(), cfg.k, d);
-    kernels::KMeansStats s = Pass(ctx, test_stream, assigner, 0, false);
+    kernels::KMeansStats s = Pass(ctx, test_source, assigner, 0, false);
     const double rows = TotalWeight(s);
     MLF_EXPECTS(rows > 0, "the test channel yielded no rows");
     for (const std::string& m : cfg.eval_metrics) {
-      log::QualityMetric(ctx.host, "test", m, "loss", m == "msd" ? s.cost / rows : s.cost);
+      const double value = m == "msd" ? s.cost / rows : s.cost;
+      log::QualityMetric(ctx.host, "test", m, "loss", value);
+      model.metrics["test:" + m] = value;
     }
   }
 
