@@ -1,6 +1,7 @@
 // CPU twin of the k-means assign-and-accumulate step, and the device dispatch (KMeansAssigner).
 // The CUDA code is kmeans_assign.cu.
 #include "kernels/kmeans_assign.h"
+#include "kernels/squared_distance.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -154,11 +155,7 @@ void KMeansAssignCpu(const HostDenseView& x, const float* row_weights, const Hos
       const int32_t j = ArgminRow(g.row(r).data(), cn, k);
       const float* xi = x.values + i * d;
       const float* cj = c + static_cast<int64_t>(j) * d;
-      double dist = 0.0;
-      for (int64_t q = 0; q < d; ++q) {
-        double diff = static_cast<double>(xi[q]) - cj[q];
-        dist += diff * diff;
-      }
+      const double dist = SquaredDistanceF64(xi, cj, d);
       const double w = row_weights != nullptr ? row_weights[i] : 1.0;
       if (out.labels != nullptr) out.labels[i] = j;
       if (out.min_dist != nullptr) out.min_dist[i] = static_cast<float>(dist);

@@ -1,5 +1,6 @@
 // Seeding and weighted Lloyd's algorithm on small host point sets (see kmeans_lloyd.h).
 #include "kernels/kmeans_lloyd.h"
+#include "kernels/squared_distance.h"
 
 #include <algorithm>
 #include <cmath>
@@ -65,14 +66,7 @@ void CheckSeedingInput(const HostDenseView& p, const float* w, int64_t k) {
   MLF_EXPECTS(total > 0.0, "k-means seeding: the points' weights sum to 0");
 }
 
-double SquaredDistance(const float* a, const float* b, int64_t d) {
-  double s = 0.0;
-  for (int64_t j = 0; j < d; ++j) {
-    const double diff = static_cast<double>(a[j]) - b[j];
-    s += diff * diff;
-  }
-  return s;
-}
+double SquaredDistance(const float* a, const float* b, int64_t d) { return SquaredDistanceF64(a, b, d); }
 
 // Index i with prefix(i) > target, where prefix sums `mass` in order; falls back to the last
 // positive entry when rounding puts target past the end. mass must have a positive entry.
