@@ -138,7 +138,7 @@ int RunDemo(const DemoOptions& o, const GlobalOptions& global) {
                                             {"feature_dim", std::to_string(cols)},
                                             {"init_method", "kmeans++"},
                                             {"full_batch_lloyd_iterations", "100"},
-                                            {"full_batch_lloyd_trials", "10"},
+                                            {"full_batch_lloyd_trials", "40"},
                                             {"seed", std::to_string(o.seed)}};
   for (const auto& [key, value] : container::ParseKeyValues(o.hp, "--hp")) hps[key] = value;
   for (const auto& [key, value] : hps) args.hyperparameters.push_back(key + "=" + value);
