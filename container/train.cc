@@ -271,6 +271,7 @@ int TrainLocal(const LocalTrainArgs& args, const std::vector<algos::Algorithm>& 
         ch.source.format = io::FormatFromContentType(ct->second, &label_size);
         ch.source.label_size = label_size;
       }
+      if (args.sharded_by_key.count(name)) ch.config.distribution = algos::S3Distribution::kShardedByS3Key;
       job.channels[name] = std::move(ch);
     }
     job.model_dir = args.model_dir;

@@ -12,6 +12,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -61,6 +62,9 @@ struct LocalTrainArgs {
   // Optional SageMaker ContentType per channel ("text/csv;label_size=0"); without one the
   // format comes from each file's extension.
   std::map<std::string, std::string> content_types;
+  // Channels whose paths are this host's own share of the data (SageMaker's ShardedByS3Key); the
+  // others are FullyReplicated: in a multi-host run every host reads them and keeps its records.
+  std::set<std::string> sharded_by_key;
   std::vector<std::string> hyperparameters;  // "name=value" pieces as typed
   std::string model_dir;
   std::string failure_file;  // optional: also write the failure reason here
