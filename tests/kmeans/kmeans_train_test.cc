@@ -379,6 +379,51 @@ TEST_F(KMeansTrain, DataLargerThanTheMemoryBudgetTrainsInBoundedMemory) {
   EXPECT_LT(WorstCenterError(truth, m), 0.05);
 }
 
+TEST_F(KMeansTrain, ContainerContractWritesTheSameModelAsTheCommandLine) {
+  // What the SageMaker SDK sends: every value a string, booleans capitalised, eval_metrics a
+  // JSON list in a string, plus the platform's internal keys.
+  const container::OptMlPaths p = container::ResolveOptMl(dir_ / "opt_ml");
+  test::WriteFile(p.hyperparameters,
+                  R"({"k": "4", "feature_dim": "5", "mini_batch_size": "1000", "init_method": "kmeans++",
+                      "force_dense": "True", "eval_metrics": "[\"msd\", \"ssd\"]", "epochs": "2",
+                      "_tuning_objective_metric": "test:msd"})");
+  test::WriteFile(p.inputdataconfig,
+                  R"({"train": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "File",
+                                "S3DistributionType": "ShardedByS3Key", "RecordWrapperType": "RecordIO"},
+                      "test": {"ContentType": "application/x-recordio-protobuf", "TrainingInputMode": "File",
+                               "S3DistributionType": "FullyReplicated", "RecordWrapperType": "RecordIO"}})");
+  test::WriteFile(p.resourceconfig, R"({"current_host": "algo-1", "hosts": ["algo-1"]})");
+  fs::create_directories(p.data_dir + "/train");
+  fs::create_directories(p.data_dir + "/test");
+  fs::copy_file(dir_ / "blobs.pbr", p.data_dir + "/train/blobs.pbr");
+  fs::copy_file(dir_ / "blobs.pbr", p.data_dir + "/test/blobs.pbr");
+  container::TrainOptions options;
+  static std::atomic<bool> never{false};
+  options.stop = StopToken(&never);
+  options.device = DeviceRequest::kCpu;
+  options.threads = 2;
+  options.log_level = "warn";
+  ASSERT_EQ(container::RunContainerTrain(p.root, "kmeans", algos::BuiltinAlgorithms(), options), 0);
+  EXPECT_FALSE(fs::exists(p.failure_file));
+
+  RunResult local = Train({dir_ / "blobs.pbr"}, dir_ / "local",
+                          {"k=4", "feature_dim=5", "mini_batch_size=1000", "init_method=kmeans++", "epochs=2"},
+                          {dir_ / "blobs.pbr"});
+  ASSERT_EQ(local.rc, 0) << local.failure;
+  EXPECT_EQ(test::ReadFile(p.model_dir + "/model_algo-1"), test::ReadFile(dir_ / "local/model_algo-1"));
+  const Model m = algos::kmeans::LoadModel(p.model_dir);
+  EXPECT_EQ(m.metrics.count("test:ssd"), 1u);
+  EXPECT_LT(WorstCenterError(data_, m), 0.1);
+
+  // A bad value in the container: failure file, exit 2, no model.
+  fs::remove_all(p.model_dir);
+  test::WriteFile(p.hyperparameters, R"({"k": "4", "feature_dim": "5", "init_method": "furthest"})");
+  EXPECT_EQ(container::RunContainerTrain(p.root, "kmeans", algos::BuiltinAlgorithms(), options),
+            container::kExitUserError);
+  EXPECT_NE(test::ReadFile(p.failure_file).find("init_method"), std::string::npos);
+  EXPECT_FALSE(fs::exists(p.model_dir + "/model_algo-1"));
+}
+
 TEST(KMeansDocs, ReadmeHoldsTheHyperparameterTable) {
   // README.md's k-means table is the code's table (`mlforge info --hyperparameters kmeans`).
   const std::string readme = test::ReadFile(MLFORGE_SOURCE_DIR "/README.md");
