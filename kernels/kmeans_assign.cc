@@ -54,16 +54,30 @@ int64_t TileRows(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / st
 // Argmin over one row of dot products: val_j = ||c_j||^2 - 2 x.c_j, lowest index on ties (strict
 // <, ascending j). A row whose values are all NaN gets center 0.
 inline int32_t ArgminRow(const float* dots, const float* cn, int64_t k) {
-  float best = std::numeric_limits<float>::infinity();
-  int32_t best_j = 0;
-  for (int64_t j = 0; j < k; ++j) {
-    float v = cn[j] - 2.0f * dots[j];
-    if (v < best) {
-      best = v;
-      best_j = static_cast<int32_t>(j);
+  // Two vectorizable passes instead of one compare-and-branch chain: the minimum of
+  // cn[j] - 2 dots[j] in 16 independent lanes, then the first j that attains it (ties: lowest
+  // index, as a scalar pass with a strict < would choose). NaN never compares below; when nothing
+  // does (all NaN or +inf) the answer is 0.
+  constexpr int kLanes = 16;
+  float lane[kLanes];
+  for (int l = 0; l < kLanes; ++l) lane[l] = std::numeric_limits<float>::infinity();
+  int64_t j = 0;
+  for (; j + kLanes <= k; j += kLanes) {
+    for (int l = 0; l < kLanes; ++l) {
+      const float v = cn[j + l] - 2.0f * dots[j + l];
+      lane[l] = v < lane[l] ? v : lane[l];
     }
   }
-  return best_j;
+  float best = std::numeric_limits<float>::infinity();
+  for (; j < k; ++j) {
+    const float v = cn[j] - 2.0f * dots[j];
+    best = v < best ? v : best;
+  }
+  for (int l = 0; l < kLanes; ++l) best = lane[l] < best ? lane[l] : best;
+  for (j = 0; j < k; ++j) {
+    if (cn[j] - 2.0f * dots[j] == best) return static_cast<int32_t>(j);
+  }
+  return 0;
 }
 
 // The per-thread accumulators, added into the caller's output in thread order.
