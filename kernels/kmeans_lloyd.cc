@@ -156,8 +156,10 @@ std::vector<int64_t> SeedKMeansPlusPlus(const HostDenseView& points, const float
 
   // d2[i]: squared distance from row i to its nearest chosen row.
   std::vector<double> d2(static_cast<size_t>(n));
+  // One parallel region per candidate: below ~1M values the fork/join costs more than the pass
+  // (and on a busy machine spinning OpenMP threads make it far worse).
   const float* c0 = points.values + first * d;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 16))
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 20))
   for (int64_t i = 0; i < n; ++i) d2[static_cast<size_t>(i)] = SquaredDistance(points.values + i * d, c0, d);
 
   std::vector<double> cand_d2(static_cast<size_t>(n));
@@ -182,7 +184,7 @@ std::vector<int64_t> SeedKMeansPlusPlus(const HostDenseView& points, const float
       for (int t = 0; t < local_trials; ++t) {
         const int64_t cand = DrawByMass(mass, pot, rng);
         const float* c = points.values + cand * d;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 16))
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 20))
         for (int64_t i = 0; i < n; ++i) {
           cand_d2[static_cast<size_t>(i)] =
               std::min(d2[static_cast<size_t>(i)], SquaredDistance(points.values + i * d, c, d));
