@@ -37,8 +37,9 @@ float* BatchBuilder::AppendDenseRow(const float* label) {
 void BatchBuilder::AddDense(const float* x, const float* label) {
   HostBatch& b = *batch_;
   if (b.layout == Layout::kDense) {
-    float* dst = AppendDenseRow(label);
-    std::copy(x, x + b.cols, dst);
+    PushLabel(label);
+    b.values.insert(b.values.end(), x, x + b.cols);  // one write per value (no zero fill first)
+    ++b.rows;
     return;
   }
   PushLabel(label);

@@ -454,6 +454,11 @@ struct BatchStream::Impl {
         d->cols = row.cols;
         d->labeled = row.has_label;
         builder.Reset(&d->batch, row.cols, 0);
+        if (!row.sparse) {
+          // Dense chunks: one allocation for the whole batch instead of repeated growth.
+          d->batch.values.reserve(static_cast<size_t>(d->records * row.rows * row.cols));
+          if (row.has_label) d->batch.labels.reserve(static_cast<size_t>(d->records * row.rows));
+        }
       }
       if (opt.expected_cols >= 0 && row.cols != opt.expected_cols) {
         MLF_FAIL(

@@ -52,6 +52,26 @@ struct TensorData {
 // gigabytes of row pointers for a few keys.
 constexpr uint64_t kMaxRowsPerRecord = uint64_t{1} << 24;
 
+// "features[\"values\"]" in messages, formatted only when a message is built (not per record).
+struct TensorName {
+  const char* map;
+  std::string_view key;
+};
+
+}  // namespace
+}  // namespace mlforge::io
+
+template <>
+struct fmt::formatter<mlforge::io::TensorName> : fmt::formatter<std::string_view> {
+  template <typename FormatContext>
+  auto format(const mlforge::io::TensorName& n, FormatContext& ctx) const {
+    return fmt::format_to(ctx.out(), "{}[\"{}\"]", n.map, n.key);
+  }
+};
+
+namespace mlforge::io {
+namespace {
+
 std::string Where(const RecordContext& ctx) {
   return fmt::format("{}: record {} at byte {}", ctx.file ? *ctx.file : std::string("<input>"),
                      ctx.record_index, ctx.offset);
@@ -74,7 +94,7 @@ Scratch& GetScratch() {
 }
 
 void FinishFeatures(TensorData& t, std::string_view key, const RecordContext& ctx, DecodedRow* out) {
-  const std::string name = fmt::format("features[\"{}\"]", key);
+  const TensorName name{"features", key};
   if (t.kind == kNone) {
     MLF_FAIL("{}: {} holds no tensor (none of float32_tensor, float64_tensor, int32_tensor is set)",
              Where(ctx), name);
@@ -169,7 +189,7 @@ void FinishFeatures(TensorData& t, std::string_view key, const RecordContext& ct
 }
 
 void FinishLabel(const TensorData& t, std::string_view key, const RecordContext& ctx, DecodedRow* out) {
-  const std::string name = fmt::format("label[\"{}\"]", key);
+  const TensorName name{"label", key};
   MLF_EXPECTS(t.kind != kNone,
               "{}: {} holds no tensor (none of float32_tensor, float64_tensor, int32_tensor "
               "is set)",
