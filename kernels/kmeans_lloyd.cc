@@ -162,8 +162,7 @@ std::vector<int64_t> SeedKMeansPlusPlus(const HostDenseView& points, const float
 #pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 20))
   for (int64_t i = 0; i < n; ++i) d2[static_cast<size_t>(i)] = SquaredDistance(points.values + i * d, c0, d);
 
-  std::vector<double> cand_d2(static_cast<size_t>(n));
-  std::vector<double> best_d2(static_cast<size_t>(n));
+  std::vector<double> cand_d2;  // local_trials x n: D^2 with each candidate added
   while (static_cast<int64_t>(out.size()) < k) {
     double pot = 0.0;
     for (int64_t i = 0; i < n; ++i) {
@@ -180,26 +179,34 @@ std::vector<int64_t> SeedKMeansPlusPlus(const HostDenseView& points, const float
         d2[static_cast<size_t>(i)] = std::min(d2[static_cast<size_t>(i)], SquaredDistance(points.values + i * d, c, d));
       }
     } else {
-      double best_pot = std::numeric_limits<double>::infinity();
-      for (int t = 0; t < local_trials; ++t) {
-        const int64_t cand = DrawByMass(mass, pot, rng);
-        const float* c = points.values + cand * d;
-#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d > (1 << 20))
-        for (int64_t i = 0; i < n; ++i) {
-          cand_d2[static_cast<size_t>(i)] =
-              std::min(d2[static_cast<size_t>(i)], SquaredDistance(points.values + i * d, c, d));
+      // The candidates are drawn first (they all come from the same D^2 distribution), then one
+      // pass over the rows measures every candidate, so each row is read once per step.
+      std::vector<int64_t> cands(static_cast<size_t>(local_trials));
+      for (int t = 0; t < local_trials; ++t) cands[static_cast<size_t>(t)] = DrawByMass(mass, pot, rng);
+      cand_d2.resize(static_cast<size_t>(n * local_trials));
+      const int64_t trials = local_trials;
+#pragma omp parallel for schedule(static) num_threads(nt) if (nt > 1 && n * d * trials > (1 << 20))
+      for (int64_t i = 0; i < n; ++i) {
+        const float* xi = points.values + i * d;
+        for (int64_t t = 0; t < trials; ++t) {
+          cand_d2[static_cast<size_t>(t * n + i)] =
+              std::min(d2[static_cast<size_t>(i)], SquaredDistance(xi, points.values + cands[static_cast<size_t>(t)] * d, d));
         }
+      }
+      double best_pot = std::numeric_limits<double>::infinity();
+      int64_t best_t = 0;
+      for (int64_t t = 0; t < trials; ++t) {
         // Summed serially, in row order: the choice must not depend on the thread count.
         double cand_pot = 0.0;
-        for (int64_t i = 0; i < n; ++i) cand_pot += Weight(weights, i) * cand_d2[static_cast<size_t>(i)];
+        for (int64_t i = 0; i < n; ++i) cand_pot += Weight(weights, i) * cand_d2[static_cast<size_t>(t * n + i)];
         // Strict <: the first candidate wins ties, so local_trials = 1 is plain k-means++.
         if (cand_pot < best_pot || pick < 0) {
           best_pot = cand_pot;
-          pick = cand;
-          best_d2.swap(cand_d2);
+          pick = cands[static_cast<size_t>(t)];
+          best_t = t;
         }
       }
-      d2.swap(best_d2);
+      std::copy(cand_d2.begin() + best_t * n, cand_d2.begin() + (best_t + 1) * n, d2.begin());
     }
     out.push_back(pick);
     chosen[static_cast<size_t>(pick)] = 1;
