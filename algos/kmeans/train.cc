@@ -233,9 +233,10 @@ void Train(TrainContext& ctx) {
                  "(extra_center_factor effectively {:.2f})",
                  seed_rows, big_k, seed_rows, static_cast<double>(seed_rows) / cfg.k);
     big_k = seed_rows;
-  } else if (pending_rows > cfg.mini_batch_size || pending.size() > 1) {
-    spdlog::info("seeding {} centers from the first {} rows", big_k, pending_rows);
   }
+  // Seeding samples: say from how much (SageMaker's image logs the effective batch size too).
+  spdlog::info("seeding {} streaming centers ({}) from the first {} training row(s) on the first host",
+               big_k, cfg.init_method == InitMethod::kKMeansPlusPlus ? "kmeans++" : "random", seed_rows);
   std::vector<float> centers(static_cast<size_t>(big_k * d));
   // Rank 0 keeps the dense seeding sample when later full-batch trials seed from it.
   std::vector<float> seed_sample;
