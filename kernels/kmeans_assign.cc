@@ -1,6 +1,7 @@
 // CPU twin of the k-means assign-and-accumulate step, and the device dispatch (KMeansAssigner).
 // The CUDA code is kmeans_assign.cu.
 #include "kernels/kmeans_assign.h"
+#include "kernels/omp_threads.h"
 #include "kernels/squared_distance.h"
 
 #include <Eigen/Core>
@@ -37,15 +38,6 @@ void SquaredNormsCpu(const float* rows, int64_t n, int64_t d, float* out) {
 namespace {
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-
-int ResolveThreads(int threads) {
-#ifdef _OPENMP
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-  return 1;
-#endif
-}
 
 // Rows per tile: the tile's dot products (tile x k floats) stay within ~1 MiB so they are still
 // in L2 when the argmin reads them; more than 512 rows buys nothing for Eigen's GEMM.

@@ -1,5 +1,6 @@
 // Seeding and weighted Lloyd's algorithm on small host point sets (see kmeans_lloyd.h).
 #include "kernels/kmeans_lloyd.h"
+#include "kernels/omp_threads.h"
 #include "kernels/squared_distance.h"
 
 #include <algorithm>
@@ -38,15 +39,6 @@ class Rng {
 uint64_t Mix(uint64_t a, uint64_t b) {
   Rng r(a ^ (b * 0xD1B54A32D192ED03ull));
   return r.Next();
-}
-
-int ResolveThreads(int threads) {
-#ifdef _OPENMP
-  return threads > 0 ? threads : omp_get_max_threads();
-#else
-  (void)threads;
-  return 1;
-#endif
 }
 
 double Weight(const float* w, int64_t i) { return w != nullptr ? static_cast<double>(w[i]) : 1.0; }
