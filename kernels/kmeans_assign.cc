@@ -45,31 +45,48 @@ int64_t TileRows(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / st
 
 // Argmin over one row of dot products: val_j = ||c_j||^2 - 2 x.c_j, lowest index on ties (strict
 // <, ascending j). A row whose values are all NaN gets center 0.
+// 8-lane float / int vectors (GCC vector extensions: AVX registers with -march=native, SSE pairs
+// otherwise; no intrinsics, so the code stays portable).
+typedef float V8f __attribute__((vector_size(32)));
+typedef int32_t V8i __attribute__((vector_size(32)));
+
 inline int32_t ArgminRow(const float* dots, const float* cn, int64_t k) {
-  // Two vectorizable passes instead of one compare-and-branch chain: the minimum of
-  // cn[j] - 2 dots[j] in 16 independent lanes, then the first j that attains it (ties: lowest
-  // index, as a scalar pass with a strict < would choose). NaN never compares below; when nothing
-  // does (all NaN or +inf) the answer is 0.
-  constexpr int kLanes = 16;
-  float lane[kLanes];
-  for (int l = 0; l < kLanes; ++l) lane[l] = std::numeric_limits<float>::infinity();
+  // Per lane: the lowest value of cn[j] - 2 dots[j] and the first j reaching it (strict <); then
+  // the lowest value across lanes, ties to the lowest index. Same answer as one scalar pass with
+  // a strict <. NaN never compares below; when nothing does (all NaN or +inf) the answer is 0.
+  float best = std::numeric_limits<float>::infinity();
+  int32_t best_j = 0;
   int64_t j = 0;
-  for (; j + kLanes <= k; j += kLanes) {
-    for (int l = 0; l < kLanes; ++l) {
-      const float v = cn[j + l] - 2.0f * dots[j + l];
-      lane[l] = v < lane[l] ? v : lane[l];
+  if (k >= 16) {
+    V8f lane_v;
+    V8i lane_j = {0, 0, 0, 0, 0, 0, 0, 0};
+    V8i idx = {0, 1, 2, 3, 4, 5, 6, 7};
+    for (int l = 0; l < 8; ++l) lane_v[l] = std::numeric_limits<float>::infinity();
+    for (; j + 8 <= k; j += 8) {
+      V8f c, g;
+      std::memcpy(&c, cn + j, sizeof(c));
+      std::memcpy(&g, dots + j, sizeof(g));
+      const V8f v = c - 2.0f * g;
+      const V8i lt = v < lane_v;
+      lane_v = lt ? v : lane_v;
+      lane_j = lt ? idx : lane_j;
+      idx += 8;
+    }
+    for (int l = 0; l < 8; ++l) {
+      if (lane_v[l] < best || (lane_v[l] == best && lane_j[l] < best_j)) {
+        best = lane_v[l];
+        best_j = lane_j[l];
+      }
     }
   }
-  float best = std::numeric_limits<float>::infinity();
-  for (; j < k; ++j) {
+  for (; j < k; ++j) {  // the tail's indices are above every lane's: strict < keeps ties low
     const float v = cn[j] - 2.0f * dots[j];
-    best = v < best ? v : best;
+    if (v < best) {
+      best = v;
+      best_j = static_cast<int32_t>(j);
+    }
   }
-  for (int l = 0; l < kLanes; ++l) best = lane[l] < best ? lane[l] : best;
-  for (j = 0; j < k; ++j) {
-    if (cn[j] - 2.0f * dots[j] == best) return static_cast<int32_t>(j);
-  }
-  return 0;
+  return best_j;
 }
 
 // The per-thread accumulators, added into the caller's output in thread order.

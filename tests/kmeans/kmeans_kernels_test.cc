@@ -222,6 +222,29 @@ TEST(KMeansAssign, ExactTiesGoToLowestIndex) {
   EXPECT_EQ(r.labels[3], 2);
   EXPECT_EQ(r.min_dist[1], 0.0f);
 
+  // k >= 16 uses 8 vector lanes: a tie between index 11 (lane 3) and index 17 (lane 1) and 3
+  // (lane 3, first block) must still go to the lowest index, whatever lane holds it.
+  Data u;
+  u.d = 2;
+  u.k = 20;
+  for (int64_t j = 0; j < u.k; ++j) {
+    u.c.push_back(100.0f + static_cast<float>(j));
+    u.c.push_back(0.0f);
+  }
+  for (int64_t j : {3, 11, 17}) {
+    u.c[static_cast<size_t>(2 * j)] = 1.0f;
+    u.c[static_cast<size_t>(2 * j + 1)] = 1.0f;
+  }
+  u.x = {1, 1, 1, 2, 118, 0};
+  u.n = 3;
+  const Result ru = RunDense(u, 1);
+  EXPECT_EQ(ru.labels[0], 3);
+  EXPECT_EQ(ru.labels[1], 3);
+  EXPECT_EQ(ru.labels[2], 18);
+  // Only the later copies remain equal: 11 and 17 (lanes 3 and 1) -> 11.
+  u.c[6] = 50.0f;
+  EXPECT_EQ(RunDense(u, 1).labels[0], 11);
+
   // Many identical centers across a whole GEMM tile: center 0 wins every row.
   Data t = MakeData(600, 4, 1000, 1, false);
   for (int64_t j = 1; j < t.k; ++j) std::copy_n(t.c.begin(), t.d, t.c.begin() + j * t.d);
