@@ -3,11 +3,13 @@
 //   model:  a directory, a model.tar.gz or a bare model_algo-1; the algorithm is detected
 //   input:  CSV / recordIO-protobuf (streamed through io::BatchStream), JSON lines (streamed line
 //           by line), JSON (one document, read whole)
+//   join:   --join ordinal|uid|ordinal,uid adds each row's input ordinal / Record.uid to its output
 //   output: stdout, or a file that appears (rename) only when every row was predicted (devices and
 //           FIFOs such as /dev/null are written in place)
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +20,8 @@
 #include <fstream>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "algos/algorithms.h"
 #include "algos/kmeans/kmeans.h"
@@ -30,13 +34,18 @@
 #include "core/resources.h"
 #include "core/stop.h"
 #include "io/archive.h"
+#include "io/batch_builder.h"
 #include "io/batch_stream.h"
+#include "io/decoded_row.h"
+#include "io/input_file.h"
+#include "io/record_codec.h"
+#include "io/recordio.h"
 
 namespace mlforge::cli {
 namespace {
 
 struct PredictArgs {
-  std::string model, input, content_type, accept, output, algorithm;
+  std::string model, input, content_type, accept, output, algorithm, join;
 };
 
 // Where the response goes: stdout ("" or "-"); a regular file (new or existing, possibly through a
@@ -137,6 +146,59 @@ std::string ResolveAlgorithm(const PredictArgs& args, const io::ModelSource& sou
 // Rows per batch: about 16 MiB of dense features, between 64 and 8192 rows.
 int64_t BatchRows(int64_t dim) { return std::clamp<int64_t>((int64_t{4} << 20) / std::max<int64_t>(dim, 1), 64, 8192); }
 
+// recordIO input when the uid is joined: the file(s) read in order on this thread, each record
+// decoded with its uid (io::BatchStream keeps no uids), `batch_rows` rows per batch (a record of r
+// rows is never split). `run` gets each batch with one uid per row ("" for a record without one).
+template <typename Run>
+void StreamRecordIOWithUids(const std::string& input, int64_t batch_rows, int64_t expected_cols,
+                            const container::RequestType& type, const StopToken& stop, const Run& run) {
+  HostBatch batch;
+  std::vector<std::string> uids;
+  io::BatchBuilder builder;
+  io::DecodedRow row;
+  int64_t next_ordinal = 0;
+  builder.Reset(&batch, expected_cols, next_ordinal);
+  auto flush = [&] {
+    if (batch.rows == 0) return;
+    next_ordinal += batch.rows;
+    run(batch, uids);
+    uids.clear();
+    builder.Reset(&batch, expected_cols, next_ordinal);
+  };
+  for (const std::string& path : io::ExpandChannelPaths({input})) {
+    io::RecordIOReader reader(io::InputFile::Open(path, stop));
+    std::string_view payload;
+    while (reader.Next(&payload)) {
+      io::RecordContext rc;
+      rc.file = &path;
+      rc.record_index = reader.record_index();
+      rc.offset = reader.record_offset();
+      io::DecodeRecord(payload, rc, &row);
+      if (row.cols != expected_cols) {
+        throw UserError(container::WidthMismatch(
+            fmt::format("{}: record {} at byte {}", path, rc.record_index, rc.offset), row.cols, expected_cols,
+            type));
+      }
+      for (int64_t r = 0; r < row.rows; ++r) {
+        if (!row.sparse) {
+          builder.AddDense(row.values.data() + r * row.cols, nullptr);
+        } else if (row.rows == 1) {
+          builder.AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()), nullptr);
+        } else {
+          const int64_t from = row.row_ptr[static_cast<size_t>(r)], to = row.row_ptr[static_cast<size_t>(r + 1)];
+          builder.AddSparse(row.indices.data() + from, row.values.data() + from, to - from, nullptr);
+        }
+        uids.push_back(row.uid);
+      }
+      if (batch.rows >= batch_rows) {
+        stop.ThrowIfStopped();
+        flush();
+      }
+    }
+  }
+  flush();
+}
+
 int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   io::ModelSource source = io::ModelSource::Open(args.model);
   ResolveAlgorithm(args, source);
@@ -149,21 +211,33 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   Resources res(DeviceRequest::kAuto, global.threads, 0, comm::MakeSingleProcess(), StopToken::FromSignals());
   const StopToken stop = StopToken::FromSignals();
   const int64_t batch_rows = BatchRows(model.dim);
-  container::KMeansResponseEncoder encoder(accept);
+  const container::JoinFields join = container::ParseJoinFields(args.join);
+  MLF_EXPECTS(!join.uid || type.format == container::RequestFormat::kRecordIO,
+              "--join uid: only recordIO input carries a uid (Record.uid); {} is {}, use --join ordinal", args.input,
+              container::RequestFormatName(type.format));
+  container::KMeansResponseEncoder encoder(accept, join);
   OutputSink sink(args.output);
   std::string out;
   int64_t rows = 0;
-  auto run = [&](const HostBatch& batch) {
+  auto run_with_uids = [&](const HostBatch& batch, const std::vector<std::string>* uids) {
     stop.ThrowIfStopped();
     if (batch.rows == 0) return;
-    encoder.Append(algos::kmeans::Predict(model, batch, res), &out);
+    encoder.Append(algos::kmeans::Predict(model, batch, res), batch, uids, &out);
     sink.Write(&out);
     rows += batch.rows;
   };
+  auto run = [&](const HostBatch& batch) { run_with_uids(batch, nullptr); };
 
   switch (type.format) {
     case container::RequestFormat::kCsv:
     case container::RequestFormat::kRecordIO: {
+      if (join.uid) {
+        StreamRecordIOWithUids(args.input, batch_rows, model.dim, type, stop,
+                               [&](const HostBatch& batch, const std::vector<std::string>& uids) {
+                                 run_with_uids(batch, &uids);
+                               });
+        break;
+      }
       io::ChannelSource channel;
       channel.paths = {args.input};
       channel.format = type.format == container::RequestFormat::kCsv ? io::DataFormat::kCsv : io::DataFormat::kRecordIO;
@@ -251,6 +325,10 @@ void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& regis
                       "application/x-recordio-protobuf");
   predict->add_option("--output", args->output, "Output file, written only on success (default or -: stdout; a device or FIFO is written in place)");
   predict->add_option("--algorithm", args->algorithm, "Override the detected algorithm (kmeans)");
+  predict->add_option("--join", args->join,
+                      "Add per-row join fields to the output: none (default: the endpoint's exact shapes), ordinal "
+                      "(0-based input row number), uid (the recordIO Record.uid), or ordinal,uid")
+      ->default_str("none");
   registry.Add(predict, [args, &global] { return RunPredict(*args, global); });
 }
 

@@ -8,6 +8,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstring>
+#include <iterator>
 #include <limits>
 #include <utility>
 #include <vector>
@@ -532,72 +533,178 @@ void AppendFloat(float v, std::string* out) {
   out->append(fmt::format("e{}{:02d}", exp < 0 ? '-' : '+', std::abs(exp)));
 }
 
-void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts, size_t n,
-                       std::string* out) {
-  // Record { map<string, Value> label = 2 }  entry { key = 1; value = 2 }
-  // Value { Float32Tensor float32_tensor = 2 }  Float32Tensor { repeated float values = 1 [packed] }
+namespace {
+
+// One label entry of a response Record: a Float32Tensor (f32) or Float64Tensor (f64) of `count`
+// values.
+struct LabelEntry {
+  std::string_view key;
+  const float* f32 = nullptr;
+  const double* f64 = nullptr;
+  size_t count = 0;
+};
+
+// Record { map<string, Value> label = 2; optional string uid = 3 }  entry { key = 1; value = 2 }
+// Value { Float32Tensor float32_tensor = 2; Float64Tensor float64_tensor = 3 }
+// Float32Tensor / Float64Tensor { repeated float|double values = 1 [packed] }
+void AppendRecord(const LabelEntry* entries, size_t n, const std::string_view* uid, std::string* out) {
   std::string payload;
   for (size_t i = 0; i < n; ++i) {
-    const size_t floats = counts[i] * 4;
-    const size_t tensor = counts[i] > 0 ? LenField(floats) : 0;
+    const LabelEntry& e = entries[i];
+    const size_t width = e.f64 != nullptr ? 8 : 4;
+    const size_t bytes = e.count * width;
+    const size_t tensor = e.count > 0 ? LenField(bytes) : 0;
     const size_t value = LenField(tensor);
-    const size_t entry = LenField(keys[i].size()) + LenField(value);
+    const size_t entry = LenField(e.key.size()) + LenField(value);
     payload.push_back(0x12);
     PutVarint(entry, &payload);
     payload.push_back(0x0a);
-    PutVarint(keys[i].size(), &payload);
-    payload.append(keys[i]);
+    PutVarint(e.key.size(), &payload);
+    payload.append(e.key);
     payload.push_back(0x12);
     PutVarint(value, &payload);
-    payload.push_back(0x12);
+    payload.push_back(e.f64 != nullptr ? 0x1a : 0x12);
     PutVarint(tensor, &payload);
-    if (counts[i] > 0) {
+    if (e.count > 0) {
       payload.push_back(0x0a);
-      PutVarint(floats, &payload);
-      for (size_t j = 0; j < counts[i]; ++j) {
-        uint32_t bits;
-        std::memcpy(&bits, &values[i][j], 4);
-        for (int b = 0; b < 4; ++b) payload.push_back(static_cast<char>((bits >> (8 * b)) & 0xff));
+      PutVarint(bytes, &payload);
+      for (size_t j = 0; j < e.count; ++j) {
+        uint64_t bits = 0;
+        if (e.f64 != nullptr) {
+          std::memcpy(&bits, &e.f64[j], 8);
+        } else {
+          uint32_t b32;
+          std::memcpy(&b32, &e.f32[j], 4);
+          bits = b32;
+        }
+        for (size_t b = 0; b < width; ++b) payload.push_back(static_cast<char>((bits >> (8 * b)) & 0xff));
       }
     }
+  }
+  if (uid != nullptr) {
+    payload.push_back(0x1a);
+    PutVarint(uid->size(), &payload);
+    payload.append(*uid);
   }
   io::AppendRecordIOFrame(payload, out);
 }
 
+// A CSV field: as is, or double-quoted (quotes doubled) when it holds a comma, quote or newline.
+void AppendCsvField(std::string_view s, std::string* out) {
+  if (s.find_first_of(",\"\r\n") == std::string_view::npos) {
+    out->append(s);
+    return;
+  }
+  out->push_back('"');
+  for (char c : s) {
+    if (c == '"') out->push_back('"');
+    out->push_back(c);
+  }
+  out->push_back('"');
+}
+
+}  // namespace
+
+void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts, size_t n,
+                       std::string* out) {
+  std::vector<LabelEntry> entries(n);
+  for (size_t i = 0; i < n; ++i) {
+    entries[i].key = keys[i];
+    entries[i].f32 = values[i];
+    entries[i].count = counts[i];
+  }
+  AppendRecord(entries.data(), n, nullptr, out);
+}
+
+JoinFields ParseJoinFields(const std::string& spec) {
+  JoinFields j;
+  const std::string lower = Lower(spec);
+  std::string_view rest = lower;
+  if (Trim(rest).empty() || Trim(rest) == "none") return j;
+  while (true) {
+    const size_t comma = rest.find(',');
+    const std::string_view item = Trim(rest.substr(0, comma));
+    if (item == "ordinal") {
+      j.ordinal = true;
+    } else if (item == "uid") {
+      j.uid = true;
+    } else {
+      MLF_FAIL("--join '{}': '{}' is not a join field; use none, ordinal, uid or ordinal,uid", spec, item);
+    }
+    if (comma == std::string_view::npos) break;
+    rest = rest.substr(comma + 1);
+  }
+  return j;
+}
+
 void KMeansResponseEncoder::Append(const algos::kmeans::Predictions& p, std::string* out) {
+  MLF_ASSERT(!join_.any());
+  HostBatch none;
+  Append(p, none, nullptr, out);
+}
+
+void KMeansResponseEncoder::Append(const algos::kmeans::Predictions& p, const HostBatch& batch,
+                                   const std::vector<std::string>* uids, std::string* out) {
   MLF_ASSERT(p.closest_cluster.size() == p.distance_to_cluster.size());
+  MLF_ASSERT(!join_.any() || static_cast<int64_t>(p.closest_cluster.size()) == batch.rows);
+  MLF_ASSERT(!join_.uid || uids == nullptr || uids->size() == p.closest_cluster.size());
   if (!started_ && format_ == ResponseFormat::kJson) out->append("{\"predictions\":[");
   started_ = true;
   static constexpr std::string_view kKeys[2] = {"closest_cluster", "distance_to_cluster"};
   for (size_t i = 0; i < p.closest_cluster.size(); ++i, ++rows_) {
     const float cluster = static_cast<float>(p.closest_cluster[i]);
     const float distance = p.distance_to_cluster[i];
+    const int64_t ordinal = join_.ordinal ? batch.ordinal(static_cast<int64_t>(i)) : 0;
+    const std::string_view uid = join_.uid && uids != nullptr ? std::string_view((*uids)[i]) : std::string_view();
+    // JSON members for the join fields: "ordinal":N,"uid":"..."|null, (sep after ':' and ',').
+    auto join_json = [&](const char* sep) {
+      if (join_.ordinal) fmt::format_to(std::back_inserter(*out), "\"ordinal\":{}{},{}", sep, ordinal, sep);
+      if (join_.uid) {
+        out->append("\"uid\":").append(sep);
+        out->append(uid.empty() ? std::string("null") : json(std::string(uid)).dump(-1, ' ', false, json::error_handler_t::replace));
+        out->push_back(',');
+        out->append(sep);
+      }
+    };
     switch (format_) {
       case ResponseFormat::kJson:
         if (rows_ > 0) out->push_back(',');
-        out->append("{\"closest_cluster\":");
+        out->push_back('{');
+        join_json("");
+        out->append("\"closest_cluster\":");
         AppendJsonNumber(cluster, out);
         out->append(",\"distance_to_cluster\":");
         AppendJsonNumber(distance, out);
         out->push_back('}');
         break;
       case ResponseFormat::kJsonLines:
-        out->append("{\"closest_cluster\": ");
+        out->push_back('{');
+        join_json(" ");
+        out->append("\"closest_cluster\": ");
         AppendJsonNumber(cluster, out);
         out->append(", \"distance_to_cluster\": ");
         AppendJsonNumber(distance, out);
         out->append("}\n");
         break;
       case ResponseFormat::kCsv:
+        if (join_.ordinal) fmt::format_to(std::back_inserter(*out), "{},", ordinal);
+        if (join_.uid) {
+          AppendCsvField(uid, out);
+          out->push_back(',');
+        }
         AppendFloat(cluster, out);
         out->push_back(',');
         AppendFloat(distance, out);
         out->push_back('\n');
         break;
       case ResponseFormat::kRecordIO: {
-        const float* values[2] = {&cluster, &distance};
-        const size_t counts[2] = {1, 1};
-        AppendLabelRecord(kKeys, values, counts, 2, out);
+        const double ord = static_cast<double>(ordinal);
+        LabelEntry entries[3];
+        size_t n = 0;
+        if (join_.ordinal) entries[n++] = LabelEntry{"ordinal", nullptr, &ord, 1};
+        entries[n++] = LabelEntry{kKeys[0], &cluster, nullptr, 1};
+        entries[n++] = LabelEntry{kKeys[1], &distance, nullptr, 1};
+        AppendRecord(entries, n, join_.uid && !uid.empty() ? &uid : nullptr, out);
         break;
       }
     }

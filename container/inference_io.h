@@ -33,6 +33,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "algos/kmeans/kmeans.h"
 #include "core/batch.h"
@@ -83,17 +84,41 @@ HostBatch DecodeRequest(const std::string& content_type, std::string_view body, 
 // label_size=1 fix.
 std::string WidthMismatch(const std::string& where, int64_t found, int64_t expected, const RequestType& type);
 
+// Join fields (mlforge predict --join): per-row identifiers written with each prediction so that
+// an output can be joined back to its input. Off by default (the endpoint's exact shapes).
+//   ordinal  the input row's 0-based position in the whole input (HostBatch::ordinal(i))
+//   uid      the input Record's uid (recordIO only; rows of one multi-row record share it; a
+//            record without uid gives null in JSON, an empty field in CSV, no uid in recordIO)
+// Placement: JSON / JSON lines: "ordinal" (integer) and "uid" (string) members before the
+// prediction's own; CSV: leading columns ordinal[,uid] (uid quoted as RFC 4180 when needed);
+// recordIO: Record.uid and a label["ordinal"] Float64Tensor (exact up to 2^53), before the
+// prediction's labels.
+struct JoinFields {
+  bool ordinal = false;
+  bool uid = false;
+  bool any() const { return ordinal || uid; }
+};
+
+// Parses "none", "ordinal", "uid", "ordinal,uid" (any order, case-insensitive). UserError otherwise.
+JoinFields ParseJoinFields(const std::string& spec);
+
 // Streams a k-means response: Append() once per batch of predictions, Finish() once at the end.
 // The concatenation of what they append is the complete body (json: the opening is written by the
 // first Append or by Finish, the closing by Finish).
 class KMeansResponseEncoder {
  public:
-  explicit KMeansResponseEncoder(ResponseFormat format) : format_(format) {}
+  explicit KMeansResponseEncoder(ResponseFormat format, JoinFields join = {}) : format_(format), join_(join) {}
+  // Without join fields (the encoder must have been made without them).
   void Append(const algos::kmeans::Predictions& p, std::string* out);
+  // With the join fields: row i of `p` is row i of `batch` (its ordinal); uids (may be null when
+  // the encoder has no uid field) holds one uid per row, "" for none.
+  void Append(const algos::kmeans::Predictions& p, const HostBatch& batch, const std::vector<std::string>* uids,
+              std::string* out);
   void Finish(std::string* out);
 
  private:
   ResponseFormat format_;
+  JoinFields join_;
   bool started_ = false;
   int64_t rows_ = 0;
 };

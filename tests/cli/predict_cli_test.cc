@@ -390,5 +390,252 @@ TEST_F(PredictCli, BadInputExitsTwoWithOneLineAndNoOutputFile) {
   EXPECT_TRUE(FilesStartingWith(d, "out").empty());
 }
 
+
+// Splits one CSV line into fields (RFC 4180 quotes, as the uid column may need them).
+std::vector<std::string> CsvFields(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back().push_back('"');
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        out.back().push_back(c);
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else {
+      out.back().push_back(c);
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> Lines(const std::string& body) {
+  std::vector<std::string> out;
+  std::istringstream in(body);
+  for (std::string line; std::getline(in, line);) out.push_back(line);
+  return out;
+}
+
+TEST_F(PredictCli, JoinOrdinalInEveryAcceptTypeAcrossBatches) {
+  const test::TempDir& d = *dir_;
+  // 20,000 rows of 4 features: 3 batches of at most 8,192 rows; ordinals must run on across them.
+  ASSERT_EQ(RunCli(d, {"data", "synth", "blobs", "many.pbr", "--rows", "20000", "--cols", "4", "--k", "3",
+                       "--seed", "11"}).code, 0);
+  ASSERT_EQ(RunCli(d, {"data", "convert", "many.pbr", "many.csv", "--label-size", "0"}).code, 0);
+  const Result base = RunCli(d, {"predict", "--model", "model", "--input", "many.csv", "--accept", "text/csv"});
+  ASSERT_EQ(base.code, 0) << base.err;
+  const std::vector<std::string> base_lines = Lines(base.out);
+  ASSERT_EQ(base_lines.size(), 20000u);
+  const std::vector<Row> want = FromCsv(base.out);
+
+  // --join none is the default: the exact endpoint shapes.
+  const Result none = RunCli(d, {"predict", "--model", "model", "--input", "many.csv", "--accept", "text/csv",
+                                 "--join", "none"});
+  EXPECT_OK(none);
+  EXPECT_EQ(none.out, base.out);
+
+  for (const std::string input : {"many.csv", "many.pbr"}) {
+    SCOPED_TRACE(input);
+    // CSV: one leading column.
+    const Result csv = RunCli(d, {"predict", "--model", "model", "--input", input, "--accept", "text/csv", "--join",
+                                  "ordinal"});
+    EXPECT_OK(csv);
+    const std::vector<std::string> lines = Lines(csv.out);
+    ASSERT_EQ(lines.size(), base_lines.size());
+    for (size_t i = 0; i < lines.size(); ++i) {
+      ASSERT_EQ(lines[i], std::to_string(i) + "," + base_lines[i]) << "row " << i;
+    }
+    // JSON: "ordinal" first, then the prediction's own members.
+    const Result js = RunCli(d, {"predict", "--model", "model", "--input", input, "--join", "ordinal"});
+    EXPECT_OK(js);
+    EXPECT_EQ(js.out.rfind("{\"predictions\":[{\"ordinal\":0,\"closest_cluster\":", 0), 0u) << js.out.substr(0, 80);
+    EXPECT_EQ(FromJson(js.out), want);
+    const auto doc = nlohmann::json::parse(js.out);
+    for (size_t i = 0; i < doc["predictions"].size(); ++i) {
+      ASSERT_TRUE(doc["predictions"][i]["ordinal"].is_number_integer());
+      ASSERT_EQ(doc["predictions"][i]["ordinal"].get<int64_t>(), static_cast<int64_t>(i));
+    }
+    // JSON lines.
+    const Result jl = RunCli(d, {"predict", "--model", "model", "--input", input, "--accept", "application/jsonlines",
+                                 "--join", "ordinal"});
+    EXPECT_OK(jl);
+    EXPECT_EQ(FromJsonLines(jl.out), want);
+    const std::vector<std::string> jlines = Lines(jl.out);
+    ASSERT_EQ(jlines.size(), want.size());
+    EXPECT_EQ(jlines[0].rfind("{\"ordinal\": 0, \"closest_cluster\": ", 0), 0u) << jlines[0];
+    EXPECT_EQ(nlohmann::json::parse(jlines[19999])["ordinal"].get<int64_t>(), 19999);
+    // recordIO: label["ordinal"] as a float64 tensor; no uid.
+    const Result pb = RunCli(d, {"predict", "--model", "model", "--input", input, "--accept",
+                                 "application/x-recordio-protobuf", "--join", "ordinal"});
+    EXPECT_OK(pb);
+    EXPECT_EQ(FromRecordIO(pb.out), want);
+    io::RecordIOReader reader(pb.out, "response");
+    std::string_view payload;
+    int64_t i = 0;
+    while (reader.Next(&payload)) {
+      aialgs::data::Record rec;
+      ASSERT_TRUE(rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+      const auto& o = rec.label().at("ordinal").float64_tensor();
+      ASSERT_EQ(o.values_size(), 1);
+      ASSERT_EQ(o.values(0), static_cast<double>(i));
+      ASSERT_FALSE(rec.has_uid());
+      ++i;
+    }
+    EXPECT_EQ(i, 20000);
+  }
+
+  // JSON lines input is batched too: its ordinals run on as well.
+  std::string jsonl;
+  for (const std::string& line : Lines(test::ReadFile(d / "many.csv"))) jsonl += "{\"features\": [" + line + "]}\n";
+  test::WriteFile(d / "many.jsonl", jsonl);
+  const Result jin = RunCli(d, {"predict", "--model", "model", "--input", "many.jsonl", "--accept", "text/csv",
+                                "--join", "ordinal"});
+  EXPECT_OK(jin);
+  const std::vector<std::string> jin_lines = Lines(jin.out);
+  ASSERT_EQ(jin_lines.size(), base_lines.size());
+  for (size_t i = 0; i < jin_lines.size(); ++i) {
+    ASSERT_EQ(jin_lines[i], std::to_string(i) + "," + base_lines[i]) << "row " << i;
+  }
+}
+
+TEST_F(PredictCli, JoinUidFromRecordIO) {
+  const test::TempDir& d = *dir_;
+  // Records with and without uid, one uid needing CSV quotes, one record holding two rows ([2, 4]),
+  // one sparse row; split over two files of a directory (ordinals run on across files).
+  const float rows[6][4] = {{0, 0, 0, 0}, {1, 2, 3, 4}, {-1, 0.5f, 2, 0}, {3, 3, 3, 3}, {0, 0, 7, 0}, {2, 1, 0, -2}};
+  auto record = [](const float* x, int n_rows, const char* uid, bool sparse) {
+    aialgs::data::Record rec;
+    auto* t = (*rec.mutable_features())["values"].mutable_float32_tensor();
+    if (sparse) {
+      for (int q = 0; q < 4; ++q) {
+        if (x[q] != 0) {
+          t->add_keys(static_cast<uint64_t>(q));
+          t->add_values(x[q]);
+        }
+      }
+      t->add_shape(4);
+    } else {
+      for (int q = 0; q < 4 * n_rows; ++q) t->add_values(x[q]);
+      if (n_rows > 1) {
+        t->add_shape(static_cast<uint64_t>(n_rows));
+        t->add_shape(4);
+      }
+    }
+    if (uid != nullptr) rec.set_uid(uid);
+    std::string frame;
+    io::AppendRecordIOFrame(rec.SerializeAsString(), &frame);
+    return frame;
+  };
+  std::string part1 = record(rows[0], 1, "a-0", false) + record(rows[1], 1, nullptr, false) +
+                      record(rows[2], 2, "pair", false);  // rows 2 and 3
+  std::string part2 = record(rows[4], 1, "x,\"y\"", true) + record(rows[5], 1, "last", false);
+  test::WriteFile(d / "uids/part-1.pbr", part1);
+  test::WriteFile(d / "uids/part-2.pbr", part2);
+  const std::vector<std::string> uids = {"a-0", "", "pair", "pair", "x,\"y\"", "last"};
+
+  const Result base = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                                 "application/x-recordio-protobuf", "--accept", "text/csv"});
+  ASSERT_EQ(base.code, 0) << base.err;
+  const std::vector<std::string> base_lines = Lines(base.out);
+  ASSERT_EQ(base_lines.size(), 6u);
+
+  // CSV: ordinal,uid,closest_cluster,distance_to_cluster.
+  const Result csv = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                                "application/x-recordio-protobuf", "--accept", "text/csv", "--join", "ordinal,uid"});
+  EXPECT_OK(csv);
+  const std::vector<std::string> lines = Lines(csv.out);
+  ASSERT_EQ(lines.size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    const std::vector<std::string> f = CsvFields(lines[i]);
+    ASSERT_EQ(f.size(), 4u) << lines[i];
+    EXPECT_EQ(f[0], std::to_string(i));
+    EXPECT_EQ(f[1], uids[i]);
+    EXPECT_EQ(f[2] + "," + f[3], base_lines[i]);
+  }
+  EXPECT_EQ(lines[4].substr(0, 12), "4,\"x,\"\"y\"\"\",") << lines[4];
+  // uid alone: one leading column.
+  const Result uid_only = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                                     "application/x-recordio-protobuf", "--accept", "text/csv", "--join", "uid"});
+  EXPECT_OK(uid_only);
+  EXPECT_EQ(Lines(uid_only.out)[0], "a-0," + base_lines[0]);
+  EXPECT_EQ(Lines(uid_only.out)[1], "," + base_lines[1]);
+
+  // JSON: "uid" is null for the record without one.
+  const Result js = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                               "application/x-recordio-protobuf", "--join", "uid,ordinal"});
+  EXPECT_OK(js);
+  const auto doc = nlohmann::json::parse(js.out);
+  ASSERT_EQ(doc["predictions"].size(), 6u);
+  for (size_t i = 0; i < 6; ++i) {
+    const auto& p = doc["predictions"][i];
+    EXPECT_EQ(p["ordinal"].get<int64_t>(), static_cast<int64_t>(i));
+    if (uids[i].empty()) {
+      EXPECT_TRUE(p["uid"].is_null()) << p.dump();
+    } else {
+      EXPECT_EQ(p["uid"].get<std::string>(), uids[i]);
+    }
+  }
+  EXPECT_EQ(FromJson(js.out), FromCsv(base.out));
+  const Result jl = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                               "application/x-recordio-protobuf", "--accept", "application/jsonlines", "--join", "uid"});
+  EXPECT_OK(jl);
+  EXPECT_EQ(Lines(jl.out)[2].rfind("{\"uid\": \"pair\", \"closest_cluster\": ", 0), 0u) << jl.out;
+  EXPECT_EQ(FromJsonLines(jl.out), FromCsv(base.out));
+
+  // recordIO: Record.uid set (absent for the record without one), ordinal label.
+  const Result pb = RunCli(d, {"predict", "--model", "model", "--input", "uids", "--content-type",
+                               "application/x-recordio-protobuf", "--accept", "application/x-recordio-protobuf",
+                               "--join", "ordinal,uid"});
+  EXPECT_OK(pb);
+  EXPECT_EQ(FromRecordIO(pb.out), FromCsv(base.out));
+  io::RecordIOReader reader(pb.out, "response");
+  std::string_view payload;
+  size_t i = 0;
+  while (reader.Next(&payload)) {
+    aialgs::data::Record rec;
+    ASSERT_TRUE(rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+    ASSERT_LT(i, uids.size());
+    EXPECT_EQ(rec.has_uid(), !uids[i].empty());
+    EXPECT_EQ(rec.uid(), uids[i]);
+    EXPECT_EQ(rec.label().at("ordinal").float64_tensor().values(0), static_cast<double>(i));
+    ++i;
+  }
+  EXPECT_EQ(i, 6u);
+
+  // The uid path reads blobs.pbr (no uids) to the same answers as the streaming path.
+  const Result plain = RunCli(d, {"predict", "--model", "model", "--input", "blobs.pbr", "--accept", "text/csv"});
+  const Result with_uid = RunCli(d, {"predict", "--model", "model", "--input", "blobs.pbr", "--accept", "text/csv",
+                                     "--join", "uid"});
+  EXPECT_OK(with_uid);
+  std::string prefixed;
+  for (const std::string& line : Lines(plain.out)) prefixed += "," + line + "\n";
+  EXPECT_EQ(with_uid.out, prefixed);
+
+  // Errors: uid needs recordIO; unknown join fields; a wrong width names the record.
+  ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--join", "uid"}),
+                  "--join uid: only recordIO input carries a uid");
+  ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--join", "row"}),
+                  "--join 'row': 'row' is not a join field");
+  std::string wide;
+  {
+    aialgs::data::Record rec;
+    for (int q = 0; q < 5; ++q) (*rec.mutable_features())["values"].mutable_float32_tensor()->add_values(1);
+    io::AppendRecordIOFrame(rec.SerializeAsString(), &wide);
+  }
+  test::WriteFile(d / "wide.pbr", part1 + wide);
+  ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "wide.pbr", "--join", "uid", "--output",
+                             "outw.json"}),
+                  "wide.pbr: record 3 at byte");
+  EXPECT_TRUE(FilesStartingWith(d, "outw").empty());
+}
+
 }  // namespace
 }  // namespace mlforge

@@ -119,6 +119,57 @@ TEST(KMeansResponse, JsonLinesCsvBytes) {
   EXPECT_EQ(EncodeKMeansResponse(ResponseFormat::kJsonLines, Predictions{}), "");
 }
 
+TEST(KMeansResponse, JoinFieldsBytes) {
+  EXPECT_FALSE(ParseJoinFields("").any());
+  EXPECT_FALSE(ParseJoinFields("none").any());
+  const JoinFields both = ParseJoinFields(" UID , ordinal");
+  EXPECT_TRUE(both.ordinal && both.uid);
+  EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseJoinFields("ordinal,id"); }), "'id' is not a join field"));
+
+  HostBatch batch;  // the ordinals: first_row 7, or explicit ones after a shuffle
+  batch.rows = 3;
+  batch.first_row = 7;
+  const std::vector<std::string> uids = {"a", "", "q\"x,y"};
+  auto encode = [&](ResponseFormat f, JoinFields j, const HostBatch& b) {
+    KMeansResponseEncoder enc(f, j);
+    std::string out;
+    enc.Append(Small(), b, &uids, &out);
+    enc.Finish(&out);
+    return out;
+  };
+  EXPECT_EQ(encode(ResponseFormat::kJson, both, batch),
+            "{\"predictions\":[{\"ordinal\":7,\"uid\":\"a\",\"closest_cluster\":1.0,\"distance_to_cluster\":3.0},"
+            "{\"ordinal\":8,\"uid\":null,\"closest_cluster\":0.0,\"distance_to_cluster\":0.25},"
+            "{\"ordinal\":9,\"uid\":\"q\\\"x,y\",\"closest_cluster\":12.0,\"distance_to_cluster\":0.1}]}");
+  EXPECT_EQ(encode(ResponseFormat::kJsonLines, ParseJoinFields("ordinal"), batch),
+            "{\"ordinal\": 7, \"closest_cluster\": 1.0, \"distance_to_cluster\": 3.0}\n"
+            "{\"ordinal\": 8, \"closest_cluster\": 0.0, \"distance_to_cluster\": 0.25}\n"
+            "{\"ordinal\": 9, \"closest_cluster\": 12.0, \"distance_to_cluster\": 0.1}\n");
+  HostBatch shuffled = batch;
+  shuffled.ordinals = {40, 2, 5};
+  EXPECT_EQ(encode(ResponseFormat::kCsv, both, shuffled), "40,a,1.0,3.0\n2,,0.0,0.25\n5,\"q\"\"x,y\",12.0,0.1\n");
+  EXPECT_EQ(encode(ResponseFormat::kCsv, ParseJoinFields("uid"), batch), "a,1.0,3.0\n,0.0,0.25\n\"q\"\"x,y\",12.0,0.1\n");
+
+  // recordIO: Record.uid (absent for ""), label["ordinal"] float64, then the prediction's labels.
+  const std::string pb = encode(ResponseFormat::kRecordIO, both, batch);
+  io::RecordIOReader reader(pb, "response");
+  std::string_view payload;
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(reader.Next(&payload));
+    aialgs::data::Record rec;
+    ASSERT_TRUE(rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+    EXPECT_EQ(rec.has_uid(), !uids[i].empty());
+    EXPECT_EQ(rec.uid(), uids[i]);
+    ASSERT_EQ(rec.label().at("ordinal").float64_tensor().values_size(), 1);
+    EXPECT_EQ(rec.label().at("ordinal").float64_tensor().values(0), 7.0 + i);
+    EXPECT_EQ(rec.label().at("closest_cluster").float32_tensor().values(0), static_cast<float>(Small().closest_cluster[i]));
+    EXPECT_EQ(rec.label().at("distance_to_cluster").float32_tensor().values(0), Small().distance_to_cluster[i]);
+  }
+  EXPECT_FALSE(reader.Next(&payload));
+  // Without join fields the joined Append writes the endpoint's bytes.
+  EXPECT_EQ(encode(ResponseFormat::kRecordIO, JoinFields{}, batch), EncodeKMeansResponse(ResponseFormat::kRecordIO, Small()));
+}
+
 TEST(KMeansResponse, NonFiniteDistances) {
   Predictions p;
   p.closest_cluster = {0, 2};
