@@ -1,0 +1,295 @@
+// CPU twin of the linear learner loss-and-gradient step (linear_loss.h).
+#include "kernels/linear_loss.h"
+#include "kernels/omp_threads.h"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+namespace mlforge::kernels {
+
+namespace {
+
+using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+double Softplus(double s) { return s > 0 ? s + std::log1p(std::exp(-s)) : std::log1p(std::exp(s)); }
+double Sigmoid(double s) {
+  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
+  const double e = std::exp(s);
+  return e / (1.0 + e);
+}
+double Sign(double r) { return r > 0 ? 1.0 : (r < 0 ? -1.0 : 0.0); }
+bool IsBinary(LinearLossKind k) { return k == LinearLossKind::kLogistic || k == LinearLossKind::kHinge; }
+
+void CheckModels(const HostLinearModels& models, const LinearLossSpec& spec, int64_t cols) {
+  MLF_ASSERT(models.weights != nullptr && models.d >= 1 && models.m >= 1 && models.k >= 1);
+  MLF_EXPECTS(cols == models.d, "the batch has {} columns but the linear models have feature_dim {}", cols,
+              models.d);
+  MLF_ASSERT_MSG(spec.kind == LinearLossKind::kSoftmax ? models.k >= 2 : models.k == 1,
+                 "{} outputs per model: softmax_loss needs k >= 2 and every other loss k == 1", models.k);
+}
+
+// Given the scores S (n x mk, already X W + bias), computes the loss sums and overwrites S's
+// companion G (n x mk) with the weighted derivatives. Rows are independent: parallel over rows,
+// per-thread float64 partial sums merged at the end.
+void LossAndDerivatives(const float* scores, int64_t n, const float* labels, const float* row_weights,
+                        const HostLinearModels& models, const LinearLossSpec& spec, float* g, double* loss,
+                        double* weight_sum, int threads) {
+  const int64_t m = models.m;
+  const int64_t k = models.k;
+  const int64_t mk = m * k;
+  const bool softmax = spec.kind == LinearLossKind::kSoftmax;
+  const bool binary = IsBinary(spec.kind);
+  if (softmax) {
+    for (int64_t i = 0; i < n; ++i) {
+      const float y = labels[i];
+      MLF_EXPECTS(y >= 0 && y < static_cast<float>(k) && y == std::floor(y),
+                  "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", y, i, k - 1, k);
+    }
+  }
+  const int nthreads = ResolveThreads(threads);
+  std::vector<double> part_loss(static_cast<size_t>(nthreads) * m, 0.0);
+  std::vector<double> part_w(static_cast<size_t>(nthreads) * m, 0.0);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nthreads) if (n * mk > 20000)
+#endif
+  {
+#ifdef _OPENMP
+    const int t = omp_get_thread_num();
+#else
+    const int t = 0;
+#endif
+    double* my_loss = part_loss.data() + static_cast<size_t>(t) * m;
+    double* my_w = part_w.data() + static_cast<size_t>(t) * m;
+    std::vector<double> probs(softmax ? k : 0);
+#ifdef _OPENMP
+#pragma omp for schedule(static)
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+      const double rw = row_weights ? row_weights[i] : 1.0;
+      const double y = labels[i];
+      const bool positive = binary && y > 0.5;
+      const float* srow = scores + i * mk;
+      float* grow = g ? g + i * mk : nullptr;
+      for (int64_t j = 0; j < m; ++j) {
+        double w = rw;
+        if (positive && models.positive_weight) w *= models.positive_weight[j];
+        my_w[j] += w;
+        if (softmax) {
+          const double l = SoftmaxLossValue(srow + j * k, k, static_cast<int64_t>(y), probs.data());
+          my_loss[j] += w * l;
+          if (grow) {
+            for (int64_t c = 0; c < k; ++c) {
+              const double onehot = c == static_cast<int64_t>(y) ? 1.0 : 0.0;
+              grow[j * k + c] = static_cast<float>(w * (probs[c] - onehot));
+            }
+          }
+        } else {
+          double deriv = 0;
+          const double l = LinearLossValue(spec, srow[j], y, &deriv);
+          my_loss[j] += w * l;
+          if (grow) grow[j] = static_cast<float>(w * deriv);
+        }
+      }
+    }
+  }
+  for (int64_t j = 0; j < m; ++j) {
+    double l = 0, w = 0;
+    for (int t = 0; t < nthreads; ++t) {
+      l += part_loss[static_cast<size_t>(t) * m + j];
+      w += part_w[static_cast<size_t>(t) * m + j];
+    }
+    if (loss) loss[j] = l;
+    if (weight_sum) weight_sum[j] = w;
+  }
+}
+
+void BiasGradient(const float* g, int64_t n, int64_t mk, float* grad_bias) {
+  std::vector<double> acc(mk, 0.0);
+  for (int64_t i = 0; i < n; ++i) {
+    const float* grow = g + i * mk;
+    for (int64_t c = 0; c < mk; ++c) acc[c] += grow[c];
+  }
+  for (int64_t c = 0; c < mk; ++c) grad_bias[c] = static_cast<float>(acc[c]);
+}
+
+}  // namespace
+
+double LinearLossValue(const LinearLossSpec& spec, double s, double y, double* derivative) {
+  double l = 0, dl = 0;
+  const double r = s - y;
+  switch (spec.kind) {
+    case LinearLossKind::kLogistic: {
+      const double y01 = y > 0.5 ? 1.0 : 0.0;
+      l = Softplus(s) - y01 * s;
+      dl = Sigmoid(s) - y01;
+      break;
+    }
+    case LinearLossKind::kSquared:
+      l = 0.5 * r * r;
+      dl = r;
+      break;
+    case LinearLossKind::kAbsolute:
+      l = std::fabs(r);
+      dl = Sign(r);
+      break;
+    case LinearLossKind::kHinge: {
+      const double ypm = y > 0.5 ? 1.0 : -1.0;
+      const double h = spec.margin - ypm * s;
+      l = h > 0 ? h : 0.0;
+      dl = h > 0 ? -ypm : 0.0;
+      break;
+    }
+    case LinearLossKind::kEpsInsensitiveSquared: {
+      const double e = std::max(0.0, std::fabs(r) - spec.epsilon);
+      l = 0.5 * e * e;
+      dl = Sign(r) * e;
+      break;
+    }
+    case LinearLossKind::kEpsInsensitiveAbsolute: {
+      const double e = std::fabs(r) - spec.epsilon;
+      l = e > 0 ? e : 0.0;
+      dl = e > 0 ? Sign(r) : 0.0;
+      break;
+    }
+    case LinearLossKind::kQuantile:
+      // r = s - y: under-prediction (r < 0) costs q per unit, over-prediction (1 - q).
+      if (r < 0) {
+        l = -spec.quantile * r;
+        dl = -spec.quantile;
+      } else {
+        l = (1.0 - spec.quantile) * r;
+        dl = r > 0 ? 1.0 - spec.quantile : 0.0;
+      }
+      break;
+    case LinearLossKind::kHuber: {
+      const double a = std::fabs(r);
+      if (a <= spec.huber_delta) {
+        l = 0.5 * r * r;
+        dl = r;
+      } else {
+        l = spec.huber_delta * (a - 0.5 * spec.huber_delta);
+        dl = spec.huber_delta * Sign(r);
+      }
+      break;
+    }
+    case LinearLossKind::kSoftmax:
+      MLF_ASSERT_MSG(false, "softmax_loss needs SoftmaxLossValue (k scores per row)");
+  }
+  if (derivative) *derivative = dl;
+  return l;
+}
+
+double SoftmaxLossValue(const float* scores, int64_t k, int64_t label, double* probs) {
+  double mx = scores[0];
+  for (int64_t c = 1; c < k; ++c) mx = std::max(mx, static_cast<double>(scores[c]));
+  double z = 0;
+  for (int64_t c = 0; c < k; ++c) {
+    const double e = std::exp(static_cast<double>(scores[c]) - mx);
+    if (probs) probs[c] = e;
+    z += e;
+  }
+  if (probs) {
+    for (int64_t c = 0; c < k; ++c) probs[c] /= z;
+  }
+  return mx + std::log(z) - static_cast<double>(scores[label]);
+}
+
+void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
+                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
+                       int threads) {
+  CheckModels(models, spec, x.cols);
+  const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
+  if (n == 0) {
+    if (out.loss) std::fill(out.loss, out.loss + models.m, 0.0);
+    if (out.weight_sum) std::fill(out.weight_sum, out.weight_sum + models.m, 0.0);
+    if (out.grad_weights) std::fill(out.grad_weights, out.grad_weights + d * mk, 0.0f);
+    if (out.grad_bias) std::fill(out.grad_bias, out.grad_bias + mk, 0.0f);
+    return;
+  }
+  Eigen::Map<const RowMajorF> X(x.values, n, d);
+  Eigen::Map<const RowMajorF> W(models.weights, d, mk);
+  std::vector<float> s_local;
+  float* s = out.scores;
+  if (!s) {
+    s_local.resize(static_cast<size_t>(n * mk));
+    s = s_local.data();
+  }
+  Eigen::Map<RowMajorF> S(s, n, mk);
+  S.noalias() = X * W;
+  if (models.bias) {
+    Eigen::Map<const Eigen::RowVectorXf> b(models.bias, mk);
+    S.rowwise() += b;
+  }
+  const bool need_g = out.grad_weights || out.grad_bias;
+  std::vector<float> g(need_g ? static_cast<size_t>(n * mk) : 0);
+  LossAndDerivatives(s, n, labels, row_weights, models, spec, need_g ? g.data() : nullptr, out.loss,
+                     out.weight_sum, threads);
+  if (out.grad_weights) {
+    Eigen::Map<RowMajorF> GW(out.grad_weights, d, mk);
+    Eigen::Map<const RowMajorF> G(g.data(), n, mk);
+    GW.noalias() = X.transpose() * G;
+  }
+  if (out.grad_bias) BiasGradient(g.data(), n, mk, out.grad_bias);
+}
+
+void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
+                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
+                       int threads) {
+  CheckModels(models, spec, x.cols);
+  const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
+  std::vector<float> s_local;
+  float* s = out.scores;
+  if (!s) {
+    s_local.resize(static_cast<size_t>(n * mk));
+    s = s_local.data();
+  }
+  const int nthreads = ResolveThreads(threads);
+  // S = X W + bias, one row of S per CSR row: S_i += v * W_col for each stored (col, v).
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(nthreads) schedule(static) if (n * mk > 20000)
+#endif
+  for (int64_t i = 0; i < n; ++i) {
+    float* srow = s + i * mk;
+    if (models.bias) {
+      std::copy(models.bias, models.bias + mk, srow);
+    } else {
+      std::fill(srow, srow + mk, 0.0f);
+    }
+    for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+      const int64_t col = x.indices[p];
+      MLF_ASSERT(col < d);
+      const float v = x.values[p];
+      const float* wrow = models.weights + col * mk;
+      for (int64_t c = 0; c < mk; ++c) srow[c] += v * wrow[c];
+    }
+  }
+  (void)nthreads;
+  const bool need_g = out.grad_weights || out.grad_bias;
+  std::vector<float> g(need_g ? static_cast<size_t>(n * mk) : 0);
+  LossAndDerivatives(s, n, labels, row_weights, models, spec, need_g ? g.data() : nullptr, out.loss,
+                     out.weight_sum, threads);
+  if (out.grad_weights) {
+    // dW = X^T G: scatter each row's derivatives into the rows of dW of its stored columns.
+    float* gw = out.grad_weights;
+    std::fill(gw, gw + d * mk, 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* grow = g.data() + i * mk;
+      for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+        const float v = x.values[p];
+        float* dst = gw + static_cast<int64_t>(x.indices[p]) * mk;
+        for (int64_t c = 0; c < mk; ++c) dst[c] += v * grow[c];
+      }
+    }
+  }
+  if (out.grad_bias) BiasGradient(g.data(), n, mk, out.grad_bias);
+}
+
+}  // namespace mlforge::kernels

@@ -1,0 +1,105 @@
+// The linear learner coarse step: scores, loss and gradient of m parallel linear models on one
+// mini-batch (DESIGN.md "CPU and GPU"). linear_loss.cc holds the CPU (Eigen) twin; a CUDA twin
+// with the same signature (linear_loss.cu, device views) comes with the GPU work. Plain C++.
+//
+// Layout. The m models share one weight matrix W of d x (m * k) floats, row-major, where k is the
+// number of outputs per model (1 for every loss but softmax, num_classes for softmax): model j
+// owns columns [j * k, (j + 1) * k). The batch's scores are one GEMM, S = X (n x d) * W + bias,
+// and the weight gradient another, dW = X^T G, where G (n x m k) holds the per-row derivatives of
+// the weighted loss with respect to the scores.
+//
+// Losses, for a score s (k = 1) or score vector s (softmax), label y and residual r = s - y.
+// Binary classification labels are 0 / 1 (a label > 0.5 counts as positive); y± = +1 / -1.
+//   logistic                       log(1 + e^s) - y s                    d/ds = sigmoid(s) - y
+//   squared_loss                   r^2 / 2                               r
+//   absolute_loss                  |r|                                   sign(r)
+//   hinge_loss                     max(0, margin - y± s)                 -y± where margin - y± s > 0
+//   eps_insensitive_squared_loss   max(0, |r| - eps)^2 / 2               sign(r) max(0, |r| - eps)
+//   eps_insensitive_absolute_loss  max(0, |r| - eps)                     sign(r) where |r| > eps
+//   quantile_loss                  q (y - s) if y >= s else (1 - q)(s - y)   -q / (1 - q)
+//   huber_loss                     r^2 / 2 if |r| <= delta else delta (|r| - delta / 2)
+//   softmax_loss (k classes)       logsumexp(s) - s_y                    softmax(s) - onehot(y)
+// At a kink the subgradient is the one-sided value away from zero residual (0 at r == 0 for
+// absolute / quantile). Row i weighs w_i (row_weights, or 1) times positive_weight[j] when
+// model j is a binary classifier and the row is positive.
+//
+// Numerics: float32 storage and GEMMs (Eigen); per-element loss and derivatives are evaluated in
+// float64, the loss and bias-gradient sums accumulate in float64. Gradients are SUMS over the
+// rows (not means): the training loop divides by the weight sum it wants.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/column_stats.h"   // HostDenseView
+#include "kernels/kmeans_assign.h"  // HostCsrView, CsrView
+
+namespace mlforge::kernels {
+
+enum class LinearLossKind {
+  kLogistic,
+  kSquared,
+  kAbsolute,
+  kHinge,
+  kEpsInsensitiveSquared,
+  kEpsInsensitiveAbsolute,
+  kQuantile,
+  kHuber,
+  kSoftmax,
+};
+
+// The loss and its parameters (the same for all m models).
+struct LinearLossSpec {
+  LinearLossKind kind = LinearLossKind::kSquared;
+  double margin = 1.0;          // hinge
+  double quantile = 0.5;        // quantile, in (0, 1)
+  double epsilon = 0.01;        // eps_insensitive_*: SageMaker's loss_insensitivity
+  double huber_delta = 1.0;     // huber
+};
+
+// m models in HOST memory.
+struct HostLinearModels {
+  const float* weights = nullptr;  // d x (m * k), row-major
+  const float* bias = nullptr;     // m * k entries, or null for no bias (use_bias = false)
+  int64_t d = 0;
+  int64_t m = 1;
+  int64_t k = 1;  // outputs per model: 1, or the number of classes for softmax (>= 2)
+  // m entries: weight multiplier of positive rows (binary losses only), or null for all ones.
+  const float* positive_weight = nullptr;
+};
+
+// Outputs in HOST memory; every pointer may be null (that output, and the work for it, is skipped:
+// null grad_weights skips the X^T G GEMM, so an evaluation pass costs one GEMM). All are
+// OVERWRITTEN.
+//   scores:       n x (m k), row-major, the raw scores X W + bias
+//   loss:         m entries, sum over rows of (row weight) x loss
+//   weight_sum:   m entries, sum of the row weights (including positive_weight)
+//   grad_weights: d x (m k), row-major, d(loss sum)/dW
+//   grad_bias:    m k entries, d(loss sum)/d bias (computed even when bias is null)
+struct HostLinearLossOutput {
+  float* scores = nullptr;
+  double* loss = nullptr;
+  double* weight_sum = nullptr;
+  float* grad_weights = nullptr;
+  float* grad_bias = nullptr;
+};
+
+// CPU twin, dense rows: x is n x d row-major (x.cols == models.d). labels: n entries (softmax:
+// class indices 0 .. k-1 stored as floats; UserError for anything else). row_weights: n entries
+// or null. threads: OpenMP threads for the element-wise part (<= 0: the default).
+void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
+                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
+                       int threads = 0);
+// CPU twin, CSR rows (x.cols == models.d). Same results as the dense twin on the densified batch
+// up to float32 summation order.
+void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
+                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
+                       int threads = 0);
+
+// The loss of one row for one score (k = 1 losses) in float64, and its derivative; exposed for
+// the metrics code and for tests. `label` as above.
+double LinearLossValue(const LinearLossSpec& spec, double score, double label, double* derivative);
+// softmax_loss of one row: scores has k entries; probs (k entries, may be null) receives
+// softmax(scores). Returns logsumexp(scores) - scores[label].
+double SoftmaxLossValue(const float* scores, int64_t k, int64_t label, double* probs);
+
+}  // namespace mlforge::kernels
