@@ -251,6 +251,10 @@ void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* r
     s_local.resize(static_cast<size_t>(n * mk));
     s = s_local.data();
   }
+  // Column indices are checked before the parallel loop (an exception must not leave an OpenMP region).
+  for (int64_t p = x.indptr[0]; p < x.indptr[n]; ++p) {
+    MLF_EXPECTS(x.indices[p] < d, "CSR column index {} is out of range for feature_dim {}", x.indices[p], d);
+  }
   const int nthreads = ResolveThreads(threads);
   // S = X W + bias, one row of S per CSR row: S_i += v * W_col for each stored (col, v).
 #ifdef _OPENMP
@@ -265,13 +269,12 @@ void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* r
     }
     for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
       const int64_t col = x.indices[p];
-      MLF_ASSERT(col < d);
       const float v = x.values[p];
       const float* wrow = models.weights + col * mk;
       for (int64_t c = 0; c < mk; ++c) srow[c] += v * wrow[c];
     }
   }
-  (void)nthreads;
+  (void)nthreads;  // unused without OpenMP
   const bool need_g = out.grad_weights || out.grad_bias;
   std::vector<float> g(need_g ? static_cast<size_t>(n * mk) : 0);
   LossAndDerivatives(s, n, labels, row_weights, models, spec, need_g ? g.data() : nullptr, out.loss,

@@ -340,6 +340,18 @@ TEST(LinearLoss, NullOutputsAndNullWeights) {
   EXPECT_NEAR(loss[1], r.loss[1], 1e-5 * (1 + r.loss[1]));
 }
 
+TEST(LinearLoss, ParallelPathMatchesReference) {
+  // Large enough (n * m * k > 20000) for the OpenMP element-wise path and per-thread partial sums.
+  for (K kind : {K::kLogistic, K::kSoftmax, K::kQuantile}) {
+    Problem p = MakeProblem(kind, 1500, 9, 8, 4242 + static_cast<int>(kind));
+    const LinearLossSpec spec = SpecFor(kind);
+    Output o = MakeOutput(p);
+    LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(),
+                      Models(p, true, true), spec, o.view(), 4);
+    ExpectMatches(o, ComputeReference(p, spec, true, true), "parallel " + std::to_string(static_cast<int>(kind)));
+  }
+}
+
 TEST(LinearLoss, BadInputIsAUserError) {
   Problem p = MakeProblem(K::kSoftmax, 5, 3, 1, 4);
   p.labels[2] = 4.0f;  // k = 4 classes: 0..3
@@ -354,6 +366,12 @@ TEST(LinearLoss, BadInputIsAUserError) {
   Problem q = MakeProblem(K::kSquared, 5, 3, 1, 4);
   Output oq = MakeOutput(q);
   EXPECT_THROW(LinearLossGradCpu(HostDenseView{q.x.data(), q.n, 2}, q.labels.data(), nullptr,
+                                 Models(q, true, false), SpecFor(K::kSquared), oq.view()),
+               UserError);
+  const int64_t indptr[] = {0, 1, 1, 1, 1, 1};
+  const uint32_t indices[] = {3};  // d = 3: column 3 is out of range
+  const float values[] = {1.0f};
+  EXPECT_THROW(LinearLossGradCpu(HostCsrView{indptr, indices, values, 5, 3}, q.labels.data(), nullptr,
                                  Models(q, true, false), SpecFor(K::kSquared), oq.view()),
                UserError);
 }
