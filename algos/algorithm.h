@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "algos/predictor.h"
 #include "core/hyperparams.h"
 #include "core/resources.h"
 #include "core/stop.h"
@@ -73,9 +74,9 @@ struct Algorithm {
   // Trains and writes the model files into ctx.model_dir. Throws UserError for bad input and
   // StopRequested when ctx.stop() fires; must not write anywhere else under /opt/ml/model.
   std::function<void(TrainContext& ctx)> train;
-  // Slot for serving: the serve issue adds a predictor factory here, e.g.
-  //   std::function<std::unique_ptr<Predictor>(Resources&, const std::string& model_dir)> predictor;
-  // so that `serve` picks the predictor from the same table entry as `train`.
+  // Loads a model artifact for inference (`mlforge predict`, the server): the same table entry
+  // serves what it trains. Null while an algorithm has no predictor.
+  PredictorLoader load_predictor = nullptr;
 };
 
 }  // namespace mlforge::algos

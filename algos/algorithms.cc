@@ -3,6 +3,7 @@
 #include <cctype>
 
 #include "algos/kmeans/kmeans.h"
+#include "algos/linear_learner/linear_learner.h"
 #include "core/error.h"
 
 namespace mlforge::algos {
@@ -36,7 +37,7 @@ const char* RecordWrapperName(RecordWrapper w) { return w == RecordWrapper::kRec
 
 const std::vector<Algorithm>& BuiltinAlgorithms() {
   // One entry per algorithm, in the order `mlforge --help` lists them. k-means comes first.
-  static const std::vector<Algorithm> table = {kmeans::Entry()};
+  static const std::vector<Algorithm> table = {kmeans::Entry(), linear_learner::Entry()};
   return table;
 }
 

@@ -6,11 +6,10 @@
 //   join:   --join ordinal|uid|ordinal,uid adds each row's input ordinal / Record.uid to its output
 //   output: stdout, or a file that appears (rename) only when every row was predicted (devices and
 //           FIFOs such as /dev/null are written in place)
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -24,8 +23,7 @@
 #include <vector>
 
 #include "algos/algorithms.h"
-#include "algos/kmeans/kmeans.h"
-#include "algos/kmeans/model.h"
+#include "algos/predictor.h"
 #include "cli/cli.h"
 #include "comm/communicator.h"
 #include "container/inference_io.h"
@@ -74,7 +72,8 @@ class OutputSink {
     target_ = ec ? path_ : real.string();
     tmp_ = target_ + ".tmp-" + std::to_string(getpid());
     file_ = std::fopen(tmp_.c_str(), "wb");
-    MLF_EXPECTS(file_ != nullptr, "cannot create '{}' (for --output {}): {}", tmp_, path_, std::strerror(errno));
+    MLF_EXPECTS(file_ != nullptr, "cannot create '{}' (for --output {}): {}", tmp_, path_,
+                std::strerror(errno));
   }
   ~OutputSink() {
     if (file_ != nullptr && file_ != stdout) {
@@ -88,7 +87,8 @@ class OutputSink {
   void Write(std::string* bytes) {
     if (bytes->empty()) return;
     if (std::fwrite(bytes->data(), 1, bytes->size(), file_) != bytes->size()) {
-      MLF_FAIL("cannot write '{}': {}", file_ == stdout ? std::string("stdout") : path_, std::strerror(errno));
+      MLF_FAIL("cannot write '{}': {}", file_ == stdout ? std::string("stdout") : path_,
+               std::strerror(errno));
     }
     bytes->clear();
   }
@@ -121,30 +121,10 @@ class OutputSink {
   FILE* file_ = nullptr;
 };
 
-// The canonical algorithm name for --algorithm / detection, or a UserError saying why predict
-// cannot run it.
-std::string ResolveAlgorithm(const PredictArgs& args, const io::ModelSource& source) {
-  std::string name = args.algorithm;
-  for (char& c : name) c = c == '_' ? '-' : static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (name == "k-means") name = "kmeans";
-  if (name.empty()) {
-    name = container::DetectAlgorithm(source);
-    MLF_EXPECTS(!name.empty(),
-                "{}: cannot tell which algorithm this model belongs to ({} is a {}); if it is a k-means model "
-                "(an NDArray list holding one (k, feature_dim) float32 array), pass --algorithm kmeans",
-                args.model, source.model_source(), io::FileKindName(source.model_kind()));
-  }
-  if (name == "kmeans") return name;
-  if (name == "pca" || name == "linear-learner" || name == "factorization-machines") {
-    MLF_FAIL("{}: this is a {} model{}; mlforge predict supports kmeans models only so far", args.model, name,
-             args.algorithm.empty() ? " (detected from model_algo-1)" : "");
-  }
-  algos::FindAlgorithm(algos::BuiltinAlgorithms(), args.algorithm);  // names the closest valid one
-  MLF_FAIL("--algorithm {}: mlforge predict supports kmeans models only so far", args.algorithm);
-}
-
 // Rows per batch: about 16 MiB of dense features, between 64 and 8192 rows.
-int64_t BatchRows(int64_t dim) { return std::clamp<int64_t>((int64_t{4} << 20) / std::max<int64_t>(dim, 1), 64, 8192); }
+int64_t BatchRows(int64_t dim) {
+  return std::clamp<int64_t>((int64_t{4} << 20) / std::max<int64_t>(dim, 1), 64, 8192);
+}
 
 // recordIO input when the uid is joined: the file(s) read in order on this thread, each record
 // decoded with its uid (io::BatchStream keeps no uids), `batch_rows` rows per batch (a record of r
@@ -176,16 +156,18 @@ void StreamRecordIOWithUids(const std::string& input, int64_t batch_rows, int64_
       io::DecodeRecord(payload, rc, &row);
       if (row.cols != expected_cols) {
         throw UserError(container::WidthMismatch(
-            fmt::format("{}: record {} at byte {}", path, rc.record_index, rc.offset), row.cols, expected_cols,
-            type));
+            fmt::format("{}: record {} at byte {}", path, rc.record_index, rc.offset), row.cols,
+            expected_cols, type));
       }
       for (int64_t r = 0; r < row.rows; ++r) {
         if (!row.sparse) {
           builder.AddDense(row.values.data() + r * row.cols, nullptr);
         } else if (row.rows == 1) {
-          builder.AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()), nullptr);
+          builder.AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()),
+                            nullptr);
         } else {
-          const int64_t from = row.row_ptr[static_cast<size_t>(r)], to = row.row_ptr[static_cast<size_t>(r + 1)];
+          const int64_t from = row.row_ptr[static_cast<size_t>(r)],
+                        to = row.row_ptr[static_cast<size_t>(r + 1)];
           builder.AddSparse(row.indices.data() + from, row.values.data() + from, to - from, nullptr);
         }
         uids.push_back(row.uid);
@@ -200,29 +182,34 @@ void StreamRecordIOWithUids(const std::string& input, int64_t batch_rows, int64_
 }
 
 int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
-  io::ModelSource source = io::ModelSource::Open(args.model);
-  ResolveAlgorithm(args, source);
-  const algos::kmeans::Model model = algos::kmeans::ParseModel(source.model_bytes(), source.model_source());
+  const std::unique_ptr<algos::Predictor> predictor =
+      container::LoadPredictor(io::ModelSource::Open(args.model), args.algorithm);
+  const int64_t dim = predictor->feature_dim();
 
-  const container::RequestType type = args.content_type.empty() ? container::ContentTypeFromPath(args.input)
-                                                                : container::ParseContentType(args.content_type);
-  const container::ResponseFormat accept = container::ParseAccept(args.accept);
+  const container::RequestType type = args.content_type.empty()
+                                          ? container::ContentTypeFromPath(args.input)
+                                          : container::ParseContentType(args.content_type);
+  MLF_EXPECTS(type.format != container::RequestFormat::kCsv || predictor->csv_request(),
+              "{}: a {} model takes no text/csv input; use application/json, application/jsonlines or "
+              "application/x-recordio-protobuf",
+              args.input, predictor->algorithm());
+  const container::ResponseFormat accept = container::ParseAccept(args.accept, predictor->csv_response());
 
   Resources res(DeviceRequest::kAuto, global.threads, 0, comm::MakeSingleProcess(), StopToken::FromSignals());
   const StopToken stop = StopToken::FromSignals();
-  const int64_t batch_rows = BatchRows(model.dim);
+  const int64_t batch_rows = BatchRows(dim);
   const container::JoinFields join = container::ParseJoinFields(args.join);
   MLF_EXPECTS(!join.uid || type.format == container::RequestFormat::kRecordIO,
-              "--join uid: only recordIO input carries a uid (Record.uid); {} is {}, use --join ordinal", args.input,
-              container::RequestFormatName(type.format));
-  container::KMeansResponseEncoder encoder(accept, join);
+              "--join uid: only recordIO input carries a uid (Record.uid); {} is {}, use --join ordinal",
+              args.input, container::RequestFormatName(type.format));
+  container::ResponseEncoder encoder(accept, predictor->json_list_key(), join);
   OutputSink sink(args.output);
   std::string out;
   int64_t rows = 0;
   auto run_with_uids = [&](const HostBatch& batch, const std::vector<std::string>* uids) {
     stop.ThrowIfStopped();
     if (batch.rows == 0) return;
-    encoder.Append(algos::kmeans::Predict(model, batch, res), batch, uids, &out);
+    encoder.Append(predictor->Predict(batch, res), batch, uids, &out);
     sink.Write(&out);
     rows += batch.rows;
   };
@@ -232,7 +219,7 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
     case container::RequestFormat::kCsv:
     case container::RequestFormat::kRecordIO: {
       if (join.uid) {
-        StreamRecordIOWithUids(args.input, batch_rows, model.dim, type, stop,
+        StreamRecordIOWithUids(args.input, batch_rows, dim, type, stop,
                                [&](const HostBatch& batch, const std::vector<std::string>& uids) {
                                  run_with_uids(batch, &uids);
                                });
@@ -240,7 +227,8 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
       }
       io::ChannelSource channel;
       channel.paths = {args.input};
-      channel.format = type.format == container::RequestFormat::kCsv ? io::DataFormat::kCsv : io::DataFormat::kRecordIO;
+      channel.format =
+          type.format == container::RequestFormat::kCsv ? io::DataFormat::kCsv : io::DataFormat::kRecordIO;
       channel.label_size = type.label_size;
       io::StreamOptions options;
       options.batch_size = batch_rows;
@@ -251,11 +239,11 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
       HostBatch batch;
       bool first = true;
       while (stream.Next(&batch)) {
-        if (first && batch.cols != model.dim) {
+        if (first && batch.cols != dim) {
           // The stream checks that every row has the first row's width; the first row is checked here.
           throw UserError(container::WidthMismatch(
-              args.input + (type.format == container::RequestFormat::kCsv ? ": line 1" : ": record 0"), batch.cols,
-              model.dim, type));
+              args.input + (type.format == container::RequestFormat::kCsv ? ": line 1" : ": record 0"),
+              batch.cols, dim, type));
         }
         first = false;
         run(batch);
@@ -267,7 +255,7 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
       MLF_EXPECTS(in.good(), "cannot read '{}': {}", args.input, std::strerror(errno));
       container::RequestContext ctx;
       ctx.source = args.input;
-      ctx.expected_cols = model.dim;
+      ctx.expected_cols = dim;
       std::string chunk, line;
       int64_t lines = 0, line_no = 0;
       auto flush = [&] {
@@ -292,7 +280,7 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
       // One JSON document: parsed whole (use JSON lines, CSV or recordIO for inputs larger than memory).
       container::RequestContext ctx;
       ctx.source = args.input;
-      ctx.expected_cols = model.dim;
+      ctx.expected_cols = dim;
       run(container::DecodeRequest(type, ReadWholeFile(args.input), ctx));
       break;
     }
@@ -300,8 +288,8 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   encoder.Finish(&out);
   sink.Write(&out);
   sink.Commit();
-  spdlog::info("predicted {} row(s) of {} with the kmeans model {} (k={}, feature_dim={}) -> {} ({})", rows,
-               args.input, args.model, model.k, model.dim, args.output.empty() ? "stdout" : args.output,
+  spdlog::info("predicted {} row(s) of {} with the {} at {} -> {} ({})", rows, args.input,
+               predictor->Describe(), args.model, args.output.empty() ? "stdout" : args.output,
                container::ResponseFormatName(accept));
   return kExitOk;
 }
@@ -311,23 +299,32 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
 void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& registry) {
   auto args = std::make_shared<PredictArgs>();
   CLI::App* predict = app.add_subcommand(
-      "predict", "Run a trained model (mlforge's or SageMaker's) on a file and write the endpoint's response");
+      "predict",
+      "Run a trained model (mlforge's or SageMaker's) on a file and write the endpoint's response");
   predict->add_option("--model", args->model, "A model directory, a model.tar.gz or a bare model_algo-1")
       ->required();
-  predict->add_option("--input", args->input, "Input file: CSV (features only), recordIO-protobuf, JSON or JSON lines")
+  predict
+      ->add_option("--input", args->input,
+                   "Input file: CSV (features only), recordIO-protobuf, JSON or JSON lines")
       ->required();
-  predict->add_option("--content-type", args->content_type,
-                      "Input content type: text/csv[;label_size=0|1], application/json, application/jsonlines, "
-                      "application/x-recordio-protobuf (default: from the extension .csv .json .jsonl .pbr/.rec/"
-                      ".recordio/.protobuf)");
+  predict->add_option(
+      "--content-type", args->content_type,
+      "Input content type: text/csv[;label_size=0|1], application/json, application/jsonlines, "
+      "application/x-recordio-protobuf (default: from the extension .csv .json .jsonl .pbr/.rec/"
+      ".recordio/.protobuf)");
   predict->add_option("--accept", args->accept,
                       "Output content type: application/json (default), application/jsonlines, text/csv, "
                       "application/x-recordio-protobuf");
-  predict->add_option("--output", args->output, "Output file, written only on success (default or -: stdout; a device or FIFO is written in place)");
-  predict->add_option("--algorithm", args->algorithm, "Override the detected algorithm (kmeans)");
-  predict->add_option("--join", args->join,
-                      "Add per-row join fields to the output: none (default: the endpoint's exact shapes), ordinal "
-                      "(0-based input row number), uid (the recordIO Record.uid), or ordinal,uid")
+  predict->add_option(
+      "--output", args->output,
+      "Output file, written only on success (default or -: stdout; a device or FIFO is written in place)");
+  predict->add_option("--algorithm", args->algorithm,
+                      "Override the detected algorithm (kmeans, linear-learner)");
+  predict
+      ->add_option(
+          "--join", args->join,
+          "Add per-row join fields to the output: none (default: the endpoint's exact shapes), ordinal "
+          "(0-based input row number), uid (the recordIO Record.uid), or ordinal,uid")
       ->default_str("none");
   registry.Add(predict, [args, &global] { return RunPredict(*args, global); });
 }

@@ -1,7 +1,6 @@
 #include "container/inference_io.h"
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cctype>
@@ -10,10 +9,13 @@
 #include <cstring>
 #include <iterator>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <utility>
 #include <vector>
 
+#include "algos/algorithms.h"
 #include "algos/kmeans/model.h"
+#include "algos/predictor.h"
 #include "core/error.h"
 #include "io/batch_builder.h"
 #include "io/csv.h"
@@ -47,6 +49,8 @@ constexpr const char* kSupportedRequests =
     "text/csv, application/json, application/jsonlines, application/x-recordio-protobuf";
 constexpr const char* kSupportedResponses =
     "application/json, application/jsonlines, text/csv, application/x-recordio-protobuf";
+constexpr const char* kSupportedResponsesNoCsv =
+    "application/json, application/jsonlines, application/x-recordio-protobuf";
 
 // ---------------------------------------------------------------------------------------------
 // Request decoding: every format produces rows into one Rows accumulator, which fixes the width
@@ -78,7 +82,9 @@ class Rows {
     }
   }
   void AddDense(const float* x) { builder_.AddDense(x, nullptr); }
-  void AddSparse(const uint32_t* idx, const float* val, int64_t nnz) { builder_.AddSparse(idx, val, nnz, nullptr); }
+  void AddSparse(const uint32_t* idx, const float* val, int64_t nnz) {
+    builder_.AddSparse(idx, val, nnz, nullptr);
+  }
 
   HostBatch Take() {
     if (!width_known_) {  // no rows at all
@@ -107,7 +113,8 @@ void DecodeCsv(std::string_view body, const RequestType& type, const RequestCont
   size_t pos = 0;
   for (;;) {
     const size_t nl = body.find('\n', pos);
-    const std::string_view text = body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+    const std::string_view text =
+        body.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
     io::CsvContext c;
     c.file = &ctx.source;
     c.line = line;
@@ -139,7 +146,8 @@ void DecodeRecordIO(std::string_view body, const RequestContext& ctx, Rows* rows
       } else if (row.rows == 1) {
         rows->AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()));
       } else {
-        const int64_t from = row.row_ptr[static_cast<size_t>(r)], to = row.row_ptr[static_cast<size_t>(r + 1)];
+        const int64_t from = row.row_ptr[static_cast<size_t>(r)],
+                      to = row.row_ptr[static_cast<size_t>(r + 1)];
         rows->AddSparse(row.indices.data() + from, row.values.data() + from, to - from);
       }
     }
@@ -163,20 +171,25 @@ std::string Shown(const json& v) {
 }
 
 const char* JsonTypeName(const json& v) {
-  return v.is_null() ? "null" : v.is_boolean() ? "a boolean" : v.is_number() ? "a number" : v.is_string() ? "a string"
-                              : v.is_array() ? "an array" : "an object";
+  return v.is_null()      ? "null"
+         : v.is_boolean() ? "a boolean"
+         : v.is_number()  ? "a number"
+         : v.is_string()  ? "a string"
+         : v.is_array()   ? "an array"
+                          : "an object";
 }
 
 float JsonFloat(const json& v, const std::string& where, const std::string& field, size_t i) {
   if (!v.is_number()) {
-    MLF_FAIL("{}: {}[{}]: {} is not a number; features must be numbers (JSON has no NaN: use CSV or recordIO "
-             "for missing values)",
-             where, field, i, Shown(v));
+    MLF_FAIL(
+        "{}: {}[{}]: {} is not a number; features must be numbers (JSON has no NaN: use CSV or recordIO "
+        "for missing values)",
+        where, field, i, Shown(v));
   }
   const double d = v.get<double>();
   if (std::isfinite(d) && std::fabs(d) > static_cast<double>(std::numeric_limits<float>::max())) {
-    MLF_FAIL("{}: {}[{}]: {} is outside the float32 range; values must satisfy |x| <= 3.4e38", where, field, i,
-             Shown(v));
+    MLF_FAIL("{}: {}[{}]: {} is outside the float32 range; values must satisfy |x| <= 3.4e38", where, field,
+             i, Shown(v));
   }
   return static_cast<float>(d);
 }
@@ -195,18 +208,21 @@ constexpr const char* kInstanceForms =
 // One instance (see the header for the forms). `where` names it ("request.json: instance 3").
 void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std::vector<float>* dense,
                     std::vector<std::pair<uint32_t, float>>* pairs) {
-  if (!inst.is_object()) MLF_FAIL("{}: must be a JSON object, found {}; {}", where, JsonTypeName(inst), kInstanceForms);
+  if (!inst.is_object())
+    MLF_FAIL("{}: must be a JSON object, found {}; {}", where, JsonTypeName(inst), kInstanceForms);
   const json* values = nullptr;
   const json* tensor = nullptr;
   std::string field;
   if (auto f = inst.find("features"); f != inst.end()) {
     if (!f->is_array()) {
-      MLF_FAIL("{}: features must be an array of numbers, found {}; {}", where, JsonTypeName(*f), kInstanceForms);
+      MLF_FAIL("{}: features must be an array of numbers, found {}; {}", where, JsonTypeName(*f),
+               kInstanceForms);
     }
     values = &*f;
     field = "features";
   } else if (auto d = inst.find("data"); d != inst.end()) {
-    if (!d->is_object()) MLF_FAIL("{}: data must be an object, found {}; {}", where, JsonTypeName(*d), kInstanceForms);
+    if (!d->is_object())
+      MLF_FAIL("{}: data must be an object, found {}; {}", where, JsonTypeName(*d), kInstanceForms);
     auto t = d->find("features");
     if (t == d->end()) MLF_FAIL("{}: data.features is missing; {}", where, kInstanceForms);
     if (!t->is_object()) {
@@ -227,8 +243,10 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
     const auto cols = static_cast<int64_t>(dense->size());
     if (tensor != nullptr && tensor->contains("shape")) {
       const json& shape = JsonArray(*tensor, "shape", where, "data.features.shape");
-      const bool ok = shape.size() == 1 && shape[0].is_number_unsigned() && shape[0].get<uint64_t>() == static_cast<uint64_t>(cols);
-      MLF_EXPECTS(ok, "{}: data.features.shape is {} but there are {} values (without keys the values are dense)",
+      const bool ok = shape.size() == 1 && shape[0].is_number_unsigned() &&
+                      shape[0].get<uint64_t>() == static_cast<uint64_t>(cols);
+      MLF_EXPECTS(ok,
+                  "{}: data.features.shape is {} but there are {} values (without keys the values are dense)",
                   where, Shown(shape), cols);
     }
     MLF_EXPECTS(cols > 0, "{}: {} is empty; an instance needs at least one feature", where, field);
@@ -239,12 +257,16 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
 
   const json& keys = JsonArray(*tensor, "keys", where, "data.features.keys");
   auto s = tensor->find("shape");
-  MLF_EXPECTS(s != tensor->end(), "{}: data.features.shape is missing; a sparse instance (with keys) needs "
-              "\"shape\": [feature_dim]", where);
+  MLF_EXPECTS(s != tensor->end(),
+              "{}: data.features.shape is missing; a sparse instance (with keys) needs "
+              "\"shape\": [feature_dim]",
+              where);
   const json& shape = *s;
-  MLF_EXPECTS(shape.is_array() && shape.size() == 1 && shape[0].is_number_unsigned() && shape[0].get<uint64_t>() >= 1 &&
+  MLF_EXPECTS(shape.is_array() && shape.size() == 1 && shape[0].is_number_unsigned() &&
+                  shape[0].get<uint64_t>() >= 1 &&
                   shape[0].get<uint64_t>() <= std::numeric_limits<uint32_t>::max(),
-              "{}: data.features.shape must be [feature_dim] with one positive integer, found {}", where, Shown(shape));
+              "{}: data.features.shape must be [feature_dim] with one positive integer, found {}", where,
+              Shown(shape));
   const auto cols = static_cast<int64_t>(shape[0].get<uint64_t>());
   MLF_EXPECTS(keys.size() == values->size(),
               "{}: data.features has {} keys but {} values; a sparse instance needs one key per value", where,
@@ -252,17 +274,21 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
   pairs->clear();
   for (size_t i = 0; i < keys.size(); ++i) {
     const json& k = keys[i];
-    MLF_EXPECTS(k.is_number_unsigned(), "{}: data.features.keys[{}]: {} is not a non-negative integer", where, i,
-                Shown(k));
+    MLF_EXPECTS(k.is_number_unsigned(), "{}: data.features.keys[{}]: {} is not a non-negative integer", where,
+                i, Shown(k));
     const uint64_t key = k.get<uint64_t>();
-    MLF_EXPECTS(key < static_cast<uint64_t>(cols), "{}: data.features.keys[{}]: {} is outside the shape [{}] (keys are "
-                "0-based column indices)", where, i, key, cols);
+    MLF_EXPECTS(key < static_cast<uint64_t>(cols),
+                "{}: data.features.keys[{}]: {} is outside the shape [{}] (keys are "
+                "0-based column indices)",
+                where, i, key, cols);
     pairs->emplace_back(static_cast<uint32_t>(key), JsonFloat((*values)[i], where, field, i));
   }
   std::sort(pairs->begin(), pairs->end(), [](const auto& a, const auto& b) { return a.first < b.first; });
   for (size_t i = 1; i < pairs->size(); ++i) {
-    MLF_EXPECTS((*pairs)[i].first != (*pairs)[i - 1].first, "{}: data.features.keys holds {} twice; each column "
-                "may appear once", where, (*pairs)[i].first);
+    MLF_EXPECTS((*pairs)[i].first != (*pairs)[i - 1].first,
+                "{}: data.features.keys holds {} twice; each column "
+                "may appear once",
+                where, (*pairs)[i].first);
   }
   rows->CheckWidth(cols, [&] { return where; });
   std::vector<uint32_t> idx(pairs->size());
@@ -290,12 +316,14 @@ void DecodeJsonDocument(const json& doc, const std::string& where, int64_t* inst
     const json& list = doc["instances"];
     MLF_EXPECTS(list.is_array(), "{}: \"instances\" must be an array, found {}", where, JsonTypeName(list));
     for (const json& inst : list) {
-      DecodeInstance(inst, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense, &pairs);
+      DecodeInstance(inst, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense,
+                     &pairs);
     }
     return;
   }
-  MLF_EXPECTS(doc.is_object(), "{}: expected a JSON object ({{\"instances\": [...]}} or one instance), found {}",
-              where, JsonTypeName(doc));
+  MLF_EXPECTS(doc.is_object(),
+              "{}: expected a JSON object ({{\"instances\": [...]}} or one instance), found {}", where,
+              JsonTypeName(doc));
   DecodeInstance(doc, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense, &pairs);
 }
 
@@ -365,20 +393,28 @@ void AppendJsonNumber(float v, std::string* out) {
 
 const char* RequestFormatName(RequestFormat f) {
   switch (f) {
-    case RequestFormat::kCsv: return "text/csv";
-    case RequestFormat::kJson: return "application/json";
-    case RequestFormat::kJsonLines: return "application/jsonlines";
-    case RequestFormat::kRecordIO: return "application/x-recordio-protobuf";
+    case RequestFormat::kCsv:
+      return "text/csv";
+    case RequestFormat::kJson:
+      return "application/json";
+    case RequestFormat::kJsonLines:
+      return "application/jsonlines";
+    case RequestFormat::kRecordIO:
+      return "application/x-recordio-protobuf";
   }
   return "?";
 }
 
 const char* ResponseFormatName(ResponseFormat f) {
   switch (f) {
-    case ResponseFormat::kJson: return "application/json";
-    case ResponseFormat::kJsonLines: return "application/jsonlines";
-    case ResponseFormat::kCsv: return "text/csv";
-    case ResponseFormat::kRecordIO: return "application/x-recordio-protobuf";
+    case ResponseFormat::kJson:
+      return "application/json";
+    case ResponseFormat::kJsonLines:
+      return "application/jsonlines";
+    case ResponseFormat::kCsv:
+      return "text/csv";
+    case ResponseFormat::kRecordIO:
+      return "application/x-recordio-protobuf";
   }
   return "?";
 }
@@ -413,9 +449,10 @@ RequestType ParseContentType(const std::string& content_type) {
     MLF_EXPECTS(t.format == RequestFormat::kCsv, "content type '{}': label_size applies to text/csv only",
                 content_type);
     const std::string_view v = Trim(param.substr(eq + 1));
-    MLF_EXPECTS(v == "0" || v == "1",
-                "content type '{}': label_size must be 0 (features only) or 1 (first column is a label), got '{}'",
-                content_type, v);
+    MLF_EXPECTS(
+        v == "0" || v == "1",
+        "content type '{}': label_size must be 0 (features only) or 1 (first column is a label), got '{}'",
+        content_type, v);
     t.label_size = v == "1" ? 1 : 0;
   }
   return t;
@@ -434,14 +471,15 @@ RequestType ContentTypeFromPath(const std::string& path) {
              EndsWith(lower, ".protobuf")) {
     t.format = RequestFormat::kRecordIO;
   } else {
-    MLF_FAIL("{}: cannot tell the input format from the file name (.csv, .json, .jsonl, .pbr/.rec/.recordio/"
-             ".protobuf); pass --content-type, one of: {}",
-             path, kSupportedRequests);
+    MLF_FAIL(
+        "{}: cannot tell the input format from the file name (.csv, .json, .jsonl, .pbr/.rec/.recordio/"
+        ".protobuf); pass --content-type, one of: {}",
+        path, kSupportedRequests);
   }
   return t;
 }
 
-ResponseFormat ParseAccept(const std::string& accept) {
+ResponseFormat ParseAccept(const std::string& accept, bool csv_allowed) {
   const std::string lower = Lower(accept);
   if (Trim(lower).empty()) return ResponseFormat::kJson;
   std::string_view rest = lower;
@@ -449,22 +487,27 @@ ResponseFormat ParseAccept(const std::string& accept) {
     const size_t comma = rest.find(',');
     std::string_view entry = rest.substr(0, comma);
     entry = Trim(entry.substr(0, entry.find(';')));
-    if (entry == "application/json" || entry == "*/*" || entry == "application/*") return ResponseFormat::kJson;
-    if (entry == "application/jsonlines" || entry == "application/x-jsonlines") return ResponseFormat::kJsonLines;
-    if (entry == "text/csv") return ResponseFormat::kCsv;
+    if (entry == "application/json" || entry == "*/*" || entry == "application/*")
+      return ResponseFormat::kJson;
+    if (entry == "application/jsonlines" || entry == "application/x-jsonlines")
+      return ResponseFormat::kJsonLines;
+    if (entry == "text/csv" && csv_allowed) return ResponseFormat::kCsv;
     if (entry == "application/x-recordio-protobuf") return ResponseFormat::kRecordIO;
     if (comma == std::string_view::npos) break;
     rest = rest.substr(comma + 1);
   }
-  MLF_FAIL("unsupported accept type '{}'; supported: {}", accept, kSupportedResponses);
+  MLF_FAIL("unsupported accept type '{}'; supported{}: {}", accept, csv_allowed ? "" : " for this model",
+           csv_allowed ? kSupportedResponses : kSupportedResponsesNoCsv);
 }
 
-std::string WidthMismatch(const std::string& where, int64_t found, int64_t expected, const RequestType& type) {
-  std::string msg = fmt::format("{}: {} feature column(s), but the model expects {} (its feature_dim)", where, found,
-                                expected);
+std::string WidthMismatch(const std::string& where, int64_t found, int64_t expected,
+                          const RequestType& type) {
+  std::string msg = fmt::format("{}: {} feature column(s), but the model expects {} (its feature_dim)", where,
+                                found, expected);
   if (type.format == RequestFormat::kCsv && type.label_size == 0 && found == expected + 1) {
-    msg += "; if the first column is a label, declare it with content type 'text/csv;label_size=1' "
-           "(mlforge predict --content-type 'text/csv;label_size=1') or remove the column";
+    msg +=
+        "; if the first column is a label, declare it with content type 'text/csv;label_size=1' "
+        "(mlforge predict --content-type 'text/csv;label_size=1') or remove the column";
   } else {
     msg += fmt::format("; every row must have exactly {} features", expected);
   }
@@ -474,10 +517,18 @@ std::string WidthMismatch(const std::string& where, int64_t found, int64_t expec
 HostBatch DecodeRequest(const RequestType& type, std::string_view body, const RequestContext& ctx) {
   Rows rows(type, ctx);
   switch (type.format) {
-    case RequestFormat::kCsv: DecodeCsv(body, type, ctx, &rows); break;
-    case RequestFormat::kJson: DecodeJson(body, ctx, &rows); break;
-    case RequestFormat::kJsonLines: DecodeJsonLines(body, ctx, &rows); break;
-    case RequestFormat::kRecordIO: DecodeRecordIO(body, ctx, &rows); break;
+    case RequestFormat::kCsv:
+      DecodeCsv(body, type, ctx, &rows);
+      break;
+    case RequestFormat::kJson:
+      DecodeJson(body, ctx, &rows);
+      break;
+    case RequestFormat::kJsonLines:
+      DecodeJsonLines(body, ctx, &rows);
+      break;
+    case RequestFormat::kRecordIO:
+      DecodeRecordIO(body, ctx, &rows);
+      break;
   }
   return rows.Take();
 }
@@ -605,8 +656,8 @@ void AppendCsvField(std::string_view s, std::string* out) {
 
 }  // namespace
 
-void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts, size_t n,
-                       std::string* out) {
+void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts,
+                       size_t n, std::string* out) {
   std::vector<LabelEntry> entries(n);
   for (size_t i = 0; i < n; ++i) {
     entries[i].key = keys[i];
@@ -637,97 +688,123 @@ JoinFields ParseJoinFields(const std::string& spec) {
   return j;
 }
 
-void KMeansResponseEncoder::Append(const algos::kmeans::Predictions& p, std::string* out) {
+ResponseEncoder::ResponseEncoder(ResponseFormat format, std::string list_key, JoinFields join)
+    : format_(format), list_key_(std::move(list_key)), join_(join) {}
+
+void ResponseEncoder::Append(const algos::PredictionTable& t, std::string* out) {
   MLF_ASSERT(!join_.any());
   HostBatch none;
-  Append(p, none, nullptr, out);
+  Append(t, none, nullptr, out);
 }
 
-void KMeansResponseEncoder::Append(const algos::kmeans::Predictions& p, const HostBatch& batch,
-                                   const std::vector<std::string>* uids, std::string* out) {
-  MLF_ASSERT(p.closest_cluster.size() == p.distance_to_cluster.size());
-  MLF_ASSERT(!join_.any() || static_cast<int64_t>(p.closest_cluster.size()) == batch.rows);
-  MLF_ASSERT(!join_.uid || uids == nullptr || uids->size() == p.closest_cluster.size());
-  if (!started_ && format_ == ResponseFormat::kJson) out->append("{\"predictions\":[");
+void ResponseEncoder::Start(std::string* out) {
+  if (started_) return;
   started_ = true;
-  static constexpr std::string_view kKeys[2] = {"closest_cluster", "distance_to_cluster"};
-  for (size_t i = 0; i < p.closest_cluster.size(); ++i, ++rows_) {
-    const float cluster = static_cast<float>(p.closest_cluster[i]);
-    const float distance = p.distance_to_cluster[i];
-    const int64_t ordinal = join_.ordinal ? batch.ordinal(static_cast<int64_t>(i)) : 0;
-    const std::string_view uid = join_.uid && uids != nullptr ? std::string_view((*uids)[i]) : std::string_view();
-    // JSON members for the join fields: "ordinal":N,"uid":"..."|null, (sep after ':' and ',').
-    auto join_json = [&](const char* sep) {
+  if (format_ == ResponseFormat::kJson) out->append("{").append(json(list_key_).dump()).append(":[");
+}
+
+void ResponseEncoder::Append(const algos::PredictionTable& t, const HostBatch& batch,
+                             const std::vector<std::string>* uids, std::string* out) {
+  for (const auto& c : t.columns) MLF_ASSERT(static_cast<int64_t>(c.values.size()) == t.rows * c.width);
+  MLF_ASSERT(!join_.any() || t.rows == batch.rows);
+  MLF_ASSERT(!join_.uid || uids == nullptr || static_cast<int64_t>(uids->size()) == t.rows);
+  Start(out);
+  const size_t ncols = t.columns.size();
+  std::vector<LabelEntry> entries;
+  for (int64_t i = 0; i < t.rows; ++i, ++rows_) {
+    const int64_t ordinal = join_.ordinal ? batch.ordinal(i) : 0;
+    const std::string_view uid =
+        join_.uid && uids != nullptr ? std::string_view((*uids)[i]) : std::string_view();
+    // JSON (sep "") and JSON lines (sep " ", Python's json.dumps layout): the join members first,
+    // then one member per column.
+    auto json_row = [&](const char* sep) {
+      out->push_back('{');
       if (join_.ordinal) fmt::format_to(std::back_inserter(*out), "\"ordinal\":{}{},{}", sep, ordinal, sep);
       if (join_.uid) {
         out->append("\"uid\":").append(sep);
-        out->append(uid.empty() ? std::string("null") : json(std::string(uid)).dump(-1, ' ', false, json::error_handler_t::replace));
+        out->append(uid.empty()
+                        ? std::string("null")
+                        : json(std::string(uid)).dump(-1, ' ', false, json::error_handler_t::replace));
         out->push_back(',');
         out->append(sep);
       }
+      for (size_t c = 0; c < ncols; ++c) {
+        const algos::OutputColumn& col = t.columns[c];
+        if (c > 0) out->append(",").append(sep);
+        out->push_back('"');
+        out->append(col.name).append("\":").append(sep);
+        const bool array = col.json_array || col.width != 1;
+        if (array) out->push_back('[');
+        for (int64_t j = 0; j < col.width; ++j) {
+          if (j > 0) out->append(",").append(sep);
+          const float v = col.values[static_cast<size_t>(i * col.width + j)];
+          if (col.json_integer && std::isfinite(v)) {
+            fmt::format_to(std::back_inserter(*out), "{}", static_cast<int64_t>(v));
+          } else {
+            AppendJsonNumber(v, out);
+          }
+        }
+        if (array) out->push_back(']');
+      }
+      out->push_back('}');
     };
     switch (format_) {
       case ResponseFormat::kJson:
         if (rows_ > 0) out->push_back(',');
-        out->push_back('{');
-        join_json("");
-        out->append("\"closest_cluster\":");
-        AppendJsonNumber(cluster, out);
-        out->append(",\"distance_to_cluster\":");
-        AppendJsonNumber(distance, out);
-        out->push_back('}');
+        json_row("");
         break;
       case ResponseFormat::kJsonLines:
-        out->push_back('{');
-        join_json(" ");
-        out->append("\"closest_cluster\": ");
-        AppendJsonNumber(cluster, out);
-        out->append(", \"distance_to_cluster\": ");
-        AppendJsonNumber(distance, out);
-        out->append("}\n");
-        break;
-      case ResponseFormat::kCsv:
-        if (join_.ordinal) fmt::format_to(std::back_inserter(*out), "{},", ordinal);
-        if (join_.uid) {
-          AppendCsvField(uid, out);
-          out->push_back(',');
-        }
-        AppendFloat(cluster, out);
-        out->push_back(',');
-        AppendFloat(distance, out);
+        json_row(" ");
         out->push_back('\n');
         break;
+      case ResponseFormat::kCsv: {
+        bool first = true;
+        if (join_.ordinal) {
+          fmt::format_to(std::back_inserter(*out), "{}", ordinal);
+          first = false;
+        }
+        if (join_.uid) {
+          if (!first) out->push_back(',');
+          AppendCsvField(uid, out);
+          first = false;
+        }
+        for (const auto& col : t.columns) {
+          for (int64_t j = 0; j < col.width; ++j) {
+            if (!first) out->push_back(',');
+            first = false;
+            AppendFloat(col.values[static_cast<size_t>(i * col.width + j)], out);
+          }
+        }
+        out->push_back('\n');
+        break;
+      }
       case ResponseFormat::kRecordIO: {
         const double ord = static_cast<double>(ordinal);
-        LabelEntry entries[3];
-        size_t n = 0;
-        if (join_.ordinal) entries[n++] = LabelEntry{"ordinal", nullptr, &ord, 1};
-        entries[n++] = LabelEntry{kKeys[0], &cluster, nullptr, 1};
-        entries[n++] = LabelEntry{kKeys[1], &distance, nullptr, 1};
-        AppendRecord(entries, n, join_.uid && !uid.empty() ? &uid : nullptr, out);
+        entries.clear();
+        if (join_.ordinal) entries.push_back(LabelEntry{"ordinal", nullptr, &ord, 1});
+        for (const auto& col : t.columns) {
+          entries.push_back(LabelEntry{col.name, col.values.data() + i * col.width, nullptr,
+                                       static_cast<size_t>(col.width)});
+        }
+        AppendRecord(entries.data(), entries.size(), join_.uid && !uid.empty() ? &uid : nullptr, out);
         break;
       }
     }
   }
 }
 
-void KMeansResponseEncoder::Finish(std::string* out) {
-  if (format_ != ResponseFormat::kJson) return;
-  if (!started_) out->append("{\"predictions\":[");
-  started_ = true;
-  out->append("]}");
+void ResponseEncoder::Finish(std::string* out) {
+  Start(out);
+  if (format_ == ResponseFormat::kJson) out->append("]}");
 }
 
-std::string EncodeKMeansResponse(ResponseFormat format, const algos::kmeans::Predictions& p) {
-  KMeansResponseEncoder enc(format);
+std::string EncodeResponse(ResponseFormat format, const std::string& list_key,
+                           const algos::PredictionTable& t) {
+  ResponseEncoder enc(format, list_key);
   std::string out;
-  enc.Append(p, &out);
+  enc.Append(t, &out);
   enc.Finish(&out);
   return out;
-}
-
-std::string EncodeKMeansResponse(const std::string& accept, const algos::kmeans::Predictions& p) {
-  return EncodeKMeansResponse(ParseAccept(accept), p);
 }
 
 std::string DetectAlgorithm(const io::ModelSource& source) {
@@ -746,7 +823,8 @@ std::string DetectAlgorithm(const io::ModelSource& source) {
   try {
     if (source.model_kind() == io::FileKind::kNDArrayList) {
       const io::NDArrayList list = io::ParseNDArrayList(bytes, source.model_source());
-      if (list.named && io::FindByName(list, "s") && io::FindByName(list, "v") && io::FindByName(list, "mean")) {
+      if (list.named && io::FindByName(list, "s") && io::FindByName(list, "v") &&
+          io::FindByName(list, "mean")) {
         return "pca";
       }
       if (!list.named && !list.arrays.empty() && list.arrays[0].storage == io::NDStorage::kDense &&
@@ -763,6 +841,35 @@ std::string DetectAlgorithm(const io::ModelSource& source) {
     // damaged: the algorithm's own loader reports it
   }
   return "";
+}
+
+std::unique_ptr<algos::Predictor> LoadPredictor(const io::ModelSource& source, const std::string& algorithm) {
+  const auto& table = algos::BuiltinAlgorithms();
+  std::string predicting;
+  for (const auto& a : table) {
+    if (a.load_predictor != nullptr) predicting += (predicting.empty() ? "" : ", ") + a.name;
+  }
+  std::string name = algorithm;
+  const bool detected = name.empty();
+  if (detected) {
+    name = DetectAlgorithm(source);
+    MLF_EXPECTS(!name.empty(),
+                "{}: cannot tell which algorithm this model belongs to ({} is a {}); pass the algorithm "
+                "(--algorithm kmeans for an NDArray list holding one (k, feature_dim) float32 array, "
+                "--algorithm linear-learner for a zip with mx-mod-0000.params)",
+                source.path(), source.model_source(), io::FileKindName(source.model_kind()));
+  }
+  std::string key = Lower(name);
+  for (char& c : key) c = c == '_' ? '-' : c;
+  if (key == "k-means") key = "kmeans";
+  if (key == "pca" || key == "factorization-machines") {
+    MLF_FAIL("{}: this is a {} model{}; mlforge has no {} predictor yet (it predicts with {})", source.path(),
+             key, detected ? " (detected from model_algo-1)" : "", key, predicting);
+  }
+  const algos::Algorithm& algo = algos::FindAlgorithm(table, key);  // names the closest valid one
+  MLF_EXPECTS(algo.load_predictor != nullptr, "{}: mlforge has no {} predictor yet (it predicts with {})",
+              source.path(), algo.name, predicting);
+  return algo.load_predictor(source);
 }
 
 }  // namespace mlforge::container

@@ -15,27 +15,24 @@
 //   {"data": {"features": {"keys": [i, ...], "shape": [dim], "values": [v, ...]}}}   (sparse)
 // and any other member of an instance ("configuration", ...) is ignored.
 //
-// Responses for k-means (SPEC.md 3.6), one entry per input row, numbers in shortest round-trip
-// float32 form, always with a fraction or exponent ("1.0", "0.25", "1e+20"), so closest_cluster
-// reads as a float as SageMaker writes it:
-//   application/json                 {"predictions":[{"closest_cluster":1.0,"distance_to_cluster":3.0},...]}
-//   application/jsonlines            {"closest_cluster": 1.0, "distance_to_cluster": 3.0}\n per row
-//   text/csv                         1.0,3.0\n per row (closest_cluster,distance_to_cluster)
-//   application/x-recordio-protobuf  one Record per row: label["closest_cluster"] and
-//                                    label["distance_to_cluster"], Float32Tensor with one value each
-// JSON has no NaN or infinity: such a distance (NaN input features) is written as null in JSON and
-// JSON lines, and as nan / inf in CSV.
+// Responses (SPEC.md 3.6) come from an algos::PredictionTable (ResponseEncoder below), one entry
+// per input row, numbers in shortest round-trip float32 form, always with a fraction or exponent
+// ("1.0", "0.25", "1e+20"), so k-means' closest_cluster reads as a float as SageMaker writes it;
+// columns flagged json_integer (linear learner's predicted_label) are JSON integers. JSON has no
+// NaN or infinity: such a value (NaN input features) is written as null in JSON and JSON lines,
+// and as nan / inf in CSV.
 //
 // Every decoding problem is a UserError naming the source, the line / instance / record and the
 // field, e.g. "request.json: instance 3: data.features.values[2]: \"x\" is not a number".
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "algos/kmeans/kmeans.h"
+#include "algos/predictor.h"
 #include "core/batch.h"
 #include "io/archive.h"
 
@@ -62,9 +59,10 @@ RequestType ParseContentType(const std::string& content_type);
 RequestType ContentTypeFromPath(const std::string& path);
 
 // Parses an Accept value. Empty, "*/*" and "application/*" mean application/json (SageMaker's
-// default). A list ("text/csv, application/json;q=0.5") picks the first supported entry.
-// UserError naming the supported types when none is supported.
-ResponseFormat ParseAccept(const std::string& accept);
+// default). A list ("text/csv, application/json;q=0.5") picks the first supported entry; text/csv
+// only when csv_allowed (the model's Predictor::csv_response()). UserError naming the supported
+// types when none is supported.
+ResponseFormat ParseAccept(const std::string& accept, bool csv_allowed = true);
 
 struct RequestContext {
   std::string source = "request";  // names the body in errors (a file name, "request")
@@ -102,36 +100,45 @@ struct JoinFields {
 // Parses "none", "ordinal", "uid", "ordinal,uid" (any order, case-insensitive). UserError otherwise.
 JoinFields ParseJoinFields(const std::string& spec);
 
-// Streams a k-means response: Append() once per batch of predictions, Finish() once at the end.
-// The concatenation of what they append is the complete body (json: the opening is written by the
-// first Append or by Finish, the closing by Finish).
-class KMeansResponseEncoder {
+// Streams a response: Append() once per batch of predictions, Finish() once at the end. The
+// concatenation of what they append is the complete body (JSON: the opening is written by the first
+// Append or by Finish, the closing by Finish). Each row becomes one object / line / Record with one
+// member per column of the table, in the table's order (SPEC.md 3.6):
+//   application/json       {"<list_key>":[{"closest_cluster":1.0,"distance_to_cluster":3.0},...]}
+//   application/jsonlines  {"closest_cluster": 1.0, "distance_to_cluster": 3.0}\n per row
+//   text/csv               1.0,3.0\n per row (every column's values in order)
+//   recordIO-protobuf      one Record per row, label[<column>] = Float32Tensor of its values
+// A column of width > 1 (or json_array) is a JSON array; json_integer columns are JSON integers.
+class ResponseEncoder {
  public:
-  explicit KMeansResponseEncoder(ResponseFormat format, JoinFields join = {}) : format_(format), join_(join) {}
+  ResponseEncoder(ResponseFormat format, std::string list_key, JoinFields join = {});
   // Without join fields (the encoder must have been made without them).
-  void Append(const algos::kmeans::Predictions& p, std::string* out);
-  // With the join fields: row i of `p` is row i of `batch` (its ordinal); uids (may be null when
+  void Append(const algos::PredictionTable& t, std::string* out);
+  // With the join fields: row i of `t` is row i of `batch` (its ordinal); uids (may be null when
   // the encoder has no uid field) holds one uid per row, "" for none.
-  void Append(const algos::kmeans::Predictions& p, const HostBatch& batch, const std::vector<std::string>* uids,
+  void Append(const algos::PredictionTable& t, const HostBatch& batch, const std::vector<std::string>* uids,
               std::string* out);
   void Finish(std::string* out);
+  ResponseFormat format() const { return format_; }
 
  private:
+  void Start(std::string* out);
   ResponseFormat format_;
+  std::string list_key_;
   JoinFields join_;
   bool started_ = false;
   int64_t rows_ = 0;
 };
 
 // A whole response body in one call.
-std::string EncodeKMeansResponse(ResponseFormat format, const algos::kmeans::Predictions& p);
-std::string EncodeKMeansResponse(const std::string& accept, const algos::kmeans::Predictions& p);
+std::string EncodeResponse(ResponseFormat format, const std::string& list_key,
+                           const algos::PredictionTable& t);
 
 // Appends, framed as one recordIO record, a Record whose `label` map holds `n` entries, each a
 // Float32Tensor (values only) named keys[i] with values values[i][0..counts[i]). The entries are
 // written in the given order. Shared by every algorithm's protobuf response.
-void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts, size_t n,
-                       std::string* out);
+void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts,
+                       size_t n, std::string* out);
 
 // Formats a float32 in shortest round-trip form that always reads as a float ("1.0", "2.5e-07").
 // NaN and infinities give "nan", "inf", "-inf" (callers writing JSON handle them first).
@@ -142,5 +149,12 @@ void AppendFloat(float v, std::string* out);
 // "linear-learner", with meta.json "factorization-machines"; an mlforge-model.json next to it
 // names the algorithm too. "" when it cannot tell.
 std::string DetectAlgorithm(const io::ModelSource& source);
+
+// The predictor for a model artifact: `algorithm` (SageMaker's name, case and '_' / '-'
+// insensitive) or, when empty, DetectAlgorithm(); then that algorithm's load_predictor from the
+// algorithm table. UserError naming the model when the algorithm cannot be told, is unknown, has no
+// predictor yet, or the artifact is not a valid model of it.
+std::unique_ptr<algos::Predictor> LoadPredictor(const io::ModelSource& source,
+                                                const std::string& algorithm = "");
 
 }  // namespace mlforge::container

@@ -11,10 +11,12 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "algos/algorithm.h"
 #include "algos/kmeans/model.h"
+#include "algos/predictor.h"
 #include "core/batch.h"
 #include "core/resources.h"
 
@@ -34,5 +36,8 @@ struct Predictions {
   std::vector<float> distance_to_cluster;
 };
 Predictions Predict(const Model& model, const HostBatch& batch, Resources& res);
+
+// The predictor for a k-means artifact (ours or SageMaker's); Algorithm::load_predictor.
+std::unique_ptr<Predictor> LoadPredictor(const io::ModelSource& source);
 
 }  // namespace mlforge::algos::kmeans

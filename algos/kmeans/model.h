@@ -10,6 +10,10 @@
 #include <string_view>
 #include <vector>
 
+namespace mlforge::io {
+class ModelSource;
+}
+
 namespace mlforge::algos::kmeans {
 
 struct Model {
@@ -36,5 +40,6 @@ Model ParseModel(std::string_view model_algo_1, const std::string& source);
 // Loads a model directory, a model.tar.gz or a bare model_algo-1 (io::ModelSource); reads
 // mlforge-model.json too when present.
 Model LoadModel(const std::string& path);
+Model LoadModel(const io::ModelSource& source);
 
 }  // namespace mlforge::algos::kmeans

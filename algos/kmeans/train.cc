@@ -431,6 +431,7 @@ Algorithm Entry() {
   a.optional_channels = {"test"};
   a.hyperparameters = [] { return Hyperparameters(); };
   a.train = Train;
+  a.load_predictor = LoadPredictor;
   return a;
 }
 

@@ -269,8 +269,10 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
   return m;
 }
 
-Model LoadModel(const std::string& path) {
-  io::ModelSource src = io::ModelSource::Open(path);
+Model LoadModel(const std::string& path) { return LoadModel(io::ModelSource::Open(path)); }
+
+Model LoadModel(const io::ModelSource& src) {
+  const std::string& path = src.path();
   Model m = ParseModel(src.model_bytes(), src.model_source());
   for (const auto& member : src.others()) {
     if (member.name != kMetadataFile) continue;

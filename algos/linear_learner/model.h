@@ -26,6 +26,10 @@
 #include "algos/linear_learner/config.h"
 #include "core/batch.h"
 
+namespace mlforge::io {
+class ModelSource;
+}
+
 namespace mlforge::algos::linear_learner {
 
 struct Model {
@@ -68,6 +72,7 @@ Model ParseModel(std::string_view model_algo_1, const std::string& source);
 // A model directory, a model.tar.gz or a bare model_algo-1 (io::ModelSource); reads
 // mlforge-model.json too when present.
 Model LoadModel(const std::string& path);
+Model LoadModel(const io::ModelSource& source);
 
 // Batched inference, as SageMaker's linear learner endpoint answers:
 //   binary_classifier:     score = sigmoid(x.w + b) (logistic; the raw score for hinge_loss),

@@ -304,7 +304,7 @@ TEST_F(PredictCli, RealSageMakerArtifact) {
   // A PCA artifact is recognised and refused with the reason.
   const std::string pca = test::SharedData("artifacts/pca_regular_d7_k6.model.tar.gz");
   ExpectUserError(RunCli(d, {"predict", "--model", pca, "--input", "centroids.csv"}),
-                  "this is a pca model (detected from model_algo-1); mlforge predict supports kmeans models only");
+                  "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet");
 }
 
 TEST_F(PredictCli, OutputThroughSymlinkFifoAndDash) {
@@ -382,7 +382,7 @@ TEST_F(PredictCli, BadInputExitsTwoWithOneLineAndNoOutputFile) {
   ExpectUserError(RunCli(d, {"predict", "--model", "no-such-model", "--input", "features.csv"}), "no-such-model");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "no-such.csv"}), "no-such.csv");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--algorithm", "pca"}),
-                  "this is a pca model; mlforge predict supports kmeans models only");
+                  "this is a pca model; mlforge has no pca predictor yet");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--algorithm", "kmeens"}),
                   "kmeens");
   // Not a model at all.

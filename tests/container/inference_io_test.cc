@@ -2,6 +2,8 @@
 // response format, every request form, and the messages of malformed requests.
 #include "container/inference_io.h"
 
+#include "algos/kmeans/kmeans.h"
+
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
@@ -14,7 +16,9 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "core/error.h"
+#include "core/resources.h"
 #include "io/archive.h"
 #include "io/ndarray.h"
 #include "io/record_codec.h"
@@ -47,6 +51,38 @@ std::string Float(float v) {
   AppendFloat(v, &s);
   return s;
 }
+
+// The k-means response through the generic encoder, as the k-means predictor builds its table.
+algos::PredictionTable Table(const Predictions& p) {
+  algos::PredictionTable t;
+  t.rows = static_cast<int64_t>(p.closest_cluster.size());
+  t.columns.resize(2);
+  t.columns[0].name = "closest_cluster";
+  t.columns[0].values.assign(p.closest_cluster.begin(), p.closest_cluster.end());
+  t.columns[1].name = "distance_to_cluster";
+  t.columns[1].values = p.distance_to_cluster;
+  return t;
+}
+
+std::string EncodeKMeansResponse(ResponseFormat f, const Predictions& p) {
+  return EncodeResponse(f, "predictions", Table(p));
+}
+std::string EncodeKMeansResponse(const std::string& accept, const Predictions& p) {
+  return EncodeKMeansResponse(ParseAccept(accept), p);
+}
+
+class KMeansResponseEncoder {
+ public:
+  explicit KMeansResponseEncoder(ResponseFormat f, JoinFields j = {}) : enc_(f, "predictions", j) {}
+  void Append(const Predictions& p, std::string* out) { enc_.Append(Table(p), out); }
+  void Append(const Predictions& p, const HostBatch& b, const std::vector<std::string>* uids, std::string* out) {
+    enc_.Append(Table(p), b, uids, out);
+  }
+  void Finish(std::string* out) { enc_.Finish(out); }
+
+ private:
+  ResponseEncoder enc_;
+};
 
 Predictions Small() {
   Predictions p;
@@ -251,6 +287,102 @@ TEST(KMeansResponse, StreamedEqualsWhole) {
     enc.Finish(&out);
     EXPECT_EQ(out, EncodeKMeansResponse(f, Small())) << ResponseFormatName(f);
   }
+}
+
+// Linear learner shapes (SPEC.md 3.6): integer predicted_label in JSON, multiclass score as an array,
+// a regressor's score alone; recordIO carries the score vector and the label as float32.
+TEST(GenericResponse, LinearLearnerShapes) {
+  algos::PredictionTable binary;
+  binary.rows = 2;
+  binary.columns.resize(2);
+  binary.columns[0].name = "score";
+  binary.columns[0].values = {0.25f, 0.875f};
+  binary.columns[1].name = "predicted_label";
+  binary.columns[1].json_integer = true;
+  binary.columns[1].values = {0.0f, 1.0f};
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "predictions", binary),
+            "{\"predictions\":[{\"score\":0.25,\"predicted_label\":0},{\"score\":0.875,\"predicted_label\":1}]}");
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJsonLines, "predictions", binary),
+            "{\"score\": 0.25, \"predicted_label\": 0}\n{\"score\": 0.875, \"predicted_label\": 1}\n");
+
+  algos::PredictionTable multi;
+  multi.rows = 1;
+  multi.columns.resize(2);
+  multi.columns[0].name = "score";
+  multi.columns[0].width = 3;
+  multi.columns[0].json_array = true;
+  multi.columns[0].values = {0.125f, 0.5f, 0.375f};
+  multi.columns[1].name = "predicted_label";
+  multi.columns[1].json_integer = true;
+  multi.columns[1].values = {1.0f};
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "predictions", multi),
+            "{\"predictions\":[{\"score\":[0.125,0.5,0.375],\"predicted_label\":1}]}");
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJsonLines, "predictions", multi),
+            "{\"score\": [0.125, 0.5, 0.375], \"predicted_label\": 1}\n");
+  const std::string pb = EncodeResponse(ResponseFormat::kRecordIO, "predictions", multi);
+  io::RecordIOReader reader(pb, "response");
+  std::string_view payload;
+  ASSERT_TRUE(reader.Next(&payload));
+  aialgs::data::Record rec;
+  ASSERT_TRUE(rec.ParseFromArray(payload.data(), static_cast<int>(payload.size())));
+  const auto& score = rec.label().at("score").float32_tensor();
+  ASSERT_EQ(score.values_size(), 3);
+  EXPECT_EQ(score.values(1), 0.5f);
+  EXPECT_EQ(rec.label().at("predicted_label").float32_tensor().values(0), 1.0f);
+  EXPECT_FALSE(reader.Next(&payload));
+
+  // A width-1 column flagged json_array (PCA's projection with one component) stays an array, and
+  // the list key is the predictor's.
+  algos::PredictionTable proj;
+  proj.rows = 1;
+  proj.columns.resize(1);
+  proj.columns[0].name = "projection";
+  proj.columns[0].json_array = true;
+  proj.columns[0].values = {-1.5f};
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", proj), "{\"projections\":[{\"projection\":[-1.5]}]}");
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", algos::PredictionTable{}), "{\"projections\":[]}");
+}
+
+TEST(AcceptAndContentType, CsvOnlyWhereTheModelAnswersIt) {
+  EXPECT_EQ(ParseAccept("text/csv", true), ResponseFormat::kCsv);
+  EXPECT_EQ(ParseAccept("text/csv, application/jsonlines", false), ResponseFormat::kJsonLines);
+  EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseAccept("text/csv", false); }),
+                        "unsupported accept type 'text/csv'; supported for this model: application/json, "
+                        "application/jsonlines, application/x-recordio-protobuf"));
+}
+
+TEST(LoadPredictor, RealArtifactsAndRefusals) {
+  MLF_REQUIRE_SHARED_DATA();
+  const std::string dir = test::SharedData("artifacts");
+  Resources res(DeviceRequest::kCpu, 1, 0, comm::MakeSingleProcess());
+  // k-means: the centroids answer themselves.
+  const auto km = LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"));
+  EXPECT_EQ(km->algorithm(), "kmeans");
+  EXPECT_EQ(km->feature_dim(), 2);
+  EXPECT_TRUE(km->csv_response());
+  // Linear learner: detected from the zip; binary has score + integer predicted_label.
+  const auto ll = LoadPredictor(io::ModelSource::Open(dir + "/linear_learner_binary_d5.model.tar.gz"));
+  EXPECT_EQ(ll->algorithm(), "linear-learner");
+  EXPECT_EQ(ll->feature_dim(), 5);
+  EXPECT_FALSE(ll->csv_response());
+  HostBatch b;
+  b.rows = 1;
+  b.cols = 5;
+  b.values = {0, 0, 0, 0, 0};
+  const algos::PredictionTable t = ll->Predict(b, res);
+  ASSERT_EQ(t.columns.size(), 2u);
+  EXPECT_EQ(t.columns[0].name, "score");
+  EXPECT_EQ(t.columns[1].name, "predicted_label");
+  EXPECT_TRUE(t.columns[1].json_integer);
+  // Models without a predictor yet, and a wrong override.
+  EXPECT_TRUE(HasSubstr(ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz")); }),
+                        "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet"));
+  EXPECT_TRUE(HasSubstr(
+      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"), "linear_learner"); }),
+      "not a linear learner model"));
+  EXPECT_TRUE(HasSubstr(
+      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"), "kmeens"); }),
+      "did you mean 'kmeans'?"));
 }
 
 TEST(AcceptAndContentType, Parsing) {
