@@ -2,7 +2,7 @@
 // runs the one leaf command that was selected, and maps exceptions to exit codes once:
 //   0    success
 //   1    internal error (a bug in mlforge: "mlforge: internal error: ...")
-//   2    user error: bad input, bad option, unknown subcommand, not implemented yet
+//   2    user error: bad input, bad option, unknown subcommand, a model the server cannot load
 //        ("mlforge: error: ...")
 //   143  stopped by SIGTERM/SIGINT (StopRequested): 128 + SIGTERM, the same code the training
 //        runner (container/train.h) returns, so every stopped mlforge command exits alike
@@ -11,7 +11,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <functional>
 #include <string>
 #include <utility>
@@ -46,13 +45,21 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
 void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registry);
 // predict: a model (directory, model.tar.gz or model_algo-1) over a file -> the endpoint's response
 void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& registry);
-// serve (a stub until the HTTP server arrives); registered after predict to keep the help order
+// serve: the HTTP endpoint (container/server.h) for a model; registered after predict (help order)
 void RegisterServe(CLI::App& app, const GlobalOptions& global, Registry& registry);
 void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& registry);
 // demo: VCF (or synthetic genotypes) -> recordIO -> k-means -> ARI against population labels
 void RegisterDemo(CLI::App& app, const GlobalOptions& global, Registry& registry);
 
-// Throws the UserError of the commands that arrive with the inference issue (exit 2).
-[[noreturn]] void NotImplementedYet(const std::string& command);
+}  // namespace mlforge::cli
+
+namespace mlforge::container {
+struct ServeOptions;
+}
+
+namespace mlforge::cli {
+
+// Runs the HTTP server until SIGTERM/SIGINT (serve and container serve); returns its exit code.
+int RunServer(container::ServeOptions options);
 
 }  // namespace mlforge::cli

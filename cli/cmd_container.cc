@@ -2,9 +2,12 @@
 // comes from --opt-ml, else $MLFORGE_OPT_ML, else /opt/ml, so the contract runs without Docker.
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "algos/algorithms.h"
 #include "cli/cli.h"
+#include "container/config.h"
+#include "container/server.h"
 #include "container/train.h"
 #include "core/error.h"
 
@@ -26,10 +29,22 @@ int RunContainerTrainCommand(const ContainerArgs& args, const GlobalOptions& glo
   return container::RunContainerTrain(args.opt_ml, args.algorithm, algos::BuiltinAlgorithms(), options);
 }
 
+// SageMaker's `serve`: the model SageMaker extracted into <opt-ml>/model, every setting from the
+// environment (SPEC.md 3.2).
+int RunContainerServeCommand(const ContainerArgs& args, const GlobalOptions& global) {
+  container::ServeOptions o;
+  o.model_path = container::ResolveOptMl(args.opt_ml).model_dir;
+  o.algorithm = args.algorithm;
+  o.workers = global.threads > 0 ? global.threads : 0;
+  container::ApplyServeEnvironment(&o);
+  return RunServer(std::move(o));
+}
+
 }  // namespace
 
 void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& registry) {
-  CLI::App* container = app.add_subcommand("container", "The SageMaker container entry points (train, serve)");
+  CLI::App* container =
+      app.add_subcommand("container", "The SageMaker container entry points (train, serve)");
   container->require_subcommand(1);
 
   auto targs = std::make_shared<ContainerArgs>();
@@ -41,10 +56,11 @@ void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& reg
   registry.Add(train, [targs, &global] { return RunContainerTrainCommand(*targs, global); });
 
   auto sargs = std::make_shared<ContainerArgs>();
-  CLI::App* serve = container->add_subcommand("serve", "Serve <opt-ml>/model over HTTP (arrives with the inference issue)");
+  CLI::App* serve = container->add_subcommand(
+      "serve", "Serve <opt-ml>/model (model.tar.gz or its files) on $SAGEMAKER_BIND_TO_PORT, else 8080");
   serve->add_option("--opt-ml", sargs->opt_ml, "The /opt/ml root (default: $MLFORGE_OPT_ML, else /opt/ml)");
-  serve->add_option("--algorithm", sargs->algorithm, "Override the detected algorithm");
-  registry.Add(serve, []() -> int { NotImplementedYet("container serve"); });
+  serve->add_option("--algorithm", sargs->algorithm, "Override the algorithm detected from the model");
+  registry.Add(serve, [sargs, &global] { return RunContainerServeCommand(*sargs, global); });
 }
 
 }  // namespace mlforge::cli

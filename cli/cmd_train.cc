@@ -1,5 +1,5 @@
-// `mlforge train` (local training through the container's training entry, no /opt/ml needed) and
-// the `serve` command, which arrives with the inference issue (`predict` is in cmd_predict.cc).
+// `mlforge train`: local training through the container's training entry, no /opt/ml needed
+// (`predict` is in cmd_predict.cc, `serve` in cmd_serve.cc).
 #include <memory>
 #include <string>
 #include <vector>
@@ -11,10 +11,6 @@
 #include "core/resources.h"
 
 namespace mlforge::cli {
-
-void NotImplementedYet(const std::string& command) {
-  MLF_FAIL("{}: not implemented yet: arrives with the inference issue", command);
-}
 
 namespace {
 
@@ -37,8 +33,10 @@ int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
   if (!args.validation.empty()) local.channels["validation"] = {args.validation};
   if (!args.test.empty()) local.channels["test"] = {args.test};
   for (const auto& [channel, type] : container::ParseKeyValues(args.content_types, "--content-type")) {
-    MLF_EXPECTS(local.channels.count(channel), "--content-type {}={}: there is no '{}' channel; use train, "
-                "validation or test for a channel given on the command line", channel, type, channel);
+    MLF_EXPECTS(local.channels.count(channel),
+                "--content-type {}={}: there is no '{}' channel; use train, "
+                "validation or test for a channel given on the command line",
+                channel, type, channel);
     local.content_types[channel] = type;
   }
   local.hyperparameters = args.hp;
@@ -51,19 +49,16 @@ int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
   return container::TrainLocal(local, algos::BuiltinAlgorithms(), options);
 }
 
-struct ServeArgs {
-  std::string model, algorithm;
-  int port = 8080;
-};
-
 }  // namespace
 
 void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registry) {
   auto targs = std::make_shared<TrainArgs>();
   CLI::App* train = app.add_subcommand(
       "train", "Train ALGO on local files/directories (the container contract without /opt/ml)");
-  train->add_option("ALGO", targs->algorithm,
-                    "The SageMaker algorithm name; this build has: " + algos::AlgorithmNames(algos::BuiltinAlgorithms()))
+  train
+      ->add_option("ALGO", targs->algorithm,
+                   "The SageMaker algorithm name; this build has: " +
+                       algos::AlgorithmNames(algos::BuiltinAlgorithms()))
       ->required();
   train->add_option("--train", targs->train, "Training channel: a file or a directory of files")->required();
   train->add_option("--validation", targs->validation, "Validation channel (file or directory)");
@@ -72,24 +67,16 @@ void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registr
       ->required();
   train->add_option("--hp", targs->hp, "Hyperparameter KEY=VALUE (repeatable), as in hyperparameters.json")
       ->allow_extra_args(false);
-  train->add_option("--content-type", targs->content_types,
-                    "CHANNEL=TYPE (repeatable), e.g. train=text/csv;label_size=0 (default: from the extension)")
+  train
+      ->add_option(
+          "--content-type", targs->content_types,
+          "CHANNEL=TYPE (repeatable), e.g. train=text/csv;label_size=0 (default: from the extension)")
       ->allow_extra_args(false);
   train->add_option("--failure-file", targs->failure_file, "Also write the failure reason to this file");
   train->add_option("--device", targs->device, "auto | cpu | gpu (gpu without one is an error)")
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}, CLI::ignore_case))
       ->capture_default_str();
   registry.Add(train, [targs, &global] { return RunTrain(*targs, global); });
-}
-
-void RegisterServe(CLI::App& app, const GlobalOptions& /*global*/, Registry& registry) {
-  auto sargs = std::make_shared<ServeArgs>();
-  CLI::App* serve = app.add_subcommand("serve", "Serve a model over HTTP (arrives with the inference issue)");
-  serve->add_option("--model", sargs->model, "A model directory, a model.tar.gz or a bare model_algo-1")
-      ->required();
-  serve->add_option("--port", sargs->port, "TCP port")->capture_default_str();
-  serve->add_option("--algorithm", sargs->algorithm, "Override the detected algorithm");
-  registry.Add(serve, []() -> int { NotImplementedYet("serve"); });
 }
 
 }  // namespace mlforge::cli

@@ -9,6 +9,8 @@ find_package(spdlog REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
+# cpp-httplib (Debian's libcpp-httplib-dev, a compiled library): the inference server.
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(OpenMP)
 find_package(LibArchive REQUIRED)
 

@@ -71,19 +71,18 @@ else
   cmd=("$mlforge" container serve --opt-ml "$opt_ml")
 fi
 echo "serve_local.sh: ${cmd[*]} (port $port; container/predict.sh FILE sends a request)" >&2
-errlog=$(mktemp "${TMPDIR:-/tmp}/serve_local.XXXXXX")
-trap 'rm -f "$errlog"' EXIT
 # In the background so that SIGINT/SIGTERM can be passed on (graceful shutdown) and the exit
-# status inspected; stderr goes to the terminal and to errlog.
-SAGEMAKER_BIND_TO_PORT=$port "${cmd[@]}" 2> >(tee "$errlog" >&2) &
+# status inspected.
+SAGEMAKER_BIND_TO_PORT=$port "${cmd[@]}" &
 pid=$!
-trap 'kill -TERM "$pid" 2>/dev/null || true' INT TERM
+signalled=0
+trap 'signalled=1; kill -TERM "$pid" 2>/dev/null || true' INT TERM
 status=0
 wait "$pid" || status=$?
-# wait returns early (status > 128) when a trapped signal arrives: wait for the server to finish.
-while kill -0 "$pid" 2>/dev/null; do wait "$pid" || status=$?; done
-if [ "$status" -ne 0 ] && grep -q "not implemented" "$errlog" 2>/dev/null; then
-  echo "serve_local.sh: this mlforge build has no HTTP server yet (serve is not implemented); use" \
-       "'mlforge predict --model MODEL --input FILE' for offline predictions" >&2
+# A trapped signal interrupts wait (status > 128) without collecting the server's status: wait again
+# for the server's own exit status (0 after a graceful shutdown). 127: it was already collected.
+if [ "$signalled" -eq 1 ]; then
+  again=0; wait "$pid" || again=$?
+  [ "$again" -eq 127 ] || status=$again
 fi
 exit "$status"

@@ -159,7 +159,7 @@ std::string DescribeGpu(const GpuInfo& g) {
 }  // namespace
 
 Resources::Resources(DeviceRequest device, int threads, uint64_t seed,
-                     std::unique_ptr<comm::Communicator> comm, StopToken stop)
+                     std::unique_ptr<comm::Communicator> comm, StopToken stop, bool log_choice)
     : device_(Device::kCpu),
       threads_(ResolveThreads(threads)),
       seed_(seed),
@@ -167,18 +167,19 @@ Resources::Resources(DeviceRequest device, int threads, uint64_t seed,
       stop_(stop) {
   MLF_ASSERT_MSG(comm_ != nullptr,
                  "Resources needs a communicator (comm::MakeSingleProcess() for one process)");
+  const auto level = log_choice ? spdlog::level::info : spdlog::level::debug;
   switch (device) {
     case DeviceRequest::kCpu:
       // A forced CPU run never touches CUDA, not even for detection.
-      spdlog::info("device: cpu (requested cpu), {} threads", threads_);
+      spdlog::log(level, "device: cpu (requested cpu), {} threads", threads_);
       break;
     case DeviceRequest::kAuto: {
       GpuReport r = DetectGpus();
       if (r.available) {
         device_ = Device::kGpu;
-        spdlog::info("device: gpu (requested auto): {}", DescribeGpu(r.gpus.front()));
+        spdlog::log(level, "device: gpu (requested auto): {}", DescribeGpu(r.gpus.front()));
       } else {
-        spdlog::info("device: cpu (requested auto; no usable GPU: {}), {} threads", r.reason, threads_);
+        spdlog::log(level, "device: cpu (requested auto; no usable GPU: {}), {} threads", r.reason, threads_);
       }
       break;
     }
@@ -187,7 +188,7 @@ Resources::Resources(DeviceRequest device, int threads, uint64_t seed,
       // Never a silent fallback: the user asked for a GPU and would otherwise get a slow run.
       MLF_EXPECTS(r.available, "--device gpu requested but no usable GPU: {}", r.reason);
       device_ = Device::kGpu;
-      spdlog::info("device: gpu (requested gpu): {}", DescribeGpu(r.gpus.front()));
+      spdlog::log(level, "device: gpu (requested gpu): {}", DescribeGpu(r.gpus.front()));
       break;
     }
   }

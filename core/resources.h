@@ -58,10 +58,11 @@ struct CudaState;  // stream, library handles, workspace: defined in the CUDA tr
 class Resources {
  public:
   // Resolves the device request (gpu without one is a UserError, never a silent fallback) and
-  // logs the choice. threads <= 0 means all hardware threads. comm must not be null
+  // logs the choice (at info level, or debug with log_choice = false: the server makes one per
+  // worker). threads <= 0 means all hardware threads. comm must not be null
   // (comm::MakeSingleProcess() for one process).
-  Resources(DeviceRequest device, int threads, uint64_t seed,
-            std::unique_ptr<comm::Communicator> comm, StopToken stop = StopToken::Never());
+  Resources(DeviceRequest device, int threads, uint64_t seed, std::unique_ptr<comm::Communicator> comm,
+            StopToken stop = StopToken::Never(), bool log_choice = true);
   ~Resources();
   Resources(const Resources&) = delete;
   Resources& operator=(const Resources&) = delete;

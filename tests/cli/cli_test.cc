@@ -1,12 +1,12 @@
 // End-to-end tests of the `mlforge` binary: exit codes, --help, synth -> convert -> inspect
 // round trips, and the error message for a corrupt file.
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 #include <sys/wait.h>
 
 #include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
@@ -46,8 +46,8 @@ Result RunCli(const test::TempDir& dir, const std::vector<std::string>& args) {
 TEST(Cli, HelpWorksForEveryCommand) {
   test::TempDir dir;
   const std::vector<std::vector<std::string>> commands = {
-      {},        {"info"},  {"data"},  {"data", "inspect"}, {"data", "convert"}, {"data", "synth"},
-      {"train"}, {"predict"}, {"serve"}, {"container"}, {"container", "train"}, {"container", "serve"}};
+      {},        {"info"},    {"data"},  {"data", "inspect"}, {"data", "convert"},    {"data", "synth"},
+      {"train"}, {"predict"}, {"serve"}, {"container"},       {"container", "train"}, {"container", "serve"}};
   for (auto args : commands) {
     std::string name = "mlforge";
     for (const auto& a : args) name += " " + a;
@@ -104,19 +104,21 @@ TEST(Cli, InputErrorsExitTwo) {
   EXPECT_NE(r.err.find("--rank"), std::string::npos) << r.err;
 }
 
-TEST(Cli, InferenceCommandsAreStubsThatSaySo) {
+TEST(Cli, ServeNeedsALoadableModel) {
   test::TempDir dir;
-  for (const std::vector<std::string>& args :
-       std::vector<std::vector<std::string>>{{"serve", "--model", "m"}, {"container", "serve"}}) {
-    const Result r = RunCli(dir, args);
-    EXPECT_EQ(r.code, 2);
-    EXPECT_NE(r.err.find("not implemented yet: arrives with the inference issue"), std::string::npos) << r.err;
-  }
-  // predict is implemented (tests/cli/predict_cli_test.cc): a missing model is a plain input error.
-  const Result r = RunCli(dir, {"predict", "--model", "m", "--input", "x.csv"});
-  EXPECT_EQ(r.code, 2);
-  EXPECT_EQ(r.err.find("not implemented yet"), std::string::npos) << r.err;
-  EXPECT_NE(r.err.find("m"), std::string::npos) << r.err;
+  // The model is loaded after binding; a missing one stops the server with the reason (exit 2).
+  const Result r = RunCli(dir, {"serve", "--model", "no-such-model", "--port", "0", "--host", "127.0.0.1"});
+  EXPECT_EQ(r.code, 2) << r.err;
+  EXPECT_NE(r.err.find("cannot load the model no-such-model"), std::string::npos) << r.err;
+  setenv("SAGEMAKER_BIND_TO_PORT", "0", 1);  // any free port: tests run in parallel
+  const Result c = RunCli(dir, {"container", "serve", "--opt-ml", dir / "opt_ml"});
+  unsetenv("SAGEMAKER_BIND_TO_PORT");
+  EXPECT_EQ(c.code, 2) << c.err;
+  EXPECT_NE(c.err.find("opt_ml/model"), std::string::npos) << c.err;
+  // predict: a missing model is a plain input error.
+  const Result p = RunCli(dir, {"predict", "--model", "m", "--input", "x.csv"});
+  EXPECT_EQ(p.code, 2);
+  EXPECT_NE(p.err.find("m"), std::string::npos) << p.err;
 }
 
 TEST(Cli, InfoPrintsBuildGpusAndAlgorithms) {
@@ -137,7 +139,7 @@ nlohmann::json InspectJson(const test::TempDir& dir, const std::string& file) {
 TEST(Cli, SynthConvertRoundTripIsByteIdenticalAndInspectCountsRight) {
   test::TempDir dir;
   EXPECT_OK(RunCli(dir, {"data", "synth", "blobs", "blobs.csv", "--rows", "5000", "--cols", "6", "--k", "3",
-                      "--seed", "11"}));
+                         "--seed", "11"}));
   EXPECT_OK(RunCli(dir, {"data", "convert", "blobs.csv", "blobs.pbr"}));
   EXPECT_OK(RunCli(dir, {"data", "convert", "blobs.pbr", "back.csv"}));
   EXPECT_EQ(test::ReadFile(dir / "blobs.csv"), test::ReadFile(dir / "back.csv"));
@@ -179,16 +181,20 @@ TEST(Cli, SynthConvertRoundTripIsByteIdenticalAndInspectCountsRight) {
 
 TEST(Cli, SynthIsDeterministicAcrossThreadCounts) {
   test::TempDir dir;
-  EXPECT_OK(RunCli(dir, {"data", "synth", "genotypes", "a.pbr", "--rows", "3000", "--cols", "200", "--threads", "1"}));
-  EXPECT_OK(RunCli(dir, {"--threads", "4", "data", "synth", "genotypes", "b.pbr", "--rows", "3000", "--cols", "200"}));
-  EXPECT_OK(RunCli(dir, {"data", "synth", "genotypes", "c.pbr", "--rows", "3000", "--cols", "200", "--seed", "1"}));
+  EXPECT_OK(RunCli(
+      dir, {"data", "synth", "genotypes", "a.pbr", "--rows", "3000", "--cols", "200", "--threads", "1"}));
+  EXPECT_OK(RunCli(
+      dir, {"--threads", "4", "data", "synth", "genotypes", "b.pbr", "--rows", "3000", "--cols", "200"}));
+  EXPECT_OK(
+      RunCli(dir, {"data", "synth", "genotypes", "c.pbr", "--rows", "3000", "--cols", "200", "--seed", "1"}));
   EXPECT_EQ(test::ReadFile(dir / "a.pbr"), test::ReadFile(dir / "b.pbr"));
   EXPECT_NE(test::ReadFile(dir / "a.pbr"), test::ReadFile(dir / "c.pbr"));
 }
 
 TEST(Cli, SparseFmRecordIOStaysSparse) {
   test::TempDir dir;
-  EXPECT_OK(RunCli(dir, {"data", "synth", "fm", "fm.pbr", "--rows", "1000", "--users", "40", "--items", "60"}));
+  EXPECT_OK(
+      RunCli(dir, {"data", "synth", "fm", "fm.pbr", "--rows", "1000", "--users", "40", "--items", "60"}));
   nlohmann::json j = InspectJson(dir, "fm.pbr");
   EXPECT_EQ(j["layout"], "sparse");
   EXPECT_EQ(j["rows"], 1000);

@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # The local contract scripts (container/train_local.sh, serve_local.sh, predict.sh) end to end:
 # synthetic blobs -> train_local.sh -> model/model_algo-1; a bad hyperparameter -> output/failure and
-# a non-zero exit; the hyperparameters.json written as strings; a CSV directory channel; then, when
-# this mlforge has an HTTP server, serve_local.sh + predict.sh answer like `mlforge predict`
-# (skipped, with a note, while serve is not implemented).
+# a non-zero exit; the hyperparameters.json written as strings; a CSV directory channel; then
+# serve_local.sh + predict.sh answer like `mlforge predict`, and SIGTERM stops the server cleanly.
 #   local_scripts_test.sh --mlforge BIN --src REPO_ROOT
 set -euo pipefail
 mlforge="" src=""
@@ -78,7 +77,7 @@ status=0; "$scripts/predict.sh" "$tmp/nonexistent.csv" > /dev/null 2>&1 || statu
 [ "$status" -eq 2 ] || fail "predict.sh on a missing file: exit $status"
 pass "usage errors exit 2"
 
-# 4. serve_local.sh + predict.sh, when the server exists.
+# 4. serve_local.sh + predict.sh.
 "$mlforge" data convert "$tmp/blobs.pbr" "$tmp/rows.csv" --label-size 0 2>/dev/null
 head -n 20 "$tmp/rows.csv" > "$tmp/req.csv"
 port=$(( 20000 + RANDOM % 20000 ))
@@ -92,17 +91,6 @@ for _ in $(seq 1 100); do
 done
 if [ "$up" -eq 0 ]; then
   status=0; wait "$server_pid" || status=$?; server_pid=""
-  if grep -q "not implemented" "$tmp/serve.log"; then
-    grep -q "no HTTP server yet" "$tmp/serve.log" || fail "serve_local.sh did not explain: $(cat "$tmp/serve.log")"
-    echo "skip: serve is not implemented in this mlforge; serve_local.sh said so (exit $status)"
-    exit 0
-  fi
-  # The pre-server stub of `container serve` can crash on --opt-ml; the `serve` stub says why.
-  stub=$(timeout 10 "$mlforge" serve --model "$tmp/good/model" --port "$port" 2>&1 || true)
-  if grep -q "not implemented" <<< "$stub"; then
-    echo "skip: serve is not implemented in this mlforge (container serve exited $status)"
-    exit 0
-  fi
   cat "$tmp/serve.log" >&2
   fail "the server did not answer /ping on port $port (exit $status)"
 fi
@@ -114,3 +102,14 @@ grep -q '"predictions"' "$tmp/served.json" || fail "JSON answer: $(head -c 200 "
 status=0; PORT=$port "$scripts/predict.sh" "$tmp/req.csv" text/plain > /dev/null 2>&1 || status=$?
 [ "$status" -eq 22 ] || fail "unsupported content type: predict.sh exit $status (want 22)"
 pass "serve_local.sh + predict.sh answer like mlforge predict"
+
+# 5. SIGTERM: serve_local.sh passes it on; the server finishes and exits 0 well within 30 s.
+kill -TERM "$server_pid"
+status=0
+for _ in $(seq 1 300); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$server_pid" 2>/dev/null && fail "the server still runs 30 s after SIGTERM"
+wait "$server_pid" || status=$?
+server_pid=""
+[ "$status" -eq 0 ] || { cat "$tmp/serve.log" >&2; fail "exit $status after SIGTERM (want 0)"; }
+grep -q "server stopped after" "$tmp/serve.log" || fail "no shutdown summary in the log"
+pass "SIGTERM: clean exit 0"

@@ -1,0 +1,77 @@
+// `mlforge serve --model PATH` (local serving) and the server behind `mlforge container serve`
+// (cmd_container.cc): the SageMaker inference contract of container/server.h.
+#include <memory>
+#include <string>
+
+#include "cli/cli.h"
+#include "container/config.h"
+#include "container/server.h"
+#include "core/error.h"
+#include "core/resources.h"
+#include "core/stop.h"
+
+namespace mlforge::cli {
+
+int RunServer(container::ServeOptions options) {
+  options.stop = StopToken::FromSignals();
+  container::Server server(std::move(options));
+  return server.Run();
+}
+
+namespace {
+
+struct ServeArgs {
+  std::string model, algorithm, host = "0.0.0.0", device = "auto";
+  int port = -1;  // -1: $SAGEMAKER_BIND_TO_PORT, else 8080
+  int workers = 0;
+  int max_payload_mb = 0;  // 0: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6
+};
+
+int RunServe(const ServeArgs& args, const GlobalOptions& global) {
+  container::ServeOptions o;
+  o.model_path = args.model;
+  o.algorithm = args.algorithm;
+  o.host = args.host;
+  o.device = ParseDeviceRequest(args.device);
+  o.workers = global.threads > 0 ? global.threads : 0;
+  container::ApplyServeEnvironment(&o);  // the command line wins over the environment
+  if (args.port >= 0) o.port = args.port;
+  if (args.workers > 0) o.workers = args.workers;
+  if (args.max_payload_mb > 0) o.max_payload_bytes = static_cast<size_t>(args.max_payload_mb) << 20;
+  return RunServer(std::move(o));
+}
+
+}  // namespace
+
+void RegisterServe(CLI::App& app, const GlobalOptions& global, Registry& registry) {
+  auto a = std::make_shared<ServeArgs>();
+  CLI::App* serve =
+      app.add_subcommand("serve",
+                         "Serve a model over HTTP as a SageMaker endpoint: GET /ping, POST /invocations, GET "
+                         "/execution-parameters");
+  serve->add_option("--model", a->model, "A model directory, a model.tar.gz or a bare model_algo-1")
+      ->required();
+  serve
+      ->add_option("--port", a->port,
+                   "TCP port; 0 picks a free one (default: $SAGEMAKER_BIND_TO_PORT, else 8080)")
+      ->check(CLI::Range(0, 65535));
+  serve->add_option("--host", a->host, "Address to bind")->capture_default_str();
+  serve->add_option("--algorithm", a->algorithm, "Override the detected algorithm (kmeans, linear-learner)");
+  serve
+      ->add_option(
+          "--workers", a->workers,
+          "Concurrent predictions (default: $SAGEMAKER_MAX_CONCURRENT_TRANSFORMS, else --threads, else "
+          "the hardware threads)")
+      ->check(CLI::Range(1, 1024));
+  serve
+      ->add_option(
+          "--max-payload-mb", a->max_payload_mb,
+          "Largest request body in MB; larger ones get 413 (default: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6)")
+      ->check(CLI::Range(1, 100));
+  serve->add_option("--device", a->device, "Where predictions run: auto, cpu or gpu")
+      ->check(CLI::IsMember({"auto", "cpu", "gpu"}, CLI::ignore_case))
+      ->capture_default_str();
+  registry.Add(serve, [a, &global] { return RunServe(*a, global); });
+}
+
+}  // namespace mlforge::cli
