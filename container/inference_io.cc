@@ -202,14 +202,23 @@ const json& JsonArray(const json& obj, const char* key, const std::string& where
 }
 
 constexpr const char* kInstanceForms =
-    "an instance is {\"features\": [...]} or {\"data\": {\"features\": {\"values\": [...]}}} (sparse: add "
-    "\"keys\" and \"shape\": [feature_dim])";
+    "an instance is {\"features\": [...]}, {\"data\": {\"features\": {\"values\": [...]}}} (sparse: add "
+    "\"keys\" and \"shape\": [feature_dim]) or a bare array of numbers";
 
 // One instance (see the header for the forms). `where` names it ("request.json: instance 3").
 void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std::vector<float>* dense,
                     std::vector<std::pair<uint32_t, float>>* pairs) {
+  if (inst.is_array()) {  // a bare dense row, as the SDK's JSONSerializer writes a numpy matrix
+    dense->clear();
+    for (size_t i = 0; i < inst.size(); ++i) dense->push_back(JsonFloat(inst[i], where, "row", i));
+    MLF_EXPECTS(!dense->empty(), "{}: the row is empty; an instance needs at least one feature", where);
+    rows->CheckWidth(static_cast<int64_t>(dense->size()), [&] { return where; });
+    rows->AddDense(dense->data());
+    return;
+  }
   if (!inst.is_object())
-    MLF_FAIL("{}: must be a JSON object, found {}; {}", where, JsonTypeName(inst), kInstanceForms);
+    MLF_FAIL("{}: must be a JSON object or an array of numbers, found {}; {}", where, JsonTypeName(inst),
+             kInstanceForms);
   const json* values = nullptr;
   const json* tensor = nullptr;
   std::string field;
@@ -308,10 +317,23 @@ json ParseJson(std::string_view text, const std::string& where) {
   }
 }
 
-// A parsed document or line: {"instances": [...]} or a single instance.
+// A parsed document or line: {"instances": [...]}, a single instance, or a bare array: of numbers
+// (one row) or of instances / rows ([[1, 2], [3, 4]], what the SDK's JSONSerializer makes of a
+// numpy matrix).
 void DecodeJsonDocument(const json& doc, const std::string& where, int64_t* instance_counter, Rows* rows) {
   std::vector<float> dense;
   std::vector<std::pair<uint32_t, float>> pairs;
+  if (doc.is_array()) {
+    if (!doc.empty() && doc[0].is_number()) {
+      DecodeInstance(doc, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense, &pairs);
+      return;
+    }
+    for (const json& inst : doc) {
+      DecodeInstance(inst, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense,
+                     &pairs);
+    }
+    return;
+  }
   if (doc.is_object() && doc.contains("instances")) {
     const json& list = doc["instances"];
     MLF_EXPECTS(list.is_array(), "{}: \"instances\" must be an array, found {}", where, JsonTypeName(list));
@@ -321,9 +343,10 @@ void DecodeJsonDocument(const json& doc, const std::string& where, int64_t* inst
     }
     return;
   }
-  MLF_EXPECTS(doc.is_object(),
-              "{}: expected a JSON object ({{\"instances\": [...]}} or one instance), found {}", where,
-              JsonTypeName(doc));
+  MLF_EXPECTS(
+      doc.is_object(),
+      "{}: expected a JSON object ({{\"instances\": [...]}} or one instance) or an array of rows, found {}",
+      where, JsonTypeName(doc));
   DecodeInstance(doc, fmt::format("{}: instance {}", where, (*instance_counter)++), rows, &dense, &pairs);
 }
 

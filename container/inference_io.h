@@ -6,13 +6,15 @@
 //   text/csv[;label_size=N]          one row per line, features only (label_size=1: the first
 //                                    column is a label and is dropped); no header, no blank lines
 //                                    (one trailing newline is fine)
-//   application/json                 {"instances": [INSTANCE, ...]} (a lone INSTANCE is accepted too)
+//   application/json                 {"instances": [INSTANCE, ...]}, a lone INSTANCE, or [INSTANCE, ...]
 //   application/jsonlines            one INSTANCE (or {"instances": [...]}) per line; blank lines skipped
 //   application/x-recordio-protobuf  recordIO-framed aialgs.data.Record, features under "values"
 // where INSTANCE is one of
 //   {"features": [x0, x1, ...]}
 //   {"data": {"features": {"values": [x0, x1, ...]}}}
 //   {"data": {"features": {"keys": [i, ...], "shape": [dim], "values": [v, ...]}}}   (sparse)
+//   [x0, x1, ...]                    a bare dense row (the SDK's JSONSerializer writes a numpy matrix
+//                                    as [[...], [...]], its JSONLinesSerializer one [...] per line)
 // and any other member of an instance ("configuration", ...) is ignored.
 //
 // Responses (SPEC.md 3.6) come from an algos::PredictionTable (ResponseEncoder below), one entry

@@ -1,8 +1,12 @@
 #!/usr/bin/env bash
-# Creates (idempotently) the Python virtual environment used by the scikit-learn comparison test
-# and the CPU benchmark against scikit-learn, and prints the path of its python on stdout.
+# Creates (idempotently) a Python virtual environment and prints the path of its python on stdout.
 #
-#   MLFORGE_VENV   where the venv lives (default: <repo>/.venv, which is gitignored)
+#   scripts/pyenv.sh [sklearn|sdk]
+#     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks
+#     sdk                the SageMaker Python SDK 2.x (its serializers and deserializers): the
+#                        server's compatibility test; venv <repo>/.venv-sdk
+#
+#   MLFORGE_VENV   where the venv lives (default: <repo>/.venv or <repo>/.venv-sdk, gitignored)
 #   MLFORGE_PYTHON the interpreter that creates it (default: python3; needs the venv module)
 #
 # Exit status: 0 with the python path on stdout; 77 (the ctest skip code) with the reason on stderr
@@ -11,17 +15,33 @@
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-venv="${MLFORGE_VENV:-$repo/.venv}"
+profile="${1:-sklearn}"
 py="${MLFORGE_PYTHON:-python3}"
 
-# Pinned versions: wheels exist for CPython 3.9-3.12 on manylinux x86_64 and aarch64.
-requirements=(
-  "numpy==1.26.4"
-  "scipy==1.13.1"
-  "joblib==1.4.2"
-  "threadpoolctl==3.5.0"
-  "scikit-learn==1.5.2"
-)
+case "$profile" in
+  sklearn)
+    venv="${MLFORGE_VENV:-$repo/.venv}"
+    # Pinned versions: wheels exist for CPython 3.9-3.12 on manylinux x86_64 and aarch64.
+    requirements=(
+      "numpy==1.26.4"
+      "scipy==1.13.1"
+      "joblib==1.4.2"
+      "threadpoolctl==3.5.0"
+      "scikit-learn==1.5.2"
+    )
+    imports="import numpy, sklearn, threadpoolctl"
+    ;;
+  sdk)
+    venv="${MLFORGE_VENV:-$repo/.venv-sdk}"
+    # The last 2.x release line (3.x dropped sagemaker.amazon, whose RecordSerializer we test).
+    requirements=("sagemaker==2.257.7")
+    imports="import numpy, sagemaker.serializers, sagemaker.deserializers, sagemaker.amazon.common"
+    ;;
+  *)
+    echo "pyenv.sh: unknown profile '$profile' (sklearn or sdk)" >&2
+    exit 2
+    ;;
+esac
 stamp_text="$(printf '%s\n' "${requirements[@]}")"
 
 say() { echo "pyenv.sh: $*" >&2; }
@@ -30,7 +50,7 @@ skip() { say "SKIP: $*"; exit 77; }
 ready() {
   [[ -x "$venv/bin/python" && -f "$venv/.mlforge-requirements" ]] &&
     [[ "$(cat "$venv/.mlforge-requirements")" == "$stamp_text" ]] &&
-    "$venv/bin/python" -c 'import numpy, sklearn, threadpoolctl' >/dev/null 2>&1
+    SAGEMAKER_SUPPRESS_V2_WARNING=1 "$venv/bin/python" -c "$imports" >/dev/null 2>&1
 }
 
 if ready; then
@@ -40,7 +60,7 @@ fi
 
 command -v "$py" >/dev/null 2>&1 || skip "no '$py' interpreter on PATH (set MLFORGE_PYTHON)"
 "$py" -c 'import sys; sys.exit(0 if sys.version_info >= (3, 9) else 1)' ||
-  skip "$py is older than 3.9; the pinned scikit-learn needs 3.9+"
+  skip "$py is older than 3.9; the pinned packages need 3.9+"
 "$py" -c 'import venv, ensurepip' >/dev/null 2>&1 ||
   skip "$py has no venv/ensurepip module (Debian: apt-get install python3-venv)"
 
@@ -80,7 +100,7 @@ if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --tim
   say "pip install failed although $index answered"
   exit 1
 fi
-"$venv/bin/python" -c 'import numpy, sklearn, threadpoolctl' >&2 || { say "imports fail after install"; exit 1; }
+SAGEMAKER_SUPPRESS_V2_WARNING=1 "$venv/bin/python" -c "$imports" >&2 || { say "imports fail after install"; exit 1; }
 printf '%s' "$stamp_text" >"$venv/.mlforge-requirements"
-say "ready: $("$venv/bin/python" -c 'import numpy, sklearn; print("numpy", numpy.__version__, "scikit-learn", sklearn.__version__)')"
+say "ready ($profile): $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scikit-learn|sagemaker)==' | tr '\n' ' ')"
 echo "$venv/bin/python"

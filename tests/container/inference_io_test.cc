@@ -2,20 +2,19 @@
 // response format, every request form, and the messages of malformed requests.
 #include "container/inference_io.h"
 
-#include "algos/kmeans/kmeans.h"
-
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
 
+#include "algos/kmeans/kmeans.h"
 #include "comm/communicator.h"
 #include "core/error.h"
 #include "core/resources.h"
@@ -75,7 +74,8 @@ class KMeansResponseEncoder {
  public:
   explicit KMeansResponseEncoder(ResponseFormat f, JoinFields j = {}) : enc_(f, "predictions", j) {}
   void Append(const Predictions& p, std::string* out) { enc_.Append(Table(p), out); }
-  void Append(const Predictions& p, const HostBatch& b, const std::vector<std::string>* uids, std::string* out) {
+  void Append(const Predictions& p, const HostBatch& b, const std::vector<std::string>* uids,
+              std::string* out) {
     enc_.Append(Table(p), b, uids, out);
   }
   void Finish(std::string* out) { enc_.Finish(out); }
@@ -100,7 +100,8 @@ RequestContext Ctx(int64_t cols = -1, std::string source = "req") {
 
 // Dense rows of a batch (densifying CSR) for comparisons.
 std::vector<std::vector<float>> Rows(const HostBatch& b) {
-  std::vector<std::vector<float>> out(static_cast<size_t>(b.rows), std::vector<float>(static_cast<size_t>(b.cols), 0));
+  std::vector<std::vector<float>> out(static_cast<size_t>(b.rows),
+                                      std::vector<float>(static_cast<size_t>(b.cols), 0));
   for (int64_t r = 0; r < b.rows; ++r) {
     if (b.layout == Layout::kDense) {
       for (int64_t j = 0; j < b.cols; ++j) out[r][j] = b.values[static_cast<size_t>(r * b.cols + j)];
@@ -173,18 +174,21 @@ TEST(KMeansResponse, JoinFieldsBytes) {
     enc.Finish(&out);
     return out;
   };
-  EXPECT_EQ(encode(ResponseFormat::kJson, both, batch),
-            "{\"predictions\":[{\"ordinal\":7,\"uid\":\"a\",\"closest_cluster\":1.0,\"distance_to_cluster\":3.0},"
-            "{\"ordinal\":8,\"uid\":null,\"closest_cluster\":0.0,\"distance_to_cluster\":0.25},"
-            "{\"ordinal\":9,\"uid\":\"q\\\"x,y\",\"closest_cluster\":12.0,\"distance_to_cluster\":0.1}]}");
+  EXPECT_EQ(
+      encode(ResponseFormat::kJson, both, batch),
+      "{\"predictions\":[{\"ordinal\":7,\"uid\":\"a\",\"closest_cluster\":1.0,\"distance_to_cluster\":3.0},"
+      "{\"ordinal\":8,\"uid\":null,\"closest_cluster\":0.0,\"distance_to_cluster\":0.25},"
+      "{\"ordinal\":9,\"uid\":\"q\\\"x,y\",\"closest_cluster\":12.0,\"distance_to_cluster\":0.1}]}");
   EXPECT_EQ(encode(ResponseFormat::kJsonLines, ParseJoinFields("ordinal"), batch),
             "{\"ordinal\": 7, \"closest_cluster\": 1.0, \"distance_to_cluster\": 3.0}\n"
             "{\"ordinal\": 8, \"closest_cluster\": 0.0, \"distance_to_cluster\": 0.25}\n"
             "{\"ordinal\": 9, \"closest_cluster\": 12.0, \"distance_to_cluster\": 0.1}\n");
   HostBatch shuffled = batch;
   shuffled.ordinals = {40, 2, 5};
-  EXPECT_EQ(encode(ResponseFormat::kCsv, both, shuffled), "40,a,1.0,3.0\n2,,0.0,0.25\n5,\"q\"\"x,y\",12.0,0.1\n");
-  EXPECT_EQ(encode(ResponseFormat::kCsv, ParseJoinFields("uid"), batch), "a,1.0,3.0\n,0.0,0.25\n\"q\"\"x,y\",12.0,0.1\n");
+  EXPECT_EQ(encode(ResponseFormat::kCsv, both, shuffled),
+            "40,a,1.0,3.0\n2,,0.0,0.25\n5,\"q\"\"x,y\",12.0,0.1\n");
+  EXPECT_EQ(encode(ResponseFormat::kCsv, ParseJoinFields("uid"), batch),
+            "a,1.0,3.0\n,0.0,0.25\n\"q\"\"x,y\",12.0,0.1\n");
 
   // recordIO: Record.uid (absent for ""), label["ordinal"] float64, then the prediction's labels.
   const std::string pb = encode(ResponseFormat::kRecordIO, both, batch);
@@ -198,12 +202,15 @@ TEST(KMeansResponse, JoinFieldsBytes) {
     EXPECT_EQ(rec.uid(), uids[i]);
     ASSERT_EQ(rec.label().at("ordinal").float64_tensor().values_size(), 1);
     EXPECT_EQ(rec.label().at("ordinal").float64_tensor().values(0), 7.0 + i);
-    EXPECT_EQ(rec.label().at("closest_cluster").float32_tensor().values(0), static_cast<float>(Small().closest_cluster[i]));
-    EXPECT_EQ(rec.label().at("distance_to_cluster").float32_tensor().values(0), Small().distance_to_cluster[i]);
+    EXPECT_EQ(rec.label().at("closest_cluster").float32_tensor().values(0),
+              static_cast<float>(Small().closest_cluster[i]));
+    EXPECT_EQ(rec.label().at("distance_to_cluster").float32_tensor().values(0),
+              Small().distance_to_cluster[i]);
   }
   EXPECT_FALSE(reader.Next(&payload));
   // Without join fields the joined Append writes the endpoint's bytes.
-  EXPECT_EQ(encode(ResponseFormat::kRecordIO, JoinFields{}, batch), EncodeKMeansResponse(ResponseFormat::kRecordIO, Small()));
+  EXPECT_EQ(encode(ResponseFormat::kRecordIO, JoinFields{}, batch),
+            EncodeKMeansResponse(ResponseFormat::kRecordIO, Small()));
 }
 
 TEST(KMeansResponse, NonFiniteDistances) {
@@ -273,7 +280,8 @@ TEST(KMeansResponse, RecordIOBytesAndDecoding) {
 }
 
 TEST(KMeansResponse, StreamedEqualsWhole) {
-  for (auto f : {ResponseFormat::kJson, ResponseFormat::kJsonLines, ResponseFormat::kCsv, ResponseFormat::kRecordIO}) {
+  for (auto f :
+       {ResponseFormat::kJson, ResponseFormat::kJsonLines, ResponseFormat::kCsv, ResponseFormat::kRecordIO}) {
     KMeansResponseEncoder enc(f);
     std::string out;
     Predictions a, b;
@@ -300,8 +308,9 @@ TEST(GenericResponse, LinearLearnerShapes) {
   binary.columns[1].name = "predicted_label";
   binary.columns[1].json_integer = true;
   binary.columns[1].values = {0.0f, 1.0f};
-  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "predictions", binary),
-            "{\"predictions\":[{\"score\":0.25,\"predicted_label\":0},{\"score\":0.875,\"predicted_label\":1}]}");
+  EXPECT_EQ(
+      EncodeResponse(ResponseFormat::kJson, "predictions", binary),
+      "{\"predictions\":[{\"score\":0.25,\"predicted_label\":0},{\"score\":0.875,\"predicted_label\":1}]}");
   EXPECT_EQ(EncodeResponse(ResponseFormat::kJsonLines, "predictions", binary),
             "{\"score\": 0.25, \"predicted_label\": 0}\n{\"score\": 0.875, \"predicted_label\": 1}\n");
 
@@ -339,8 +348,10 @@ TEST(GenericResponse, LinearLearnerShapes) {
   proj.columns[0].name = "projection";
   proj.columns[0].json_array = true;
   proj.columns[0].values = {-1.5f};
-  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", proj), "{\"projections\":[{\"projection\":[-1.5]}]}");
-  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", algos::PredictionTable{}), "{\"projections\":[]}");
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", proj),
+            "{\"projections\":[{\"projection\":[-1.5]}]}");
+  EXPECT_EQ(EncodeResponse(ResponseFormat::kJson, "projections", algos::PredictionTable{}),
+            "{\"projections\":[]}");
 }
 
 TEST(AcceptAndContentType, CsvOnlyWhereTheModelAnswersIt) {
@@ -375,14 +386,19 @@ TEST(LoadPredictor, RealArtifactsAndRefusals) {
   EXPECT_EQ(t.columns[1].name, "predicted_label");
   EXPECT_TRUE(t.columns[1].json_integer);
   // Models without a predictor yet, and a wrong override.
-  EXPECT_TRUE(HasSubstr(ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz")); }),
-                        "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet"));
   EXPECT_TRUE(HasSubstr(
-      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"), "linear_learner"); }),
-      "not a linear learner model"));
-  EXPECT_TRUE(HasSubstr(
-      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"), "kmeens"); }),
-      "did you mean 'kmeans'?"));
+      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz")); }),
+      "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet"));
+  EXPECT_TRUE(HasSubstr(ErrorOf([&] {
+                          LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"),
+                                        "linear_learner");
+                        }),
+                        "not a linear learner model"));
+  EXPECT_TRUE(HasSubstr(ErrorOf([&] {
+                          LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"),
+                                        "kmeens");
+                        }),
+                        "did you mean 'kmeans'?"));
 }
 
 TEST(AcceptAndContentType, Parsing) {
@@ -393,8 +409,9 @@ TEST(AcceptAndContentType, Parsing) {
   EXPECT_EQ(ParseAccept("text/csv"), ResponseFormat::kCsv);
   EXPECT_EQ(ParseAccept("application/x-recordio-protobuf"), ResponseFormat::kRecordIO);
   EXPECT_EQ(ParseAccept("image/png, text/csv;q=0.9"), ResponseFormat::kCsv);
-  EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseAccept("text/html"); }), "unsupported accept type 'text/html'; supported: "
-                                                                    "application/json, application/jsonlines"));
+  EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseAccept("text/html"); }),
+                        "unsupported accept type 'text/html'; supported: "
+                        "application/json, application/jsonlines"));
 
   EXPECT_EQ(ParseContentType("text/csv").format, RequestFormat::kCsv);
   EXPECT_EQ(ParseContentType("text/csv").label_size, 0);
@@ -403,7 +420,8 @@ TEST(AcceptAndContentType, Parsing) {
   EXPECT_EQ(ParseContentType("application/json").format, RequestFormat::kJson);
   EXPECT_EQ(ParseContentType("application/jsonlines").format, RequestFormat::kJsonLines);
   EXPECT_EQ(ParseContentType("application/x-recordio-protobuf").format, RequestFormat::kRecordIO);
-  EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseContentType("text/plain"); }), "unsupported content type 'text/plain'"));
+  EXPECT_TRUE(
+      HasSubstr(ErrorOf([] { ParseContentType("text/plain"); }), "unsupported content type 'text/plain'"));
   EXPECT_TRUE(HasSubstr(ErrorOf([] { ParseContentType("text/csv;label_size=2"); }), "label_size must be 0"));
 
   EXPECT_EQ(ContentTypeFromPath("a/b.CSV").format, RequestFormat::kCsv);
@@ -412,7 +430,8 @@ TEST(AcceptAndContentType, Parsing) {
   for (const char* p : {"x.pbr", "x.rec", "x.recordio", "x.protobuf"}) {
     EXPECT_EQ(ContentTypeFromPath(p).format, RequestFormat::kRecordIO) << p;
   }
-  EXPECT_TRUE(HasSubstr(ErrorOf([] { ContentTypeFromPath("data.txt"); }), "data.txt: cannot tell the input format"));
+  EXPECT_TRUE(
+      HasSubstr(ErrorOf([] { ContentTypeFromPath("data.txt"); }), "data.txt: cannot tell the input format"));
   EXPECT_TRUE(HasSubstr(ErrorOf([] { ContentTypeFromPath("data.txt"); }), "--content-type"));
 }
 
@@ -444,12 +463,26 @@ TEST(DecodeRequest, JsonDenseAndSparseForms) {
   EXPECT_EQ(b.layout, Layout::kCsr);
   EXPECT_EQ(Rows(b), (std::vector<std::vector<float>>{{1.5f, 2, 3}, {4, 5, 6}, {8, 0, 7}, {0, 0, 0}}));
   // Dense only stays dense; a lone instance is accepted too.
-  const HostBatch d = DecodeRequest("application/json", R"({"instances":[{"features":[1,2]},{"features":[3,4]}]})", Ctx(2));
+  const HostBatch d =
+      DecodeRequest("application/json", R"({"instances":[{"features":[1,2]},{"features":[3,4]}]})", Ctx(2));
   EXPECT_EQ(d.layout, Layout::kDense);
   EXPECT_EQ(d.values, (std::vector<float>{1, 2, 3, 4}));
   EXPECT_EQ(DecodeRequest("application/json", R"({"features":[1,2]})", Ctx(2)).rows, 1);
   EXPECT_EQ(DecodeRequest("application/json", R"({"instances":[]})", Ctx(2)).rows, 0);
   EXPECT_EQ(DecodeRequest("application/json", "  \n", Ctx(2)).rows, 0);
+  // Bare arrays, as the SageMaker SDK's JSONSerializer writes numpy data: a matrix, one row, or
+  // instances and rows mixed.
+  EXPECT_EQ(Rows(DecodeRequest("application/json", "[[1, 2], [3, 4.5]]", Ctx(2))),
+            (std::vector<std::vector<float>>{{1, 2}, {3, 4.5f}}));
+  EXPECT_EQ(Rows(DecodeRequest("application/json", "[1, 2]", Ctx(2))),
+            (std::vector<std::vector<float>>{{1, 2}}));
+  EXPECT_EQ(
+      Rows(DecodeRequest("application/json", R"({"instances": [[1, 2], {"features": [3, 4]}]})", Ctx(2))),
+      (std::vector<std::vector<float>>{{1, 2}, {3, 4}}));
+  EXPECT_EQ(DecodeRequest("application/json", "[]", Ctx(2)).rows, 0);
+  // JSON lines: one bare row per line (the SDK's JSONLinesSerializer of a matrix).
+  EXPECT_EQ(Rows(DecodeRequest("application/jsonlines", "[1, 2]\n[3, 4]\n", Ctx(2))),
+            (std::vector<std::vector<float>>{{1, 2}, {3, 4}}));
 }
 
 TEST(DecodeRequest, JsonLines) {
@@ -463,8 +496,11 @@ TEST(DecodeRequest, JsonLines) {
   EXPECT_EQ(Rows(b), (std::vector<std::vector<float>>{{1, 2}, {3, 4}, {0, 5}, {6, 7}, {8, 9}}));
   RequestContext ctx = Ctx(2, "in.jsonl");
   ctx.first_line = 41;
-  EXPECT_EQ(ErrorOf([&] { DecodeRequest("application/jsonlines", "{\"features\": [1, 2]}\n\n{\"features\": [1]}", ctx); }),
-            "in.jsonl: line 43: 1 feature column(s), but the model expects 2 (its feature_dim); every row must have "
+  EXPECT_EQ(ErrorOf([&] {
+              DecodeRequest("application/jsonlines", "{\"features\": [1, 2]}\n\n{\"features\": [1]}", ctx);
+            }),
+            "in.jsonl: line 43: 1 feature column(s), but the model expects 2 (its feature_dim); every row "
+            "must have "
             "exactly 2 features");
 }
 
@@ -501,22 +537,31 @@ TEST(DecodeRequest, MalformedRequestsNameWhereAndWhat) {
     return ErrorOf([&] { DecodeRequest("application/json", body, Ctx(cols, "r.json")); });
   };
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [1, 2"), "r.json: not valid JSON: parse error"));
-  EXPECT_TRUE(HasSubstr(json("[1, 2]"), "r.json: expected a JSON object"));
+  EXPECT_TRUE(HasSubstr(json("\"rows\""), "r.json: expected a JSON object"));
+  EXPECT_TRUE(HasSubstr(json("[[1, 2], [3, \"x\"]]"), "r.json: instance 1: row[1]: \"x\" is not a number"));
+  EXPECT_TRUE(
+      HasSubstr(json("[[1, 2], [3]]"), "r.json: instance 1: 1 feature column(s), but the model expects 2"));
+  EXPECT_TRUE(HasSubstr(json("[[1, 2], []]"), "r.json: instance 1: the row is empty"));
+  EXPECT_TRUE(HasSubstr(json("[[1, 2], 3]"),
+                        "r.json: instance 1: must be a JSON object or an array of numbers, found a number"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": 3}"), "r.json: \"instances\" must be an array"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": [1, 2]}, {\"feature\": [1, 2]}]}"),
                         "r.json: instance 1: has neither \"features\" nor \"data\""));
   EXPECT_EQ(json("{\"instances\": [{\"features\": [1, \"x\"]}]}"),
-            "r.json: instance 0: features[1]: \"x\" is not a number; features must be numbers (JSON has no NaN: use "
+            "r.json: instance 0: features[1]: \"x\" is not a number; features must be numbers (JSON has no "
+            "NaN: use "
             "CSV or recordIO for missing values)");
-  EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": [1, null]}]}"), "features[1]: null is not a number"));
+  EXPECT_TRUE(
+      HasSubstr(json("{\"instances\": [{\"features\": [1, null]}]}"), "features[1]: null is not a number"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": [1, 1e39]}]}"), "outside the float32 range"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": 3}]}"), "features must be an array"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": [1, 2, 3]}]}"),
                         "r.json: instance 0: 3 feature column(s), but the model expects 2"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"data\": {\"features\": [1, 2]}}]}"),
                         "data.features must be an object"));
-  EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"data\": {\"features\": {\"keys\": [0], \"values\": [1]}}}]}"),
-                        "r.json: instance 0: data.features.shape is missing"));
+  EXPECT_TRUE(
+      HasSubstr(json("{\"instances\": [{\"data\": {\"features\": {\"keys\": [0], \"values\": [1]}}}]}"),
+                "r.json: instance 0: data.features.shape is missing"));
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"data\": {\"features\": {\"keys\": [0, 1], \"shape\": [2], "
                              "\"values\": [1]}}}]}"),
                         "has 2 keys but 1 values"));
@@ -533,14 +578,19 @@ TEST(DecodeRequest, MalformedRequestsNameWhereAndWhat) {
   EXPECT_TRUE(HasSubstr(json("{\"instances\": [{\"features\": [1, 2]}, {\"features\": [1]}]}", -1),
                         "r.json: instance 1: 1 feature column(s), but r.json: instance 0 has 2"));
 
-  EXPECT_TRUE(HasSubstr(ErrorOf([] { DecodeRequest("application/jsonlines", "{\"features\": [1, 2]}\n{oops}\n", Ctx(2, "r.jsonl")); }),
+  EXPECT_TRUE(HasSubstr(ErrorOf([] {
+                          DecodeRequest("application/jsonlines", "{\"features\": [1, 2]}\n{oops}\n",
+                                        Ctx(2, "r.jsonl"));
+                        }),
                         "r.jsonl: line 2: not valid JSON"));
 
   // CSV: one column too many suggests label_size.
   const std::string csv = ErrorOf([] { DecodeRequest("text/csv", "1,2\n0,1,2\n", Ctx(2, "r.csv")); });
-  EXPECT_EQ(csv, "r.csv: line 2: 3 feature column(s), but the model expects 2 (its feature_dim); if the first column "
-                 "is a label, declare it with content type 'text/csv;label_size=1' (mlforge predict --content-type "
-                 "'text/csv;label_size=1') or remove the column");
+  EXPECT_EQ(
+      csv,
+      "r.csv: line 2: 3 feature column(s), but the model expects 2 (its feature_dim); if the first column "
+      "is a label, declare it with content type 'text/csv;label_size=1' (mlforge predict --content-type "
+      "'text/csv;label_size=1') or remove the column");
   EXPECT_TRUE(HasSubstr(ErrorOf([] { DecodeRequest("text/csv", "1,2\n1,x\n", Ctx(2, "r.csv")); }),
                         "r.csv: line 2, column 2: 'x' is not a number"));
   EXPECT_TRUE(HasSubstr(ErrorOf([] { DecodeRequest("text/csv", "1,2\n\n1,2\n", Ctx(2, "r.csv")); }),
@@ -552,14 +602,17 @@ TEST(DecodeRequest, MalformedRequestsNameWhereAndWhat) {
   std::string payload;
   io::EncodeDenseRecord(x, 2, nullptr, &payload);
   io::AppendRecordIOFrame(payload, &body);
-  EXPECT_TRUE(HasSubstr(ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", body + "garbage!", Ctx(2, "r.pbr")); }),
-                        "r.pbr: record 1 at byte " + std::to_string(body.size()) + ": bad magic"));
+  EXPECT_TRUE(HasSubstr(
+      ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", body + "garbage!", Ctx(2, "r.pbr")); }),
+      "r.pbr: record 1 at byte " + std::to_string(body.size()) + ": bad magic"));
   std::string bad;
   io::AppendRecordIOFrame("\xff\xff\xff", &bad);
-  EXPECT_TRUE(HasSubstr(ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", bad, Ctx(2, "r.pbr")); }),
-                        "r.pbr: record 0 at byte 0: protobuf parse error"));
-  EXPECT_TRUE(HasSubstr(ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", body, Ctx(3, "r.pbr")); }),
-                        "r.pbr: record 0 at byte 0: 2 feature column(s), but the model expects 3"));
+  EXPECT_TRUE(
+      HasSubstr(ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", bad, Ctx(2, "r.pbr")); }),
+                "r.pbr: record 0 at byte 0: protobuf parse error"));
+  EXPECT_TRUE(
+      HasSubstr(ErrorOf([&] { DecodeRequest("application/x-recordio-protobuf", body, Ctx(3, "r.pbr")); }),
+                "r.pbr: record 0 at byte 0: 2 feature column(s), but the model expects 3"));
 }
 
 TEST(DetectAlgorithm, FromTheArtifactBytes) {
