@@ -7,7 +7,9 @@
 #include <cmath>
 #include <vector>
 
+#include "core/build_config.h"
 #include "core/error.h"
+#include "core/resources.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -294,5 +296,49 @@ void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* r
   }
   if (out.grad_bias) BiasGradient(g.data(), n, mk, out.grad_bias);
 }
+
+// ---------------------------------------------------------------------------------------------
+// LinearLossStepper: the dispatch.
+
+LinearLossStepper::LinearLossStepper(Resources& res) : res_(res) {
+  if (res_.device() == Device::kGpu) gpu_.reset(internal::LinearGpuCreate(res_));
+}
+
+LinearLossStepper::~LinearLossStepper() = default;
+
+Device LinearLossStepper::device() const { return res_.device(); }
+
+void LinearLossStepper::Run(const HostBatch& batch, const float* labels, const float* row_weights,
+                            const HostLinearModels& models, const LinearLossSpec& spec,
+                            const HostLinearLossOutput& out) {
+  MLF_EXPECTS(batch.cols == models.d, "the batch has {} columns but the linear models have feature_dim {}",
+              batch.cols, models.d);
+  if (gpu_) {
+    internal::LinearGpuRun(gpu_.get(), batch, labels, row_weights, models, spec, out);
+    return;
+  }
+  if (batch.layout == Layout::kCsr) {
+    LinearLossGradCpu(CsrView(batch), labels, row_weights, models, spec, out, res_.threads());
+  } else {
+    MLF_ASSERT(static_cast<int64_t>(batch.values.size()) == batch.rows * batch.cols);
+    LinearLossGradCpu(HostDenseView{batch.values.data(), batch.rows, batch.cols}, labels, row_weights, models, spec,
+                      out, res_.threads());
+  }
+}
+
+#if !MLFORGE_HAVE_CUDA || !MLFORGE_LINEAR_LOSS_GPU
+// Without CUDA linear_loss.cu is not compiled; Resources never resolves to the GPU then, so these
+// only run when called directly.
+namespace internal {
+void LinearGpuStateDeleter::operator()(LinearGpuState*) const {}
+LinearGpuState* LinearGpuCreate(Resources&) {
+  MLF_FAIL("linear learner on the GPU: not available in this build (built without CUDA); use --device cpu");
+}
+void LinearGpuRun(LinearGpuState*, const HostBatch&, const float*, const float*, const HostLinearModels&,
+                  const LinearLossSpec&, const HostLinearLossOutput&) {
+  MLF_FAIL("linear learner on the GPU: not available in this build (built without CUDA); use --device cpu");
+}
+}  // namespace internal
+#endif
 
 }  // namespace mlforge::kernels

@@ -29,9 +29,16 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
+#include "core/batch.h"
 #include "kernels/column_stats.h"   // HostDenseView
 #include "kernels/kmeans_assign.h"  // HostCsrView, CsrView
+
+namespace mlforge {
+class Resources;
+enum class Device;
+}  // namespace mlforge
 
 namespace mlforge::kernels {
 
@@ -50,10 +57,10 @@ enum class LinearLossKind {
 // The loss and its parameters (the same for all m models).
 struct LinearLossSpec {
   LinearLossKind kind = LinearLossKind::kSquared;
-  double margin = 1.0;          // hinge
-  double quantile = 0.5;        // quantile, in (0, 1)
-  double epsilon = 0.01;        // eps_insensitive_*: SageMaker's loss_insensitivity
-  double huber_delta = 1.0;     // huber
+  double margin = 1.0;       // hinge
+  double quantile = 0.5;     // quantile, in (0, 1)
+  double epsilon = 0.01;     // eps_insensitive_*: SageMaker's loss_insensitivity
+  double huber_delta = 1.0;  // huber
 };
 
 // m models in HOST memory.
@@ -87,13 +94,53 @@ struct HostLinearLossOutput {
 // class indices 0 .. k-1 stored as floats; UserError for anything else). row_weights: n entries
 // or null. threads: OpenMP threads for the element-wise part (<= 0: the default).
 void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads = 0);
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads = 0);
 // CPU twin, CSR rows (x.cols == models.d). Same results as the dense twin on the densified batch
 // up to float32 summation order.
 void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads = 0);
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads = 0);
+
+// ---------------------------------------------------------------------------------------------
+// The step for the training loop: a host batch in, host outputs out, on res.device().
+
+namespace internal {
+struct LinearGpuState;  // device buffers of a LinearLossStepper; defined in linear_loss.cu
+struct LinearGpuStateDeleter {
+  void operator()(LinearGpuState* s) const;
+};
+}  // namespace internal
+
+// Runs the step on res.device() for a host batch (dense or CSR, cols == models.d; UserError
+// otherwise). labels / row_weights: host, batch.rows entries (row_weights may be null): the loop
+// passes its own (normalised labels, class weights), not necessarily the batch's. models and out:
+// host memory, as for the CPU twin. On the GPU the batch, labels, weights and models are uploaded,
+// the step runs there and the requested outputs are copied back with one host sync; device buffers
+// grow on demand and are reused across calls. Not thread-safe (one per training thread).
+class LinearLossStepper {
+ public:
+  explicit LinearLossStepper(Resources& res);
+  ~LinearLossStepper();
+  LinearLossStepper(const LinearLossStepper&) = delete;
+  LinearLossStepper& operator=(const LinearLossStepper&) = delete;
+
+  Device device() const;
+  void Run(const HostBatch& batch, const float* labels, const float* row_weights,
+           const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out);
+
+ private:
+  Resources& res_;
+  std::unique_ptr<internal::LinearGpuState, internal::LinearGpuStateDeleter> gpu_;
+};
+
+namespace internal {
+// The GPU half of LinearLossStepper (linear_loss.cu; "built without CUDA" stubs otherwise).
+LinearGpuState* LinearGpuCreate(Resources& res);
+void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
+                  const HostLinearModels& models, const LinearLossSpec& spec,
+                  const HostLinearLossOutput& out);
+}  // namespace internal
 
 // The loss of one row for one score (k = 1 losses) in float64, and its derivative; exposed for
 // the metrics code and for tests. `label` as above.

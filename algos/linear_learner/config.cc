@@ -302,11 +302,13 @@ Config ResolveConfig(HpValues& v) {
   c.normalize_label = ResolveBoolAuto(v, "normalize_label", regressor) && regressor;
   (void)normalize_label_given;  // ignored for classifiers, as SPEC.md 4.1 says
   const bool unbias_data_given = !v.IsAuto("unbias_data");
+  c.unbias_data_auto = !unbias_data_given;
   c.unbias_data = ResolveBoolAuto(v, "unbias_data", c.use_bias);
   MLF_EXPECTS(!(unbias_data_given && c.unbias_data && !c.use_bias),
               "hyperparameter 'unbias_data' = true needs 'use_bias' = true: the feature shift is folded into the "
               "bias of the saved model; set use_bias=true or unbias_data=false");
   const bool unbias_label_given = !v.IsAuto("unbias_label");
+  c.unbias_label_auto = !unbias_label_given;
   const bool unbias_label = ResolveBoolAuto(v, "unbias_label", regressor && c.use_bias);
   MLF_EXPECTS(!(unbias_label_given && unbias_label && regressor && !c.use_bias),
               "hyperparameter 'unbias_label' = true needs 'use_bias' = true: the label shift is folded into the "
