@@ -111,8 +111,11 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
     return Calibration{default_threshold, 0, tp, fp, neg - fp, pos - tp};
   }
   if (rows.empty()) return Calibration{default_threshold, 0, 0, 0, 0, 0};
-  // No row positive: threshold at the highest score.
-  consider(0, 0, rows.front().score);
+  // Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64,
+  // which may differ from these float32 ones in the last bits.
+  auto margin = [](double s) { return 1e-6 * std::max(1.0, std::fabs(s)); };
+  // No row positive: threshold above the highest score.
+  consider(0, 0, rows.front().score + margin(rows.front().score));
   double tp = 0, fp = 0;
   for (size_t i = 0; i < rows.size();) {
     size_t g = i;
@@ -121,8 +124,8 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
       ++g;
     }
     const double here = rows[i].score;
-    const double thr = g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score))
-                                       : std::nextafter(here, -std::numeric_limits<double>::infinity());
+    const double thr =
+        g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score)) : here - margin(here);
     consider(tp, fp, thr);
     i = g;
   }

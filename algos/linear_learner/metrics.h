@@ -20,10 +20,10 @@
 //  - Regressor: mse, rmse, absolute_loss over every row.
 // Calibration (binary): rows sorted by score, every cut between distinct scores is a candidate
 // (predict positive above it); the best cut for the criterion wins (ties: the highest cut), and the
-// threshold is the midpoint of the scores on either side (below the lowest score when every row is
-// positive, the highest score when none is). precision_at_target_recall maximises precision among
-// cuts with recall >= target_recall; recall_at_target_precision maximises recall among cuts with
-// precision >= target_precision (value 0 and the most precise cut when none reaches it);
+// threshold is the midpoint of the scores on either side (1e-6 x max(1, |score|) below the lowest
+// score when every row is positive, as far above the highest when none is). precision_at_target_recall
+// maximises precision among cuts with recall >= target_recall; recall_at_target_precision maximises recall
+// among cuts with precision >= target_precision (value 0 and the most precise cut when none reaches it);
 // loss_function keeps 0.5 (logistic) or 0 (hinge) and selects on the objective.
 #pragma once
 
