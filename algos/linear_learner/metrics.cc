@@ -38,6 +38,12 @@ std::string CriterionName(const Config& cfg) {
   return ObjectiveName(cfg.loss) + "_objective";
 }
 
+bool Better(double a, double b, bool higher_is_better) {
+  if (!std::isfinite(a)) return false;
+  if (!std::isfinite(b)) return true;
+  return higher_is_better ? a > b : a < b;
+}
+
 namespace {
 
 double Sigmoid(double s) {
@@ -337,6 +343,12 @@ ModelEvaluation Evaluation::Finish(int64_t j) const {
       break;
     }
     case PredictorType::kBinaryClassifier: {
+      e.higher_is_better = cfg_.selection_criterion != SelectionCriterion::kLossFunction;
+      if (!std::isfinite(e.objective)) {
+        // A diverged model (non-finite scores): nothing to calibrate, never selected.
+        e.criterion = std::numeric_limits<double>::quiet_NaN();
+        break;
+      }
       std::vector<ScoredRow> rows(sample_labels_.size());
       for (size_t i = 0; i < rows.size(); ++i) {
         rows[i] = {sample_scores_[i * m_ + j], sample_labels_[i], sample_weights_[i]};

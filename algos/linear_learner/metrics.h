@@ -49,6 +49,10 @@ struct MetricValue {
   double value = 0;
 };
 
+// Whether evaluation `a` is strictly better than `b` by the criterion; a non-finite criterion (a
+// diverged model) is worse than any finite one.
+bool Better(double a, double b, bool higher_is_better);
+
 struct ModelEvaluation {
   double objective = 0;  // mean loss
   double weight = 0;     // total row weight seen

@@ -58,7 +58,10 @@ std::vector<ModelSettings> ParallelModelSettings(const Config& cfg, double balan
   auto uniform = [&rng](double lo, double hi) { return lo + (hi - lo) * ((rng() >> 11) * 0x1.0p-53); };
   for (int64_t j = 1; j < cfg.num_models; ++j) {
     ModelSettings& s = out[static_cast<size_t>(j)];
-    const double u_lr = uniform(-1, 1), u_wd = uniform(-6, -2), u_l1 = uniform(-6, -3);
+    // Stratified: model j draws from its own slice of [-1, 2], so the grid is covered evenly.
+    const double u_lr =
+        -1.0 + 3.0 * (static_cast<double>(j - 1) + uniform(0, 1)) / static_cast<double>(cfg.num_models - 1);
+    const double u_wd = uniform(-6, -2), u_l1 = uniform(-6, -3);
     if (cfg.learning_rate_auto) s.learning_rate = cfg.learning_rate * std::pow(10.0, u_lr);
     if (cfg.wd_auto) s.wd = j % 2 == 1 ? 0.0 : std::pow(10.0, u_wd);
     if (cfg.l1_auto) s.l1 = j % 4 != 0 ? 0.0 : std::pow(10.0, u_l1);

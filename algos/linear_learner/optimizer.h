@@ -3,7 +3,11 @@
 // Settings. Model 0 always runs the resolved configuration exactly (so num_models=1 trains what
 // the user asked for). Models 1..m-1 vary, around it, only what the user left to `auto`
 // (SageMaker's "nearby settings"; its sampling rule is not published, so this is mlforge's):
-//   learning_rate  base x 10^u, u ~ U(-1, 1)
+//   learning_rate  base x 10^u, u stratified over [-1, 2]: model j >= 1 draws u uniformly in the
+//                  j-th of m - 1 equal slices (so the models cover 0.1x .. 100x the base evenly;
+//                  the upper side is wider because linear models on normalised data train well
+//                  far above the optimisers' customary defaults, and a diverging model is simply
+//                  never selected)
 //   wd             0 for half the models (odd j), else 10^u, u ~ U(-6, -2)
 //   l1             0 for three models in four (j % 4 != 0), else 10^u, u ~ U(-6, -3)
 //   momentum       sgd only: 0.9 for odd j (0 otherwise)

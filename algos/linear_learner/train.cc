@@ -283,25 +283,27 @@ void Trainer::ReadPrefix(io::BatchStream& stream) {
   HostBatch b;
   stream.StartEpoch(0);
   bool budget_known = false;
-  while (rows < std::max(scaler_rows, sample_target) && stream.Next(&b)) {
+  const int64_t asked = sample_target;
+  bool more = true;
+  while (rows < std::max(scaler_rows, sample_target) && (more = stream.Next(&b))) {
     ctx_.stop().ThrowIfStopped();
     CheckLabels(cfg_, b, "train");
     if (!budget_known && b.rows > 0) {
-      // Cap the training sample by memory, from the first batch's bytes per row.
+      // Cap the training sample by host memory, from the first batch's bytes per row.
       budget_known = true;
       const double per_row = std::max(BatchBytes(b) / static_cast<double>(b.rows), 1.0);
-      const int64_t cap = static_cast<int64_t>(kSampleBudgetBytes / world / per_row);
-      if (cap < sample_target) {
-        spdlog::warn(
-            "the training sample for model selection is cut from {} to {} rows per host (a {:.0f} MB "
-            "memory budget); give a validation channel to select on more rows",
-            sample_target, cap, kSampleBudgetBytes / (1 << 20));
-        sample_target = std::max<int64_t>(cap, 1);
-      }
+      sample_target =
+          std::clamp<int64_t>(static_cast<int64_t>(kSampleBudgetBytes / per_row), 1, sample_target);
     }
     rows += b.rows;
     prefix_.push_back(std::move(b));
     b = HostBatch();
+  }
+  if (more && sample_target < asked && rows >= sample_target) {
+    spdlog::warn(
+        "the training sample for model selection and the train metrics is cut from {} to {} rows per host (a "
+        "{:.0f} MB memory budget); give a validation channel to select on all of its rows",
+        asked, sample_target, kSampleBudgetBytes / (1 << 20));
   }
   // feature_dim: the data's width (every rank must agree).
   double cols = prefix_.empty() ? 0.0 : static_cast<double>(stream.cols());
@@ -581,7 +583,7 @@ void Trainer::Run() {
       evals.push_back(eval.Finish(j));
       const ModelEvaluation& e = evals.back();
       const ModelEvaluation& c = evals[chosen];
-      if (e.higher_is_better ? e.criterion > c.criterion : e.criterion < c.criterion) chosen = j;
+      if (Better(e.criterion, c.criterion, e.higher_is_better)) chosen = j;
     }
     const ModelEvaluation& ce = evals[chosen];
     auto train_objective = [&](int64_t j) {
@@ -615,8 +617,7 @@ void Trainer::Run() {
     }
 
     // Keep the best (epoch, model) seen.
-    if (!best.valid ||
-        (ce.higher_is_better ? ce.criterion > best.criterion : ce.criterion < best.criterion)) {
+    if (!best.valid || Better(ce.criterion, best.criterion, ce.higher_is_better)) {
       spdlog::info("Epoch {}: {} improved to {} (model {}). Updating best model", epoch, criterion_name,
                    log::FormatValue(ce.criterion), chosen);
       best.valid = true;
@@ -640,7 +641,7 @@ void Trainer::Run() {
     const double scale = std::max(std::fabs(reference), 1e-12);
     const double gain =
         ce.higher_is_better ? (ce.criterion - reference) / scale : (reference - ce.criterion) / scale;
-    if (!have_reference || gain > cfg_.early_stopping_tolerance) {
+    if (!have_reference || !std::isfinite(reference) || gain > cfg_.early_stopping_tolerance) {
       have_reference = true;
       reference = ce.criterion;
       stale_epochs = 0;

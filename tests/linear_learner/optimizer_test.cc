@@ -165,8 +165,10 @@ TEST(LinearLearnerSettings, ModelZeroIsTheConfigurationAndOnlyAutoValuesVary) {
   EXPECT_EQ(s[0].positive_weight, 1.0);
   int varied_lr = 0, with_wd = 0, with_l1 = 0, with_momentum = 0;
   for (size_t j = 1; j < s.size(); ++j) {
-    EXPECT_GE(s[j].learning_rate, 0.002 * (1 - 1e-12));
-    EXPECT_LE(s[j].learning_rate, 0.2 * (1 + 1e-12));
+    // Stratified over 10^[-1, 2] x the base: model j in the j-th of 15 slices.
+    const double lo = -1 + 3.0 * (j - 1) / 15, hi = -1 + 3.0 * j / 15;
+    EXPECT_GE(s[j].learning_rate, 0.02 * std::pow(10.0, lo) * (1 - 1e-12)) << j;
+    EXPECT_LE(s[j].learning_rate, 0.02 * std::pow(10.0, hi) * (1 + 1e-12)) << j;
     varied_lr += s[j].learning_rate != 0.02;
     with_wd += s[j].wd > 0;
     with_l1 += s[j].l1 > 0;
