@@ -252,8 +252,10 @@ class Trainer {
   std::vector<ModelSettings> settings_;
   std::vector<float> positive_weight_;  // m (binary)
   std::vector<double> class_weights_;   // num_classes (balance_multiclass_weights)
-  std::vector<HostBatch> prefix_;       // the first rows read (replayed in epoch 0)
-  std::vector<HostBatch> sample_;       // the training sample (first rows of prefix_)
+  // The first batches read (replayed in epoch 0) and the training sample (their first rows;
+  // whole batches are shared, not copied).
+  std::vector<std::shared_ptr<const HostBatch>> prefix_;
+  std::vector<std::shared_ptr<const HostBatch>> sample_;
   int64_t sample_rows_ = 0;
   int64_t binary_cap_ = 0;  // binary score-sample rows per rank
   // Normalised-space parameters and the step's scratch.
@@ -296,7 +298,7 @@ void Trainer::ReadPrefix(io::BatchStream& stream) {
           std::clamp<int64_t>(static_cast<int64_t>(kSampleBudgetBytes / per_row), 1, sample_target);
     }
     rows += b.rows;
-    prefix_.push_back(std::move(b));
+    prefix_.push_back(std::make_shared<const HostBatch>(std::move(b)));
     b = HostBatch();
   }
   if (more && sample_target < asked && rows >= sample_target) {
@@ -323,10 +325,10 @@ void Trainer::ReadPrefix(io::BatchStream& stream) {
                         : cfg_.predictor_type == PredictorType::kMulticlassClassifier ? cfg_.num_classes
                                                                                       : 0);
   int64_t left = scaler_rows;
-  for (const HostBatch& pb : prefix_) {
+  for (const auto& pb : prefix_) {
     if (left <= 0) break;
-    const int64_t take = std::min(left, pb.rows);
-    stats.Add(pb, take);
+    const int64_t take = std::min(left, pb->rows);
+    stats.Add(*pb, take);
     left -= take;
   }
   stats.AllReduce(comm_);
@@ -374,11 +376,11 @@ void Trainer::ReadPrefix(io::BatchStream& stream) {
 
   // The training sample: the first sample_target rows of the prefix.
   left = sample_target;
-  for (const HostBatch& pb : prefix_) {
+  for (const auto& pb : prefix_) {
     if (left <= 0) break;
-    sample_.push_back(FirstRows(pb, left));
-    sample_rows_ += sample_.back().rows;
-    left -= sample_.back().rows;
+    sample_.push_back(left >= pb->rows ? pb : std::make_shared<const HostBatch>(FirstRows(*pb, left)));
+    sample_rows_ += sample_.back()->rows;
+    left -= sample_.back()->rows;
   }
 }
 
@@ -481,9 +483,9 @@ Evaluation Trainer::EvaluateStream(io::BatchStream& stream, int epoch, const std
 Evaluation Trainer::EvaluateSample(const float* w_raw, const float* b_raw, int64_t models,
                                    std::vector<double> thresholds, int64_t cap) {
   Evaluation e(cfg_, models, cap, std::move(thresholds));
-  for (const HostBatch& batch : sample_) {
+  for (const auto& batch : sample_) {
     ctx_.stop().ThrowIfStopped();
-    EvaluateBatch(e, batch, w_raw, b_raw, models);
+    EvaluateBatch(e, *batch, w_raw, b_raw, models);
   }
   e.AllReduce(comm_);
   return e;
@@ -547,9 +549,12 @@ void Trainer::Run() {
       HostBatch batch, empty;
       size_t next = 0;
       while (true) {
+        const HostBatch* current = &batch;
+        std::shared_ptr<const HostBatch> held;
         bool have;
         if (next < prefix_.size()) {
-          batch = std::move(prefix_[next++]);
+          held = std::move(prefix_[next++]);  // released after its step unless the sample shares it
+          current = held.get();
           have = true;
         } else {
           have = stream.Next(&batch);
@@ -557,7 +562,7 @@ void Trainer::Run() {
         }
         ctx_.stop().ThrowIfStopped();
         if (!GroupHasData(comm_, have)) break;
-        TrainBatch(have ? batch : empty, have, &epoch_sums);
+        TrainBatch(have ? *current : empty, have, &epoch_sums);
         ++batches;
       }
       prefix_.clear();

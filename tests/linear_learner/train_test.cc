@@ -631,5 +631,87 @@ TEST_F(LinearLearnerTrain, MnistZeroVersusRestOnTheSharedDigits) {
   EXPECT_GT(acc, 0.97);
 }
 
+TEST_F(LinearLearnerTrain, HingeLossCalibratesOnRawScores) {
+  io::SynthOptions o = Linear("binary", 6000, 5, 34, 0.3);
+  const HostBatch b = Generate(o);
+  Write(b, dir_ / "bin.pbr");
+  RunResult hinge = Train({{"train", {dir_ / "bin.pbr"}}}, dir_ / "hinge",
+                          {"predictor_type=binary_classifier", "loss=hinge_loss", "epochs=8"});
+  RunResult logistic = Train({{"train", {dir_ / "bin.pbr"}}}, dir_ / "logistic",
+                             {"predictor_type=binary_classifier", "epochs=8"});
+  ASSERT_EQ(hinge.rc, 0) << hinge.failure;
+  ASSERT_EQ(logistic.rc, 0) << logistic.failure;
+  EXPECT_EQ(hinge.model.loss_type, "hinge_loss");
+  const Data data = ToData(b);
+  // The saved threshold applies to raw scores (Predict does not squash hinge scores), and the
+  // reported accuracy is the saved model's.
+  EXPECT_NEAR(hinge.model.metrics["train:binary_classification_accuracy"], Accuracy(hinge.model, data), 1e-9);
+  EXPECT_GT(Accuracy(hinge.model, data), Accuracy(logistic.model, data) - 0.01);
+  EXPECT_EQ(hinge.model.metrics_params["margin"].get<double>(), 1.0);
+}
+
+TEST_F(LinearLearnerTrain, NoBiasModelsTheOriginAndAutoPositiveWeightIsRecorded) {
+  // y = x.w exactly (no intercept, so the bias must stay 0 in the saved model).
+  HostBatch b = Generate(Linear("regression", 5000, 4, 35));
+  for (int64_t i = 0; i < b.rows; ++i) {
+    b.labels[i] =
+        0.5f * b.values[i * 4] - 0.25f * b.values[i * 4 + 3] + 0.01f * std::sin(static_cast<float>(i));
+  }
+  Write(b, dir_ / "origin.pbr");
+  RunResult r = Train({{"train", {dir_ / "origin.pbr"}}}, dir_ / "nobias",
+                      {"predictor_type=regressor", "use_bias=false", "epochs=10"});
+  ASSERT_EQ(r.rc, 0) << r.failure;
+  EXPECT_EQ(r.model.bias[0], 0.0f);
+  EXPECT_NEAR(r.model.weights[0], 0.5, 0.01);
+  EXPECT_NEAR(r.model.weights[3], -0.25, 0.01);
+
+  HostBatch bin = Generate(Linear("binary", 4000, 4, 36, 0.5));
+  Write(bin, dir_ / "bin.pbr");
+  r = Train({{"train", {dir_ / "bin.pbr"}}}, dir_ / "auto",
+            {"predictor_type=binary_classifier", "positive_example_weight_mult=auto", "epochs=3"});
+  ASSERT_EQ(r.rc, 0) << r.failure;
+  double pos = 0;
+  for (float y : bin.labels) pos += y;
+  const double balanced = (bin.rows - pos) / pos,
+               chosen = r.model.metrics_params["positive_example_weight_mult"];
+  // auto: the selected model's weight is one of 1, balanced, sqrt(balanced).
+  EXPECT_TRUE(chosen == 1.0 || std::fabs(chosen - balanced) < 1e-9 ||
+              std::fabs(chosen - std::sqrt(balanced)) < 1e-9)
+      << chosen << " vs balanced " << balanced;
+}
+
+TEST_F(LinearLearnerTrain, BalancedClassWeightsAreRecordedAndHelpRareClasses) {
+  // Class 2 is rare: keep 1 in 8 of its rows.
+  HostBatch all = Generate(Linear("multiclass", 12000, 5, 37, 0.3, 3));
+  HostBatch b;
+  b.cols = 5;
+  for (int64_t i = 0; i < all.rows; ++i) {
+    if (all.labels[i] == 2.0f && i % 8 != 0) continue;
+    b.values.insert(b.values.end(), all.values.begin() + i * 5, all.values.begin() + (i + 1) * 5);
+    b.labels.push_back(all.labels[i]);
+    ++b.rows;
+  }
+  Write(b, dir_ / "rare.pbr");
+  const std::vector<std::string> base = {"predictor_type=multiclass_classifier", "num_classes=3", "epochs=5"};
+  auto weighted_hps = base;
+  weighted_hps.push_back("balance_multiclass_weights=true");
+  RunResult plain = Train({{"train", {dir_ / "rare.pbr"}}}, dir_ / "plain", base);
+  RunResult weighted = Train({{"train", {dir_ / "rare.pbr"}}}, dir_ / "weighted", weighted_hps);
+  ASSERT_EQ(plain.rc, 0) << plain.failure;
+  ASSERT_EQ(weighted.rc, 0) << weighted.failure;
+  // class_weights = rows / (classes x class rows) over the scaler sample (the first 10,000 rows).
+  std::vector<double> count(3, 0.0);
+  for (int64_t i = 0; i < std::min<int64_t>(b.rows, 10000); ++i) count[static_cast<size_t>(b.labels[i])] += 1;
+  const auto cw = weighted.model.metrics_params["class_weights"];
+  ASSERT_TRUE(cw.is_array());
+  ASSERT_EQ(cw.size(), 3u);
+  const double n = std::min<int64_t>(b.rows, 10000);
+  for (int c = 0; c < 3; ++c) EXPECT_NEAR(cw[c].get<double>(), n / (3 * count[c]), 1e-9) << c;
+  EXPECT_TRUE(plain.model.metrics_params["class_weights"].is_null());
+  // Macro recall (balanced accuracy) rises when the rare class weighs as much as the others.
+  EXPECT_GT(weighted.model.metrics["train:multiclass_balanced_accuracy"],
+            plain.model.metrics["train:multiclass_balanced_accuracy"]);
+}
+
 }  // namespace
 }  // namespace mlforge::ll_test
