@@ -1,6 +1,5 @@
 // CPU twin of the linear learner loss-and-gradient step (linear_loss.h).
 #include "kernels/linear_loss.h"
-#include "kernels/omp_threads.h"
 
 #include <Eigen/Core>
 #include <algorithm>
@@ -10,6 +9,7 @@
 #include "core/build_config.h"
 #include "core/error.h"
 #include "core/resources.h"
+#include "kernels/omp_threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -205,8 +205,8 @@ double SoftmaxLossValue(const float* scores, int64_t k, int64_t label, double* p
 }
 
 void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads) {
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads) {
   CheckModels(models, spec, x.cols);
   const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
   if (n == 0) {
@@ -243,8 +243,8 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
 }
 
 void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads) {
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads) {
   CheckModels(models, spec, x.cols);
   const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
   std::vector<float> s_local;
@@ -321,24 +321,30 @@ void LinearLossStepper::Run(const HostBatch& batch, const float* labels, const f
     LinearLossGradCpu(CsrView(batch), labels, row_weights, models, spec, out, res_.threads());
   } else {
     MLF_ASSERT(static_cast<int64_t>(batch.values.size()) == batch.rows * batch.cols);
-    LinearLossGradCpu(HostDenseView{batch.values.data(), batch.rows, batch.cols}, labels, row_weights, models, spec,
-                      out, res_.threads());
+    LinearLossGradCpu(HostDenseView{batch.values.data(), batch.rows, batch.cols}, labels, row_weights, models,
+                      spec, out, res_.threads());
   }
 }
 
-#if !MLFORGE_HAVE_CUDA || !MLFORGE_LINEAR_LOSS_GPU
+#if !MLFORGE_HAVE_CUDA
 // Without CUDA linear_loss.cu is not compiled; Resources never resolves to the GPU then, so these
 // only run when called directly.
 namespace internal {
 void LinearGpuStateDeleter::operator()(LinearGpuState*) const {}
 LinearGpuState* LinearGpuCreate(Resources&) {
-  MLF_FAIL("linear learner on the GPU: not available in this build (built without CUDA); use --device cpu");
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
 }
 void LinearGpuRun(LinearGpuState*, const HostBatch&, const float*, const float*, const HostLinearModels&,
                   const LinearLossSpec&, const HostLinearLossOutput&) {
-  MLF_FAIL("linear learner on the GPU: not available in this build (built without CUDA); use --device cpu");
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
 }
 }  // namespace internal
+size_t LinearLossGpuWorkspaceBytes(int64_t, int64_t, int64_t) { return 0; }
+void LinearLossGradGpu(detail::CudaState&, const DeviceDenseView&, const float*, const float*,
+                       const DeviceLinearModels&, const LinearLossSpec&, const DeviceLinearLossOutput&, bool,
+                       void*, size_t) {
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
 #endif
 
 }  // namespace mlforge::kernels

@@ -1,6 +1,7 @@
 // The linear learner coarse step: scores, loss and gradient of m parallel linear models on one
-// mini-batch (DESIGN.md "CPU and GPU"). linear_loss.cc holds the CPU (Eigen) twin; a CUDA twin
-// with the same signature (linear_loss.cu, device views) comes with the GPU work. Plain C++.
+// mini-batch (DESIGN.md "CPU and GPU"). linear_loss.cc holds the CPU (Eigen) twin and the
+// dispatch (LinearLossStepper); linear_loss.cu the CUDA twin with the same contract on device
+// views. Plain C++: no CUDA types here.
 //
 // Layout. The m models share one weight matrix W of d x (m * k) floats, row-major, where k is the
 // number of outputs per model (1 for every loss but softmax, num_classes for softmax): model j
@@ -38,6 +39,9 @@
 namespace mlforge {
 class Resources;
 enum class Device;
+namespace detail {
+struct CudaState;
+}
 }  // namespace mlforge
 
 namespace mlforge::kernels {
@@ -101,6 +105,47 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
 void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
                        const HostLinearModels& models, const LinearLossSpec& spec,
                        const HostLinearLossOutput& out, int threads = 0);
+
+// ---------------------------------------------------------------------------------------------
+// CUDA.
+
+// m models in DEVICE memory (of the CudaState's device); same layout and meaning as
+// HostLinearModels.
+struct DeviceLinearModels {
+  const float* weights = nullptr;  // d x (m * k), row-major
+  const float* bias = nullptr;     // m * k entries, or null
+  int64_t d = 0;
+  int64_t m = 1;
+  int64_t k = 1;
+  const float* positive_weight = nullptr;  // m entries, or null
+};
+
+// Outputs in DEVICE memory, same shapes as HostLinearLossOutput; null pointers are skipped.
+// Overwritten, or added to when `accumulate` is passed to LinearLossGradGpu (so that a batch
+// processed in row tiles sums up; scores are always written, at the caller's offset).
+struct DeviceLinearLossOutput {
+  float* scores = nullptr;
+  double* loss = nullptr;
+  double* weight_sum = nullptr;
+  float* grad_weights = nullptr;
+  float* grad_bias = nullptr;
+};
+
+// Bytes of device workspace LinearLossGradGpu needs for n rows (256-byte aligned pieces).
+size_t LinearLossGpuWorkspaceBytes(int64_t n, int64_t m, int64_t k);
+
+// CUDA step on device data, the GPU twin of LinearLossGradCpu (dense rows): cuBLAS SGEMM for the
+// scores S = X W (+ bias), one fused kernel for the per-row losses and derivatives G (float64
+// per-element math, per-block float64 partial sums of loss and weight written per row slice, no
+// atomics), a column-sum kernel for the bias gradient, cuBLAS SGEMM for X^T G, and a last kernel
+// that adds the row-slice partials in a fixed order (deterministic for a given n). x: device,
+// n x d row-major; labels: device, n entries (softmax labels must be valid class indices: the
+// caller checks them on the host); row_weights: device, n entries or null. Everything is enqueued
+// on cuda.stream (cuBLAS on cuda.cublas); nothing synchronises with the host.
+void LinearLossGradGpu(detail::CudaState& cuda, const DeviceDenseView& x, const float* labels,
+                       const float* row_weights, const DeviceLinearModels& models, const LinearLossSpec& spec,
+                       const DeviceLinearLossOutput& out, bool accumulate, void* workspace,
+                       size_t workspace_bytes);
 
 // ---------------------------------------------------------------------------------------------
 // The step for the training loop: a host batch in, host outputs out, on res.device().
