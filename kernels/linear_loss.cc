@@ -21,12 +21,6 @@ namespace {
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-double Softplus(double s) { return s > 0 ? s + std::log1p(std::exp(-s)) : std::log1p(std::exp(s)); }
-double Sigmoid(double s) {
-  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
-  const double e = std::exp(s);
-  return e / (1.0 + e);
-}
 double Sign(double r) { return r > 0 ? 1.0 : (r < 0 ? -1.0 : 0.0); }
 bool IsBinary(LinearLossKind k) { return k == LinearLossKind::kLogistic || k == LinearLossKind::kHinge; }
 
@@ -129,9 +123,12 @@ double LinearLossValue(const LinearLossSpec& spec, double s, double y, double* d
   const double r = s - y;
   switch (spec.kind) {
     case LinearLossKind::kLogistic: {
+      // softplus(s) = max(s, 0) + log1p(e^-|s|) and sigmoid(s) from the same e^-|s|: one exp
+      // per element (this loop, not the GEMMs, dominates the step for m = 32 models).
       const double y01 = y > 0.5 ? 1.0 : 0.0;
-      l = Softplus(s) - y01 * s;
-      dl = Sigmoid(s) - y01;
+      const double e = std::exp(-std::fabs(s));
+      l = std::max(s, 0.0) + std::log1p(e) - y01 * s;
+      dl = (s >= 0 ? 1.0 : e) / (1.0 + e) - y01;
       break;
     }
     case LinearLossKind::kSquared:

@@ -29,12 +29,6 @@ int64_t Slices(int64_t n) { return std::max<int64_t>(1, std::min<int64_t>(kMaxSl
 
 size_t Align(size_t bytes) { return (bytes + 255) / 256 * 256; }
 
-__device__ inline double SoftplusD(double s) { return s > 0 ? s + log1p(exp(-s)) : log1p(exp(s)); }
-__device__ inline double SigmoidD(double s) {
-  if (s >= 0) return 1.0 / (1.0 + exp(-s));
-  const double e = exp(s);
-  return e / (1.0 + e);
-}
 __device__ inline double SignD(double r) { return r > 0 ? 1.0 : (r < 0 ? -1.0 : 0.0); }
 
 // The scalar losses of LinearLossValue (linear_loss.cc), line for line.
@@ -43,8 +37,9 @@ __device__ double ScalarLoss(const LinearLossSpec& spec, double s, double y, dou
   switch (spec.kind) {
     case LinearLossKind::kLogistic: {
       const double y01 = y > 0.5 ? 1.0 : 0.0;
-      *dl = SigmoidD(s) - y01;
-      return SoftplusD(s) - y01 * s;
+      const double e = exp(-fabs(s));
+      *dl = (s >= 0 ? 1.0 : e) / (1.0 + e) - y01;
+      return fmax(s, 0.0) + log1p(e) - y01 * s;
     }
     case LinearLossKind::kSquared:
       *dl = r;

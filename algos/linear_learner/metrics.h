@@ -8,10 +8,11 @@
 // selection judge the models on the data as given.
 //  - Every model: objective = mean loss (squared_loss and eps_insensitive_squared_loss are
 //    reported as the mean of the un-halved square, so "mse_objective" is the mean squared error).
-//  - Binary: the first `sample_cap` rows of this rank keep their score (as Predict reports it:
-//    sigmoid for logistic, raw for hinge), label and weight; after AllReduce (which gathers the
-//    samples of every rank) each model's threshold is calibrated on the sample for the criterion
-//    and accuracy / precision / recall / F-beta / ROC AUC are measured there. With fixed
+//  - Binary: the first `sample_cap` rows of this rank keep their raw score, label and weight;
+//    after AllReduce (which gathers the samples of every rank) each model's threshold is calibrated
+//    on the sample for the criterion (on raw scores, then mapped to Predict's scale: sigmoid for
+//    logistic, raw for hinge) and accuracy / precision / recall / F-beta / ROC AUC are measured
+//    there. With fixed
 //    thresholds (the final pass of the chosen model), the confusion counts come from every row
 //    instead, and only ROC AUC uses the sample.
 //  - Multiclass: accuracy, top-k accuracy, macro precision / recall / F-beta over the classes
@@ -84,7 +85,9 @@ class Evaluation {
   // Merges every rank's accumulators (sums all-reduced; binary samples gathered in rank order).
   // Call on every rank, then Finish gives the same answer everywhere.
   void AllReduce(comm::Communicator& comm);
-  ModelEvaluation Finish(int64_t j) const;
+  // Model j's metrics. full = false computes only what selection needs (the objective, the
+  // calibrated threshold and the criterion; ROC AUC is skipped). Thread-safe (const).
+  ModelEvaluation Finish(int64_t j, bool full = true) const;
 
   double weight(int64_t j) const { return weight_[j]; }  // total row weight of model j's pass
   int64_t sample_rows() const { return static_cast<int64_t>(sample_labels_.size()); }
@@ -100,8 +103,9 @@ class Evaluation {
   std::vector<double> correct_, topk_;            // multiclass
   std::vector<double> tp_c_, pred_c_, actual_c_;  // multiclass per class, m x k
   std::vector<double> tp_, fp_, tn_, fn_;         // binary with fixed thresholds
-  // Binary sample: scores sample_rows x m, labels and weights per row.
-  std::vector<float> sample_scores_;
+  // Binary sample: m vectors of sample_rows raw scores (model-major, so that each model's
+  // calibration reads its scores contiguously), labels and weights per row.
+  std::vector<std::vector<float>> sample_scores_;
   std::vector<float> sample_labels_, sample_weights_;
 };
 
@@ -118,7 +122,8 @@ struct ScoredRow {
 };
 // rows is sorted in place (descending score). default_threshold: loss_function's threshold.
 Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, double default_threshold);
-// Weighted ROC AUC (ties count half); 0.5 when a class is absent. rows sorted in place.
+// Weighted ROC AUC (ties count half); 0.5 when a class is absent. rows sorted in place (already
+// sorted rows, e.g. after CalibrateThreshold, are not sorted again).
 double RocAuc(std::vector<ScoredRow>& rows);
 
 // Prints `#quality_metric: host=H, [epoch=E, ]<channel> <name> <loss|score>=V` for each metric

@@ -582,13 +582,15 @@ void Trainer::Run() {
     Evaluation eval = val_stream ? EvaluateStream(*val_stream, epoch, "validation", w_raw.data(),
                                                   b_raw.data(), m_, {}, binary_cap_)
                                  : EvaluateSample(w_raw.data(), b_raw.data(), m_, {}, binary_cap_);
-    std::vector<ModelEvaluation> evals;
+    // Calibration sorts each model's sample: the models are independent, so in parallel.
+    std::vector<ModelEvaluation> evals(static_cast<size_t>(m_));
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(ctx_.resources.threads()) schedule(dynamic) if (m_ > 1)
+#endif
+    for (int64_t j = 0; j < m_; ++j) evals[j] = eval.Finish(j, /*full=*/false);
     int64_t chosen = 0;
-    for (int64_t j = 0; j < m_; ++j) {
-      evals.push_back(eval.Finish(j));
-      const ModelEvaluation& e = evals.back();
-      const ModelEvaluation& c = evals[chosen];
-      if (Better(e.criterion, c.criterion, e.higher_is_better)) chosen = j;
+    for (int64_t j = 1; j < m_; ++j) {
+      if (Better(evals[j].criterion, evals[chosen].criterion, evals[j].higher_is_better)) chosen = j;
     }
     const ModelEvaluation& ce = evals[chosen];
     auto train_objective = [&](int64_t j) {

@@ -71,7 +71,8 @@ std::vector<ScoredRow> RandomRows(int n, uint64_t seed, int distinct) {
     const bool pos = rng() % 2 == 0;
     const int level = static_cast<int>(rng() % distinct);
     const int shift = pos ? static_cast<int>(rng() % 3) : 0;
-    r.score = static_cast<float>(std::min(distinct - 1, level + shift)) / distinct;
+    // Negative and positive scores (the radix sort orders the float bits of both signs).
+    r.score = static_cast<float>(std::min(distinct - 1, level + shift) - distinct / 2) / distinct;
     r.label = pos ? 1.0f : 0.0f;
     r.weight = 0.5f + static_cast<float>(rng() % 4);
   }
@@ -110,7 +111,9 @@ TEST(LinearLearnerCalibration, MatchesBruteForceForEveryCriterion) {
     for (uint64_t seed = 1; seed <= 20; ++seed) {
       SCOPED_TRACE(::testing::Message() << SelectionCriterionName(crit) << " seed " << seed);
       const Config cfg = BinaryConfig(crit);
-      std::vector<ScoredRow> rows = RandomRows(200, seed, 7 + static_cast<int>(seed % 5) * 9);
+      // 200 rows (comparison sort) and 1500 rows (radix sort), few or many distinct scores.
+      std::vector<ScoredRow> rows =
+          RandomRows(seed % 2 ? 200 : 1500, seed, 7 + static_cast<int>(seed % 5) * 9 + (seed % 3 ? 0 : 1000));
       // Brute force: every distinct score as a threshold, plus one below them all.
       std::vector<double> thresholds = {-1.0};
       for (const auto& r : rows) thresholds.push_back(r.score);
@@ -149,7 +152,7 @@ TEST(LinearLearnerCalibration, RecallAtUnreachablePrecisionFallsBackToTheMostPre
 
 TEST(LinearLearnerCalibration, RocAucEqualsThePairwiseDefinition) {
   for (uint64_t seed = 1; seed <= 10; ++seed) {
-    std::vector<ScoredRow> rows = RandomRows(150, seed, 5 + static_cast<int>(seed));
+    std::vector<ScoredRow> rows = RandomRows(seed % 2 ? 150 : 700, seed, 5 + static_cast<int>(seed) * 40);
     double num = 0, den = 0;
     for (const auto& a : rows) {
       for (const auto& b : rows) {
