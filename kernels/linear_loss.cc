@@ -254,22 +254,26 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
 #endif
   {
 #ifdef _OPENMP
-    const int t = omp_get_thread_num();
+    const int team = omp_get_num_threads(), first = omp_get_thread_num();
 #else
-    const int t = 0;
+    const int team = 1, first = 0;
 #endif
-    const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt, rows = i1 - i0;
-    Eigen::Map<const RowMajorF> X(x.values + i0 * d, rows, d);
-    Eigen::Map<const RowMajorF> W(models.weights, d, mk);
-    Eigen::Map<RowMajorF> S(s + i0 * mk, rows, mk);
-    S.noalias() = X * W;
-    if (models.bias) S.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(models.bias, mk);
-    LossRows(s, i0, i1, labels, row_weights, models, spec, need_g ? g.data() : nullptr,
-             part_loss.data() + static_cast<size_t>(t) * m, part_w.data() + static_cast<size_t>(t) * m);
-    if (out.grad_weights) {
-      float* dst = t == 0 ? out.grad_weights : part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
-      Eigen::Map<RowMajorF> GW(dst, d, mk);
-      GW.noalias() = X.transpose() * Eigen::Map<const RowMajorF>(g.data() + i0 * mk, rows, mk);
+    // Blocks, not threads, own the partial buffers: the result does not depend on how many
+    // threads the runtime actually grants.
+    for (int t = first; t < nt; t += team) {
+      const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt, rows = i1 - i0;
+      Eigen::Map<const RowMajorF> X(x.values + i0 * d, rows, d);
+      Eigen::Map<const RowMajorF> W(models.weights, d, mk);
+      Eigen::Map<RowMajorF> S(s + i0 * mk, rows, mk);
+      S.noalias() = X * W;
+      if (models.bias) S.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(models.bias, mk);
+      LossRows(s, i0, i1, labels, row_weights, models, spec, need_g ? g.data() : nullptr,
+               part_loss.data() + static_cast<size_t>(t) * m, part_w.data() + static_cast<size_t>(t) * m);
+      if (out.grad_weights) {
+        float* dst = t == 0 ? out.grad_weights : part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
+        Eigen::Map<RowMajorF> GW(dst, d, mk);
+        GW.noalias() = X.transpose() * Eigen::Map<const RowMajorF>(g.data() + i0 * mk, rows, mk);
+      }
     }
   }
   MergePartials(part_loss, part_w, nt, m, out.loss, out.weight_sum);
