@@ -534,6 +534,9 @@ void Trainer::Run() {
   const std::string objective_name = ObjectiveName(cfg_.loss) + "_objective";
   const double train_units = LossUnitsToRaw(cfg_.loss, scaler_.stdev_label) * ObjectiveScale(cfg_.loss);
 
+  // Passes over the validation channel so far: Pipe mode numbers its FIFOs by pass
+  // (validation_0, validation_1, ...), whatever early stopping does to the epochs.
+  int val_passes = 0;
   Snapshot best;
   double reference = 0;  // early stopping: the value the next epoch must improve on
   bool have_reference = false;
@@ -579,7 +582,7 @@ void Trainer::Run() {
 
     // Selection data: the validation channel, else the training sample.
     RawModels(&w_raw, &b_raw);
-    Evaluation eval = val_stream ? EvaluateStream(*val_stream, epoch, "validation", w_raw.data(),
+    Evaluation eval = val_stream ? EvaluateStream(*val_stream, val_passes++, "validation", w_raw.data(),
                                                   b_raw.data(), m_, {}, binary_cap_)
                                  : EvaluateSample(w_raw.data(), b_raw.data(), m_, {}, binary_cap_);
     // Calibration sorts each model's sample: the models are independent, so in parallel.
@@ -679,7 +682,7 @@ void Trainer::Run() {
                 EvaluateSample(best.w.data(), best.b.data(), 1, threshold, final_cap).Finish(0), &metrics);
   if (val_stream) {
     ReportMetrics(ctx_.host, "validation",
-                  EvaluateStream(*val_stream, cfg_.epochs, "validation", best.w.data(), best.b.data(), 1,
+                  EvaluateStream(*val_stream, val_passes++, "validation", best.w.data(), best.b.data(), 1,
                                  threshold, final_cap)
                       .Finish(0),
                   &metrics);
