@@ -604,7 +604,7 @@ void Trainer::Run() {
     spdlog::info("#early_stopping_criteria_metric: host={}, epoch={}, criteria={}, value={}", ctx_.host,
                  epoch, criterion_name, log::FormatValue(ce.criterion));
     const auto wall_end = std::chrono::system_clock::now();
-    const auto ms = [](std::chrono::system_clock::time_point t) {
+    const auto unix_seconds = [](std::chrono::system_clock::time_point t) {
       return std::chrono::duration<double>(t.time_since_epoch()).count();
     };
     for (int64_t j = 0; j < m_; ++j) {
@@ -614,8 +614,8 @@ void Trainer::Run() {
       };
       metrics["train_" + objective_name] = stat(train_objective(j));
       metrics[(validation ? "validation_" : "sampled_train_") + objective_name] = stat(evals[j].objective);
-      nlohmann::ordered_json line = {{"StartTime", ms(wall_start)},
-                                     {"EndTime", ms(wall_end)},
+      nlohmann::ordered_json line = {{"StartTime", unix_seconds(wall_start)},
+                                     {"EndTime", unix_seconds(wall_end)},
                                      {"Dimensions",
                                       {{"Algorithm", "Linear Learner"},
                                        {"Host", ctx_.host},

@@ -565,6 +565,12 @@ TEST_F(LinearLearnerTrain, ModelDoesNotDependOnFilesOrFormat) {
   for (const RunResult* r : {&one, &split, &csv}) ASSERT_EQ(r->rc, 0) << r->failure;
   EXPECT_EQ(test::ReadFile(dir_ / "one/model_algo-1"), test::ReadFile(dir_ / "split_model/model_algo-1"));
   EXPECT_EQ(test::ReadFile(dir_ / "one/model_algo-1"), test::ReadFile(dir_ / "csv/model_algo-1"));
+  // The seed drives the initial weights and the parallel models' settings: another seed, another model.
+  auto seeded = hps;
+  seeded.push_back("seed=7");
+  RunResult other = Train({{"train", {dir_ / "all.pbr"}}}, dir_ / "seed7", seeded);
+  ASSERT_EQ(other.rc, 0) << other.failure;
+  EXPECT_NE(test::ReadFile(dir_ / "one/model_algo-1"), test::ReadFile(dir_ / "seed7/model_algo-1"));
 }
 
 TEST_F(LinearLearnerTrain, SparseInputTrainsWithoutShift) {
