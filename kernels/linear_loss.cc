@@ -1,13 +1,15 @@
 // CPU twin of the linear learner loss-and-gradient step (linear_loss.h).
 #include "kernels/linear_loss.h"
-#include "kernels/omp_threads.h"
 
 #include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "core/build_config.h"
 #include "core/error.h"
+#include "core/resources.h"
+#include "kernels/omp_threads.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -19,12 +21,6 @@ namespace {
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-double Softplus(double s) { return s > 0 ? s + std::log1p(std::exp(-s)) : std::log1p(std::exp(s)); }
-double Sigmoid(double s) {
-  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
-  const double e = std::exp(s);
-  return e / (1.0 + e);
-}
 double Sign(double r) { return r > 0 ? 1.0 : (r < 0 ? -1.0 : 0.0); }
 bool IsBinary(LinearLossKind k) { return k == LinearLossKind::kLogistic || k == LinearLossKind::kHinge; }
 
@@ -36,24 +32,76 @@ void CheckModels(const HostLinearModels& models, const LinearLossSpec& spec, int
                  "{} outputs per model: softmax_loss needs k >= 2 and every other loss k == 1", models.k);
 }
 
-// Given the scores S (n x mk, already X W + bias), computes the loss sums and overwrites S's
-// companion G (n x mk) with the weighted derivatives. Rows are independent: parallel over rows,
-// per-thread float64 partial sums merged at the end.
+// softmax_loss indexes by label: every label must be a class index (checked before any parallel
+// region, which an exception must not leave).
+void CheckSoftmaxLabels(const float* labels, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float y = labels[i];
+    MLF_EXPECTS(y >= 0 && y < static_cast<float>(k) && y == std::floor(y),
+                "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", y, i, k - 1, k);
+  }
+}
+
+// Rows [i0, i1) of the scores S (n x mk, already X W + bias): adds their weighted losses and
+// weights to my_loss / my_w (m entries, float64) and writes their weighted derivatives into the
+// same rows of G (n x mk; null: not needed). Serial: callers parallelise over row ranges.
+void LossRows(const float* scores, int64_t i0, int64_t i1, const float* labels, const float* row_weights,
+              const HostLinearModels& models, const LinearLossSpec& spec, float* g, double* my_loss,
+              double* my_w) {
+  const int64_t m = models.m, k = models.k, mk = m * k;
+  const bool softmax = spec.kind == LinearLossKind::kSoftmax;
+  const bool binary = IsBinary(spec.kind);
+  std::vector<double> probs(softmax ? k : 0);
+  for (int64_t i = i0; i < i1; ++i) {
+    const double rw = row_weights ? row_weights[i] : 1.0;
+    const double y = labels[i];
+    const bool positive = binary && y > 0.5;
+    const float* srow = scores + i * mk;
+    float* grow = g ? g + i * mk : nullptr;
+    for (int64_t j = 0; j < m; ++j) {
+      double w = rw;
+      if (positive && models.positive_weight) w *= models.positive_weight[j];
+      my_w[j] += w;
+      if (softmax) {
+        const double l = SoftmaxLossValue(srow + j * k, k, static_cast<int64_t>(y), probs.data());
+        my_loss[j] += w * l;
+        if (grow) {
+          for (int64_t c = 0; c < k; ++c) {
+            const double onehot = c == static_cast<int64_t>(y) ? 1.0 : 0.0;
+            grow[j * k + c] = static_cast<float>(w * (probs[c] - onehot));
+          }
+        }
+      } else {
+        double deriv = 0;
+        const double l = LinearLossValue(spec, srow[j], y, &deriv);
+        my_loss[j] += w * l;
+        if (grow) grow[j] = static_cast<float>(w * deriv);
+      }
+    }
+  }
+}
+
+// Adds the per-thread partials (threads x m) in thread order into loss / weight_sum (either may be
+// null).
+void MergePartials(const std::vector<double>& part_loss, const std::vector<double>& part_w, int threads,
+                   int64_t m, double* loss, double* weight_sum) {
+  for (int64_t j = 0; j < m; ++j) {
+    double l = 0, w = 0;
+    for (int t = 0; t < threads; ++t) {
+      l += part_loss[static_cast<size_t>(t) * m + j];
+      w += part_w[static_cast<size_t>(t) * m + j];
+    }
+    if (loss) loss[j] = l;
+    if (weight_sum) weight_sum[j] = w;
+  }
+}
+
+// The CSR path's loss step: parallel over rows, per-thread float64 partials merged in order.
 void LossAndDerivatives(const float* scores, int64_t n, const float* labels, const float* row_weights,
                         const HostLinearModels& models, const LinearLossSpec& spec, float* g, double* loss,
                         double* weight_sum, int threads) {
-  const int64_t m = models.m;
-  const int64_t k = models.k;
-  const int64_t mk = m * k;
-  const bool softmax = spec.kind == LinearLossKind::kSoftmax;
-  const bool binary = IsBinary(spec.kind);
-  if (softmax) {
-    for (int64_t i = 0; i < n; ++i) {
-      const float y = labels[i];
-      MLF_EXPECTS(y >= 0 && y < static_cast<float>(k) && y == std::floor(y),
-                  "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", y, i, k - 1, k);
-    }
-  }
+  const int64_t m = models.m, mk = m * models.k;
+  if (spec.kind == LinearLossKind::kSoftmax) CheckSoftmaxLabels(labels, n, models.k);
   const int nthreads = ResolveThreads(threads);
   std::vector<double> part_loss(static_cast<size_t>(nthreads) * m, 0.0);
   std::vector<double> part_w(static_cast<size_t>(nthreads) * m, 0.0);
@@ -62,53 +110,15 @@ void LossAndDerivatives(const float* scores, int64_t n, const float* labels, con
 #endif
   {
 #ifdef _OPENMP
-    const int t = omp_get_thread_num();
+    const int t = omp_get_thread_num(), nt = omp_get_num_threads();
 #else
-    const int t = 0;
+    const int t = 0, nt = 1;
 #endif
-    double* my_loss = part_loss.data() + static_cast<size_t>(t) * m;
-    double* my_w = part_w.data() + static_cast<size_t>(t) * m;
-    std::vector<double> probs(softmax ? k : 0);
-#ifdef _OPENMP
-#pragma omp for schedule(static)
-#endif
-    for (int64_t i = 0; i < n; ++i) {
-      const double rw = row_weights ? row_weights[i] : 1.0;
-      const double y = labels[i];
-      const bool positive = binary && y > 0.5;
-      const float* srow = scores + i * mk;
-      float* grow = g ? g + i * mk : nullptr;
-      for (int64_t j = 0; j < m; ++j) {
-        double w = rw;
-        if (positive && models.positive_weight) w *= models.positive_weight[j];
-        my_w[j] += w;
-        if (softmax) {
-          const double l = SoftmaxLossValue(srow + j * k, k, static_cast<int64_t>(y), probs.data());
-          my_loss[j] += w * l;
-          if (grow) {
-            for (int64_t c = 0; c < k; ++c) {
-              const double onehot = c == static_cast<int64_t>(y) ? 1.0 : 0.0;
-              grow[j * k + c] = static_cast<float>(w * (probs[c] - onehot));
-            }
-          }
-        } else {
-          double deriv = 0;
-          const double l = LinearLossValue(spec, srow[j], y, &deriv);
-          my_loss[j] += w * l;
-          if (grow) grow[j] = static_cast<float>(w * deriv);
-        }
-      }
-    }
+    const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt;
+    LossRows(scores, i0, i1, labels, row_weights, models, spec, g,
+             part_loss.data() + static_cast<size_t>(t) * m, part_w.data() + static_cast<size_t>(t) * m);
   }
-  for (int64_t j = 0; j < m; ++j) {
-    double l = 0, w = 0;
-    for (int t = 0; t < nthreads; ++t) {
-      l += part_loss[static_cast<size_t>(t) * m + j];
-      w += part_w[static_cast<size_t>(t) * m + j];
-    }
-    if (loss) loss[j] = l;
-    if (weight_sum) weight_sum[j] = w;
-  }
+  MergePartials(part_loss, part_w, nthreads, m, loss, weight_sum);
 }
 
 void BiasGradient(const float* g, int64_t n, int64_t mk, float* grad_bias) {
@@ -127,9 +137,12 @@ double LinearLossValue(const LinearLossSpec& spec, double s, double y, double* d
   const double r = s - y;
   switch (spec.kind) {
     case LinearLossKind::kLogistic: {
+      // softplus(s) = max(s, 0) + log1p(e^-|s|) and sigmoid(s) from the same e^-|s|: one exp
+      // per element (this loop, not the GEMMs, dominates the step for m = 32 models).
       const double y01 = y > 0.5 ? 1.0 : 0.0;
-      l = Softplus(s) - y01 * s;
-      dl = Sigmoid(s) - y01;
+      const double e = std::exp(-std::fabs(s));
+      l = std::max(s, 0.0) + std::log1p(e) - y01 * s;
+      dl = (s >= 0 ? 1.0 : e) / (1.0 + e) - y01;
       break;
     }
     case LinearLossKind::kSquared:
@@ -203,46 +216,79 @@ double SoftmaxLossValue(const float* scores, int64_t k, int64_t label, double* p
 }
 
 void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads) {
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads) {
   CheckModels(models, spec, x.cols);
-  const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
+  const int64_t n = x.rows, d = models.d, m = models.m, mk = m * models.k;
   if (n == 0) {
-    if (out.loss) std::fill(out.loss, out.loss + models.m, 0.0);
-    if (out.weight_sum) std::fill(out.weight_sum, out.weight_sum + models.m, 0.0);
+    if (out.loss) std::fill(out.loss, out.loss + m, 0.0);
+    if (out.weight_sum) std::fill(out.weight_sum, out.weight_sum + m, 0.0);
     if (out.grad_weights) std::fill(out.grad_weights, out.grad_weights + d * mk, 0.0f);
     if (out.grad_bias) std::fill(out.grad_bias, out.grad_bias + mk, 0.0f);
     return;
   }
-  Eigen::Map<const RowMajorF> X(x.values, n, d);
-  Eigen::Map<const RowMajorF> W(models.weights, d, mk);
+  if (spec.kind == LinearLossKind::kSoftmax) CheckSoftmaxLabels(labels, n, models.k);
   std::vector<float> s_local;
   float* s = out.scores;
   if (!s) {
     s_local.resize(static_cast<size_t>(n * mk));
     s = s_local.data();
   }
-  Eigen::Map<RowMajorF> S(s, n, mk);
-  S.noalias() = X * W;
-  if (models.bias) {
-    Eigen::Map<const Eigen::RowVectorXf> b(models.bias, mk);
-    S.rowwise() += b;
-  }
   const bool need_g = out.grad_weights || out.grad_bias;
   std::vector<float> g(need_g ? static_cast<size_t>(n * mk) : 0);
-  LossAndDerivatives(s, n, labels, row_weights, models, spec, need_g ? g.data() : nullptr, out.loss,
-                     out.weight_sum, threads);
+  // One parallel region per call: each thread takes a contiguous block of rows through both GEMMs
+  // (Eigen runs single-threaded inside the region) and the loss, so the threads meet once per step
+  // instead of at every barrier of Eigen's own parallel GEMMs, which stalls badly when the cores
+  // are shared (the batch decoders run alongside). Thread t's X_t^T G_t goes to its own d x mk
+  // buffer (thread 0's straight into the output), summed in thread order afterwards, so results
+  // are deterministic for a thread count. Small batches and very wide models run on one thread.
+  const int nthreads = ResolveThreads(threads);
+  const int64_t work = n * d * mk;
+  const int nt =
+      static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({nthreads, n / 32, work > 200000 ? nthreads : 1,
+                                                               d * mk > (int64_t{1} << 22) ? 1 : nthreads})));
+  std::vector<double> part_loss(static_cast<size_t>(nt) * m, 0.0), part_w(static_cast<size_t>(nt) * m, 0.0);
+  std::vector<float> part_gw(out.grad_weights ? static_cast<size_t>((nt - 1) * d * mk) : 0);
+#ifdef _OPENMP
+#pragma omp parallel num_threads(nt) if (nt > 1)
+#endif
+  {
+#ifdef _OPENMP
+    const int team = omp_get_num_threads(), first = omp_get_thread_num();
+#else
+    const int team = 1, first = 0;
+#endif
+    // Blocks, not threads, own the partial buffers: the result does not depend on how many
+    // threads the runtime actually grants.
+    for (int t = first; t < nt; t += team) {
+      const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt, rows = i1 - i0;
+      Eigen::Map<const RowMajorF> X(x.values + i0 * d, rows, d);
+      Eigen::Map<const RowMajorF> W(models.weights, d, mk);
+      Eigen::Map<RowMajorF> S(s + i0 * mk, rows, mk);
+      S.noalias() = X * W;
+      if (models.bias) S.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(models.bias, mk);
+      LossRows(s, i0, i1, labels, row_weights, models, spec, need_g ? g.data() : nullptr,
+               part_loss.data() + static_cast<size_t>(t) * m, part_w.data() + static_cast<size_t>(t) * m);
+      if (out.grad_weights) {
+        float* dst = t == 0 ? out.grad_weights : part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
+        Eigen::Map<RowMajorF> GW(dst, d, mk);
+        GW.noalias() = X.transpose() * Eigen::Map<const RowMajorF>(g.data() + i0 * mk, rows, mk);
+      }
+    }
+  }
+  MergePartials(part_loss, part_w, nt, m, out.loss, out.weight_sum);
   if (out.grad_weights) {
-    Eigen::Map<RowMajorF> GW(out.grad_weights, d, mk);
-    Eigen::Map<const RowMajorF> G(g.data(), n, mk);
-    GW.noalias() = X.transpose() * G;
+    for (int t = 1; t < nt; ++t) {
+      const float* src = part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
+      for (int64_t p = 0; p < d * mk; ++p) out.grad_weights[p] += src[p];
+    }
   }
   if (out.grad_bias) BiasGradient(g.data(), n, mk, out.grad_bias);
 }
 
 void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads) {
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads) {
   CheckModels(models, spec, x.cols);
   const int64_t n = x.rows, d = models.d, mk = models.m * models.k;
   std::vector<float> s_local;
@@ -294,5 +340,55 @@ void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* r
   }
   if (out.grad_bias) BiasGradient(g.data(), n, mk, out.grad_bias);
 }
+
+// ---------------------------------------------------------------------------------------------
+// LinearLossStepper: the dispatch.
+
+LinearLossStepper::LinearLossStepper(Resources& res) : res_(res) {
+  if (res_.device() == Device::kGpu) gpu_.reset(internal::LinearGpuCreate(res_));
+}
+
+LinearLossStepper::~LinearLossStepper() = default;
+
+Device LinearLossStepper::device() const { return res_.device(); }
+
+void LinearLossStepper::Run(const HostBatch& batch, const float* labels, const float* row_weights,
+                            const HostLinearModels& models, const LinearLossSpec& spec,
+                            const HostLinearLossOutput& out) {
+  MLF_EXPECTS(batch.cols == models.d, "the batch has {} columns but the linear models have feature_dim {}",
+              batch.cols, models.d);
+  if (gpu_) {
+    internal::LinearGpuRun(gpu_.get(), batch, labels, row_weights, models, spec, out);
+    return;
+  }
+  if (batch.layout == Layout::kCsr) {
+    LinearLossGradCpu(CsrView(batch), labels, row_weights, models, spec, out, res_.threads());
+  } else {
+    MLF_ASSERT(static_cast<int64_t>(batch.values.size()) == batch.rows * batch.cols);
+    LinearLossGradCpu(HostDenseView{batch.values.data(), batch.rows, batch.cols}, labels, row_weights, models,
+                      spec, out, res_.threads());
+  }
+}
+
+#if !MLFORGE_HAVE_CUDA
+// Without CUDA linear_loss.cu is not compiled; Resources never resolves to the GPU then, so these
+// only run when called directly.
+namespace internal {
+void LinearGpuStateDeleter::operator()(LinearGpuState*) const {}
+LinearGpuState* LinearGpuCreate(Resources&) {
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+void LinearGpuRun(LinearGpuState*, const HostBatch&, const float*, const float*, const HostLinearModels&,
+                  const LinearLossSpec&, const HostLinearLossOutput&) {
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+}  // namespace internal
+size_t LinearLossGpuWorkspaceBytes(int64_t, int64_t, int64_t) { return 0; }
+void LinearLossGradGpu(detail::CudaState&, const DeviceDenseView&, const float*, const float*,
+                       const DeviceLinearModels&, const LinearLossSpec&, const DeviceLinearLossOutput&, bool,
+                       void*, size_t) {
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+#endif
 
 }  // namespace mlforge::kernels

@@ -1,6 +1,7 @@
 // The linear learner coarse step: scores, loss and gradient of m parallel linear models on one
-// mini-batch (DESIGN.md "CPU and GPU"). linear_loss.cc holds the CPU (Eigen) twin; a CUDA twin
-// with the same signature (linear_loss.cu, device views) comes with the GPU work. Plain C++.
+// mini-batch (DESIGN.md "CPU and GPU"). linear_loss.cc holds the CPU (Eigen) twin and the
+// dispatch (LinearLossStepper); linear_loss.cu the CUDA twin with the same contract on device
+// views. Plain C++: no CUDA types here.
 //
 // Layout. The m models share one weight matrix W of d x (m * k) floats, row-major, where k is the
 // number of outputs per model (1 for every loss but softmax, num_classes for softmax): model j
@@ -29,9 +30,19 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
+#include "core/batch.h"
 #include "kernels/column_stats.h"   // HostDenseView
 #include "kernels/kmeans_assign.h"  // HostCsrView, CsrView
+
+namespace mlforge {
+class Resources;
+enum class Device;
+namespace detail {
+struct CudaState;
+}
+}  // namespace mlforge
 
 namespace mlforge::kernels {
 
@@ -50,10 +61,10 @@ enum class LinearLossKind {
 // The loss and its parameters (the same for all m models).
 struct LinearLossSpec {
   LinearLossKind kind = LinearLossKind::kSquared;
-  double margin = 1.0;          // hinge
-  double quantile = 0.5;        // quantile, in (0, 1)
-  double epsilon = 0.01;        // eps_insensitive_*: SageMaker's loss_insensitivity
-  double huber_delta = 1.0;     // huber
+  double margin = 1.0;       // hinge
+  double quantile = 0.5;     // quantile, in (0, 1)
+  double epsilon = 0.01;     // eps_insensitive_*: SageMaker's loss_insensitivity
+  double huber_delta = 1.0;  // huber
 };
 
 // m models in HOST memory.
@@ -87,13 +98,94 @@ struct HostLinearLossOutput {
 // class indices 0 .. k-1 stored as floats; UserError for anything else). row_weights: n entries
 // or null. threads: OpenMP threads for the element-wise part (<= 0: the default).
 void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads = 0);
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads = 0);
 // CPU twin, CSR rows (x.cols == models.d). Same results as the dense twin on the densified batch
 // up to float32 summation order.
 void LinearLossGradCpu(const HostCsrView& x, const float* labels, const float* row_weights,
-                       const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out,
-                       int threads = 0);
+                       const HostLinearModels& models, const LinearLossSpec& spec,
+                       const HostLinearLossOutput& out, int threads = 0);
+
+// ---------------------------------------------------------------------------------------------
+// CUDA.
+
+// m models in DEVICE memory (of the CudaState's device); same layout and meaning as
+// HostLinearModels.
+struct DeviceLinearModels {
+  const float* weights = nullptr;  // d x (m * k), row-major
+  const float* bias = nullptr;     // m * k entries, or null
+  int64_t d = 0;
+  int64_t m = 1;
+  int64_t k = 1;
+  const float* positive_weight = nullptr;  // m entries, or null
+};
+
+// Outputs in DEVICE memory, same shapes as HostLinearLossOutput; null pointers are skipped.
+// Overwritten, or added to when `accumulate` is passed to LinearLossGradGpu (so that a batch
+// processed in row tiles sums up; scores are always written, at the caller's offset).
+struct DeviceLinearLossOutput {
+  float* scores = nullptr;
+  double* loss = nullptr;
+  double* weight_sum = nullptr;
+  float* grad_weights = nullptr;
+  float* grad_bias = nullptr;
+};
+
+// Bytes of device workspace LinearLossGradGpu needs for n rows (256-byte aligned pieces).
+size_t LinearLossGpuWorkspaceBytes(int64_t n, int64_t m, int64_t k);
+
+// CUDA step on device data, the GPU twin of LinearLossGradCpu (dense rows): cuBLAS SGEMM for the
+// scores S = X W (+ bias), one fused kernel for the per-row losses and derivatives G (float64
+// per-element math, per-block float64 partial sums of loss and weight written per row slice, no
+// atomics), a column-sum kernel for the bias gradient, cuBLAS SGEMM for X^T G, and a last kernel
+// that adds the row-slice partials in a fixed order (deterministic for a given n). x: device,
+// n x d row-major; labels: device, n entries (softmax labels must be valid class indices: the
+// caller checks them on the host); row_weights: device, n entries or null. Everything is enqueued
+// on cuda.stream (cuBLAS on cuda.cublas); nothing synchronises with the host.
+void LinearLossGradGpu(detail::CudaState& cuda, const DeviceDenseView& x, const float* labels,
+                       const float* row_weights, const DeviceLinearModels& models, const LinearLossSpec& spec,
+                       const DeviceLinearLossOutput& out, bool accumulate, void* workspace,
+                       size_t workspace_bytes);
+
+// ---------------------------------------------------------------------------------------------
+// The step for the training loop: a host batch in, host outputs out, on res.device().
+
+namespace internal {
+struct LinearGpuState;  // device buffers of a LinearLossStepper; defined in linear_loss.cu
+struct LinearGpuStateDeleter {
+  void operator()(LinearGpuState* s) const;
+};
+}  // namespace internal
+
+// Runs the step on res.device() for a host batch (dense or CSR, cols == models.d; UserError
+// otherwise). labels / row_weights: host, batch.rows entries (row_weights may be null): the loop
+// passes its own (normalised labels, class weights), not necessarily the batch's. models and out:
+// host memory, as for the CPU twin. On the GPU the batch, labels, weights and models are uploaded,
+// the step runs there and the requested outputs are copied back with one host sync; device buffers
+// grow on demand and are reused across calls. Not thread-safe (one per training thread).
+class LinearLossStepper {
+ public:
+  explicit LinearLossStepper(Resources& res);
+  ~LinearLossStepper();
+  LinearLossStepper(const LinearLossStepper&) = delete;
+  LinearLossStepper& operator=(const LinearLossStepper&) = delete;
+
+  Device device() const;
+  void Run(const HostBatch& batch, const float* labels, const float* row_weights,
+           const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out);
+
+ private:
+  Resources& res_;
+  std::unique_ptr<internal::LinearGpuState, internal::LinearGpuStateDeleter> gpu_;
+};
+
+namespace internal {
+// The GPU half of LinearLossStepper (linear_loss.cu; "built without CUDA" stubs otherwise).
+LinearGpuState* LinearGpuCreate(Resources& res);
+void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
+                  const HostLinearModels& models, const LinearLossSpec& spec,
+                  const HostLinearLossOutput& out);
+}  // namespace internal
 
 // The loss of one row for one score (k = 1 losses) in float64, and its derivative; exposed for
 // the metrics code and for tests. `label` as above.

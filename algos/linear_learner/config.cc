@@ -91,7 +91,8 @@ const HpTable& Hyperparameters() {
         .Doc("models trained in parallel with nearby settings; the best on validation is kept "
              "(auto: 32, or 1 under automatic model tuning)");
     t.Int("num_calibration_samples").Default("10000000").AllowAuto().AtLeast(1)
-        .Doc("validation rows used to calibrate the threshold and select the model (auto: 10000000)");
+        .Doc("rows used to calibrate the threshold and select the model: the first of the validation channel, else of the "
+             "training data (auto: 10000000; held in at most 256 MB)");
     t.String("init_method").Default("uniform").Choices({"uniform", "normal"})
         .Doc("weight initialisation: uniform in [-init_scale, init_scale] or normal(0, init_sigma)");
     t.Float("init_scale").Default("0.07").GreaterThan(0).Doc("half-width of the uniform initialisation");
@@ -104,11 +105,12 @@ const HpTable& Hyperparameters() {
                   "eps_insensitive_absolute_loss", "quantile_loss", "huber_loss", "softmax_loss"})
         .Doc("the loss (auto: logistic for binary_classifier, squared_loss for regressor, softmax_loss for "
              "multiclass_classifier)");
-    t.Float("wd").Default("auto").AllowAuto().AtLeast(0).Doc("L2 regularisation weight (auto: 0, varied across models)");
-    t.Float("l1").Default("auto").AllowAuto().AtLeast(0).Doc("L1 regularisation weight (auto: 0, varied across models)");
-    t.Float("momentum").Default("auto").AllowAuto().AtLeast(0).LessThan(1).Doc("sgd momentum (auto: 0)");
+    t.Float("wd").Default("auto").AllowAuto().AtLeast(0).Doc("L2 regularisation weight (auto: 0; the other parallel models use 0 or 1e-6 .. 1e-2)");
+    t.Float("l1").Default("auto").AllowAuto().AtLeast(0).Doc("L1 regularisation weight, a proximal step (auto: 0; every 4th parallel model uses 1e-6 .. 1e-3)");
+    t.Float("momentum").Default("auto").AllowAuto().AtLeast(0).LessThan(1).Doc("sgd momentum (auto: 0; half the parallel models use 0.9)");
     t.Float("learning_rate").Default("auto").AllowAuto().GreaterThan(0)
-        .Doc("step size (auto: 0.001 for adam and rmsprop, 0.01 for sgd, varied across models)");
+        .Doc("step size (auto: 0.001 for adam and rmsprop, 0.01 for sgd; the other parallel models spread 0.1x .. 100x "
+             "around it)");
     t.Float("beta_1").Default("auto").AllowAuto().AtLeast(0).LessThan(1)
         .Doc("adam: decay of the first-moment estimate (auto: 0.9)");
     t.Float("beta_2").Default("auto").AllowAuto().AtLeast(0).LessThan(1)
@@ -129,11 +131,11 @@ const HpTable& Hyperparameters() {
     t.Bool("normalize_label").Default("auto").AllowAuto()
         .Doc("regressor: scale the label (auto: true for regressor; ignored for classifiers)");
     t.Bool("unbias_data").Default("auto").AllowAuto()
-        .Doc("shift dense features to zero mean before training (auto: when use_bias is true)");
+        .Doc("shift dense features to zero mean before training (auto: when use_bias is true and normalize_data is on)");
     t.Bool("unbias_label").Default("auto").AllowAuto()
         .Doc("regressor: shift the label to zero mean (auto: for regressor when use_bias is true)");
     t.Int("num_point_for_scaler").Default("10000").AtLeast(1)
-        .Doc("rows sampled to compute the normalisation statistics");
+        .Doc("the first rows of the training data that give the normalisation statistics");
     t.Float("margin").Default("1.0").AtLeast(0).Doc("hinge_loss: the margin");
     t.Float("quantile").Default("0.5").GreaterThan(0).LessThan(1).Doc("quantile_loss: the quantile predicted");
     t.Float("loss_insensitivity").Default("0.01").GreaterThan(0)
@@ -302,11 +304,13 @@ Config ResolveConfig(HpValues& v) {
   c.normalize_label = ResolveBoolAuto(v, "normalize_label", regressor) && regressor;
   (void)normalize_label_given;  // ignored for classifiers, as SPEC.md 4.1 says
   const bool unbias_data_given = !v.IsAuto("unbias_data");
+  c.unbias_data_auto = !unbias_data_given;
   c.unbias_data = ResolveBoolAuto(v, "unbias_data", c.use_bias);
   MLF_EXPECTS(!(unbias_data_given && c.unbias_data && !c.use_bias),
               "hyperparameter 'unbias_data' = true needs 'use_bias' = true: the feature shift is folded into the "
               "bias of the saved model; set use_bias=true or unbias_data=false");
   const bool unbias_label_given = !v.IsAuto("unbias_label");
+  c.unbias_label_auto = !unbias_label_given;
   const bool unbias_label = ResolveBoolAuto(v, "unbias_label", regressor && c.use_bias);
   MLF_EXPECTS(!(unbias_label_given && unbias_label && regressor && !c.use_bias),
               "hyperparameter 'unbias_label' = true needs 'use_bias' = true: the label shift is folded into the "

@@ -119,6 +119,8 @@ struct Config {
   bool l1_auto = true;
   bool momentum_auto = true;
   bool lr_schedule_auto = true;  // any of lr_scheduler_step / _factor / _minimum_lr was auto
+  bool unbias_data_auto = true;   // unbias_data left to auto: no shift when normalize_data is false
+  bool unbias_label_auto = true;  // unbias_label left to auto: no shift when normalize_label is false
 
   // Outputs per example: 1 (binary, regressor) or num_classes (multiclass): the columns of
   // fc0_weight.

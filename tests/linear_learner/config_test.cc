@@ -1,11 +1,12 @@
 // Linear learner hyperparameters: the table's defaults and ranges (SPEC.md 4.1), `auto`
 // resolution and every cross-field rule of ResolveConfig.
+#include "algos/linear_learner/config.h"
+
 #include <gtest/gtest.h>
 
 #include <map>
 #include <string>
 
-#include "algos/linear_learner/config.h"
 #include "core/error.h"
 
 namespace mlforge::algos::linear_learner {
@@ -29,15 +30,50 @@ std::string ErrorOf(const Map& given) {
 }
 
 TEST(LinearLearnerConfig, EveryDocumentedNameIsDeclared) {
-  const char* names[] = {
-      "predictor_type", "feature_dim", "num_classes", "mini_batch_size", "epochs", "use_bias",
-      "binary_classifier_model_selection_criteria", "target_recall", "target_precision",
-      "positive_example_weight_mult", "num_models", "num_calibration_samples", "init_method", "init_scale",
-      "init_sigma", "init_bias", "optimizer", "loss", "wd", "l1", "momentum", "learning_rate", "beta_1", "beta_2",
-      "bias_lr_mult", "bias_wd_mult", "use_lr_scheduler", "lr_scheduler_step", "lr_scheduler_factor",
-      "lr_scheduler_minimum_lr", "normalize_data", "normalize_label", "unbias_data", "unbias_label",
-      "num_point_for_scaler", "margin", "quantile", "loss_insensitivity", "huber_delta", "early_stopping_patience",
-      "early_stopping_tolerance", "accuracy_top_k", "f_beta", "balance_multiclass_weights"};
+  const char* names[] = {"predictor_type",
+                         "feature_dim",
+                         "num_classes",
+                         "mini_batch_size",
+                         "epochs",
+                         "use_bias",
+                         "binary_classifier_model_selection_criteria",
+                         "target_recall",
+                         "target_precision",
+                         "positive_example_weight_mult",
+                         "num_models",
+                         "num_calibration_samples",
+                         "init_method",
+                         "init_scale",
+                         "init_sigma",
+                         "init_bias",
+                         "optimizer",
+                         "loss",
+                         "wd",
+                         "l1",
+                         "momentum",
+                         "learning_rate",
+                         "beta_1",
+                         "beta_2",
+                         "bias_lr_mult",
+                         "bias_wd_mult",
+                         "use_lr_scheduler",
+                         "lr_scheduler_step",
+                         "lr_scheduler_factor",
+                         "lr_scheduler_minimum_lr",
+                         "normalize_data",
+                         "normalize_label",
+                         "unbias_data",
+                         "unbias_label",
+                         "num_point_for_scaler",
+                         "margin",
+                         "quantile",
+                         "loss_insensitivity",
+                         "huber_delta",
+                         "early_stopping_patience",
+                         "early_stopping_tolerance",
+                         "accuracy_top_k",
+                         "f_beta",
+                         "balance_multiclass_weights"};
   for (const char* n : names) {
     const HpSpec* s = Hyperparameters().Find(n);
     ASSERT_NE(s, nullptr) << n;
@@ -121,7 +157,8 @@ TEST(LinearLearnerConfig, RegressorNormalisationAuto) {
   EXPECT_FALSE(nb.unbias_label);
   EXPECT_FALSE(nb.unbias_data);
   // normalize_label is ignored for classifiers even when given.
-  EXPECT_FALSE(Resolve({{"predictor_type", "binary_classifier"}, {"normalize_label", "true"}}).normalize_label);
+  EXPECT_FALSE(
+      Resolve({{"predictor_type", "binary_classifier"}, {"normalize_label", "true"}}).normalize_label);
 }
 
 TEST(LinearLearnerConfig, LearningRateAutoDependsOnOptimizer) {
@@ -136,13 +173,16 @@ TEST(LinearLearnerConfig, LearningRateAutoDependsOnOptimizer) {
 }
 
 TEST(LinearLearnerConfig, NumModelsAuto) {
-  EXPECT_EQ(Resolve({{"predictor_type", "regressor"}, {"_tuning_objective_metric", "validation:mse"}}).num_models, 1);
+  EXPECT_EQ(
+      Resolve({{"predictor_type", "regressor"}, {"_tuning_objective_metric", "validation:mse"}}).num_models,
+      1);
   EXPECT_EQ(Resolve({{"predictor_type", "regressor"}, {"num_models", "4"}}).num_models, 4);
 }
 
 TEST(LinearLearnerConfig, SelectionCriteriaAndLegacySpellings) {
   auto crit = [](const std::string& s) {
-    return Resolve({{"predictor_type", "binary_classifier"}, {"binary_classifier_model_selection_criteria", s}})
+    return Resolve(
+               {{"predictor_type", "binary_classifier"}, {"binary_classifier_model_selection_criteria", s}})
         .selection_criterion;
   };
   EXPECT_EQ(crit("f_beta"), SelectionCriterion::kFBeta);
@@ -175,8 +215,9 @@ TEST(LinearLearnerConfig, MulticlassNeedsNumClasses) {
   err = ErrorOf({{"predictor_type", "multiclass_classifier"}, {"num_classes", "2"}});
   EXPECT_NE(err.find("below 3"), std::string::npos) << err;
   EXPECT_NE(err.find("binary_classifier"), std::string::npos) << err;
-  EXPECT_NE(ErrorOf({{"predictor_type", "multiclass_classifier"}, {"num_classes", "1000001"}}).find("num_classes"),
-            std::string::npos);
+  EXPECT_NE(
+      ErrorOf({{"predictor_type", "multiclass_classifier"}, {"num_classes", "1000001"}}).find("num_classes"),
+      std::string::npos);
   // num_classes is ignored for other predictor types.
   EXPECT_EQ(Resolve({{"predictor_type", "binary_classifier"}, {"num_classes", "5"}}).num_classes, 1);
 }
@@ -219,7 +260,8 @@ TEST(LinearLearnerConfig, LossMustSuitPredictorType) {
 }
 
 TEST(LinearLearnerConfig, UnbiasNeedsBias) {
-  std::string err = ErrorOf({{"predictor_type", "regressor"}, {"use_bias", "false"}, {"unbias_data", "true"}});
+  std::string err =
+      ErrorOf({{"predictor_type", "regressor"}, {"use_bias", "false"}, {"unbias_data", "true"}});
   EXPECT_NE(err.find("unbias_data"), std::string::npos) << err;
   EXPECT_NE(err.find("use_bias"), std::string::npos) << err;
   err = ErrorOf({{"predictor_type", "regressor"}, {"use_bias", "false"}, {"unbias_label", "true"}});
@@ -231,7 +273,9 @@ TEST(LinearLearnerConfig, MinimumLrAboveLearningRate) {
       {{"predictor_type", "regressor"}, {"learning_rate", "0.001"}, {"lr_scheduler_minimum_lr", "0.01"}});
   EXPECT_NE(err.find("lr_scheduler_minimum_lr"), std::string::npos) << err;
   // Without the scheduler the minimum does not matter.
-  EXPECT_EQ(ErrorOf({{"predictor_type", "regressor"}, {"learning_rate", "0.001"}, {"lr_scheduler_minimum_lr", "0.01"},
+  EXPECT_EQ(ErrorOf({{"predictor_type", "regressor"},
+                     {"learning_rate", "0.001"},
+                     {"lr_scheduler_minimum_lr", "0.01"},
                      {"use_lr_scheduler", "false"}}),
             "");
 }

@@ -1,6 +1,8 @@
 // The CPU loss-and-gradient step (kernels/linear_loss.h): every loss's value and derivative
 // against closed forms and float64 finite differences, the batched step for m > 1 models against
 // a float64 reference (row weights, positive-example weights, bias / no bias), and CSR == dense.
+#include "kernels/linear_loss.h"
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -8,15 +10,15 @@
 #include <vector>
 
 #include "core/error.h"
-#include "kernels/linear_loss.h"
 
 namespace mlforge::kernels {
 namespace {
 
 using K = LinearLossKind;
 
-const K kScalarKinds[] = {K::kLogistic,  K::kSquared,  K::kAbsolute, K::kHinge, K::kEpsInsensitiveSquared,
-                          K::kEpsInsensitiveAbsolute, K::kQuantile, K::kHuber};
+const K kScalarKinds[] = {
+    K::kLogistic, K::kSquared, K::kAbsolute, K::kHinge, K::kEpsInsensitiveSquared, K::kEpsInsensitiveAbsolute,
+    K::kQuantile, K::kHuber};
 
 LinearLossSpec SpecFor(K kind) {
   LinearLossSpec s;
@@ -96,7 +98,8 @@ TEST(LinearLoss, DerivativesMatchFiniteDifferences) {
       const double h = 1e-6;
       double d = 0;
       LinearLossValue(spec, s, y, &d);
-      const double fd = (LinearLossValue(spec, s + h, y, nullptr) - LinearLossValue(spec, s - h, y, nullptr)) / (2 * h);
+      const double fd =
+          (LinearLossValue(spec, s + h, y, nullptr) - LinearLossValue(spec, s - h, y, nullptr)) / (2 * h);
       EXPECT_NEAR(d, fd, 1e-6 * (1 + std::fabs(fd))) << static_cast<int>(kind) << " s=" << s << " y=" << y;
       ++checked;
     }
@@ -139,9 +142,12 @@ Problem MakeProblem(K kind, int64_t n, int64_t d, int64_t m, uint32_t seed, doub
   for (auto& v : p.x) v = u(rng) < zero_fraction ? 0.0f : g(rng);
   p.labels.resize(n);
   for (auto& y : p.labels) {
-    if (kind == K::kSoftmax) y = static_cast<float>(static_cast<int>(u(rng) * 4) % 4);
-    else if (IsBinary(kind)) y = u(rng) < 0.4f ? 1.0f : 0.0f;
-    else y = 2.0f * g(rng);
+    if (kind == K::kSoftmax)
+      y = static_cast<float>(static_cast<int>(u(rng) * 4) % 4);
+    else if (IsBinary(kind))
+      y = u(rng) < 0.4f ? 1.0f : 0.0f;
+    else
+      y = 2.0f * g(rng);
   }
   p.row_weights.resize(n);
   for (auto& w : p.row_weights) w = 0.5f + 1.5f * u(rng);
@@ -218,8 +224,8 @@ Output MakeOutput(const Problem& p) {
 }
 
 HostLinearModels Models(const Problem& p, bool use_bias, bool use_pos) {
-  return HostLinearModels{p.w.data(), use_bias ? p.bias.data() : nullptr, p.d, p.m, p.k,
-                          use_pos ? p.pos_weight.data() : nullptr};
+  return HostLinearModels{p.w.data(), use_bias ? p.bias.data() : nullptr,     p.d, p.m,
+                          p.k,        use_pos ? p.pos_weight.data() : nullptr};
 }
 
 void ExpectMatches(const Output& o, const Reference& r, const std::string& what) {
@@ -237,8 +243,9 @@ void ExpectMatches(const Output& o, const Reference& r, const std::string& what)
     ASSERT_NEAR(o.grad_b[i], r.grad_b[i], 2e-5 * (1 + std::fabs(r.grad_b[i]))) << what << " grad_b " << i;
 }
 
-const K kAllKinds[] = {K::kLogistic, K::kSquared, K::kAbsolute, K::kHinge, K::kEpsInsensitiveSquared,
-                       K::kEpsInsensitiveAbsolute, K::kQuantile, K::kHuber, K::kSoftmax};
+const K kAllKinds[] = {
+    K::kLogistic, K::kSquared, K::kAbsolute, K::kHinge, K::kEpsInsensitiveSquared, K::kEpsInsensitiveAbsolute,
+    K::kQuantile, K::kHuber,   K::kSoftmax};
 
 TEST(LinearLoss, DenseStepMatchesFloat64ReferenceForEveryLoss) {
   for (K kind : kAllKinds) {
@@ -322,7 +329,8 @@ TEST(LinearLoss, CsrEqualsDense) {
     for (size_t i = 0; i < dense.grad_w.size(); ++i) ASSERT_NEAR(csr.grad_w[i], dense.grad_w[i], 1e-4);
     for (size_t i = 0; i < dense.grad_b.size(); ++i) ASSERT_NEAR(csr.grad_b[i], dense.grad_b[i], 1e-4);
     // And both match the float64 reference.
-    ExpectMatches(csr, ComputeReference(p, spec, true, true), "csr kind " + std::to_string(static_cast<int>(kind)));
+    ExpectMatches(csr, ComputeReference(p, spec, true, true),
+                  "csr kind " + std::to_string(static_cast<int>(kind)));
   }
 }
 
@@ -348,7 +356,8 @@ TEST(LinearLoss, ParallelPathMatchesReference) {
     Output o = MakeOutput(p);
     LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(),
                       Models(p, true, true), spec, o.view(), 4);
-    ExpectMatches(o, ComputeReference(p, spec, true, true), "parallel " + std::to_string(static_cast<int>(kind)));
+    ExpectMatches(o, ComputeReference(p, spec, true, true),
+                  "parallel " + std::to_string(static_cast<int>(kind)));
   }
 }
 

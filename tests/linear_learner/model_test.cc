@@ -1,15 +1,15 @@
 // The linear learner artifact: reading the two real SageMaker models (shapes, values from their
 // decoded.json, predictions against a float64 reference), byte-for-byte JSON members, and
 // write -> read round trips for binary, regressor and multiclass models.
-#include <gtest/gtest.h>
+#include "algos/linear_learner/model.h"
 
-#include <nlohmann/json.hpp>
+#include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "algos/linear_learner/model.h"
 #include "core/error.h"
 #include "io/archive.h"
 #include "tests/testutil.h"
@@ -166,8 +166,8 @@ TEST(LinearLearnerModel, WriteReadRoundTrip) {
     m.dim = 7;
     m.outputs = pt == PredictorType::kMulticlassClassifier ? 4 : 1;
     m.loss_type = pt == PredictorType::kMulticlassClassifier ? "softmax_loss"
-                  : pt == PredictorType::kRegressor        ? "huber_loss"
-                                                           : "logistic";
+                  : pt == PredictorType::kRegressor          ? "huber_loss"
+                                                             : "logistic";
     for (int64_t i = 0; i < m.dim * m.outputs; ++i) m.weights.push_back(0.1f * static_cast<float>(i) - 0.7f);
     for (int64_t c = 0; c < m.outputs; ++c) m.bias.push_back(0.25f * static_cast<float>(c) - 0.1f);
     m.threshold = 0.37;

@@ -1,0 +1,442 @@
+#include "algos/linear_learner/metrics.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "comm/communicator.h"
+#include "core/error.h"
+#include "core/log.h"
+
+namespace mlforge::algos::linear_learner {
+
+std::string ObjectiveName(Loss loss) {
+  switch (loss) {
+    case Loss::kLogistic:
+      return "binary_classification_cross_entropy";
+    case Loss::kSoftmax:
+      return "multiclass_cross_entropy";
+    case Loss::kSquared:
+      return "mse";
+    default:
+      return LossName(loss);
+  }
+}
+
+double ObjectiveScale(Loss loss) {
+  return loss == Loss::kSquared || loss == Loss::kEpsInsensitiveSquared ? 2.0 : 1.0;
+}
+
+std::string CriterionName(const Config& cfg) {
+  if (cfg.predictor_type == PredictorType::kBinaryClassifier &&
+      cfg.selection_criterion != SelectionCriterion::kLossFunction) {
+    return SelectionCriterionName(cfg.selection_criterion);
+  }
+  return ObjectiveName(cfg.loss) + "_objective";
+}
+
+bool Better(double a, double b, bool higher_is_better) {
+  if (!std::isfinite(a)) return false;
+  if (!std::isfinite(b)) return true;
+  return higher_is_better ? a > b : a < b;
+}
+
+namespace {
+
+double Sigmoid(double s) {
+  if (s >= 0) return 1.0 / (1.0 + std::exp(-s));
+  const double e = std::exp(s);
+  return e / (1.0 + e);
+}
+
+double Ratio(double a, double b) { return b > 0 ? a / b : 0.0; }
+
+double FBeta(double precision, double recall, double beta) {
+  const double b2 = beta * beta;
+  const double den = b2 * precision + recall;
+  return den > 0 ? (1 + b2) * precision * recall / den : 0.0;
+}
+
+std::string FName(const std::string& prefix, double beta) { return fmt::format("{}_f_{:.3f}", prefix, beta); }
+
+// Sorts rows by descending score, stably: an LSD radix sort on the float bits (3 passes of 11
+// bits), O(n) where std::sort's O(n log n) dominated each epoch's calibration of 32 models. Any
+// bit pattern sorts (NaN included), so odd scores cannot break the ordering.
+void SortByScoreDescending(std::vector<ScoredRow>& rows) {
+  const size_t n = rows.size();
+  if (n < 256) {
+    std::stable_sort(rows.begin(), rows.end(),
+                     [](const ScoredRow& a, const ScoredRow& b) { return a.score > b.score; });
+    return;
+  }
+  // Ascending order of `key` is descending order of the score.
+  auto key = [](float f) {
+    uint32_t u;
+    std::memcpy(&u, &f, sizeof(u));
+    u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // ascending in the float's order
+    return ~u;
+  };
+  std::vector<ScoredRow> tmp(n);
+  std::vector<ScoredRow>* src = &rows;
+  std::vector<ScoredRow>* dst = &tmp;
+  for (int shift = 0; shift < 32; shift += 11) {
+    std::vector<size_t> count(2049, 0);
+    for (const ScoredRow& r : *src) ++count[((key(r.score) >> shift) & 2047u) + 1];
+    for (int b = 0; b < 2048; ++b) count[b + 1] += count[b];
+    for (const ScoredRow& r : *src) (*dst)[count[(key(r.score) >> shift) & 2047u]++] = r;
+    std::swap(src, dst);
+  }
+  if (src != &rows) rows.swap(*src);
+}
+
+}  // namespace
+
+Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, double default_threshold) {
+  SortByScoreDescending(rows);
+  double pos = 0, neg = 0;
+  for (const ScoredRow& r : rows) (r.label > 0.5 ? pos : neg) += r.weight;
+  const SelectionCriterion crit = cfg.selection_criterion;
+  Calibration best;
+  bool have = false;
+  double best_key = 0, best_precision = -1;  // best_precision: recall_at_target_precision fallback
+  Calibration fallback;
+  auto consider = [&](double tp, double fp, double thr) {
+    const double fn = pos - tp, tn = neg - fp;
+    const double precision = Ratio(tp, tp + fp), recall = Ratio(tp, pos);
+    Calibration c{thr, 0, tp, fp, tn, fn};
+    double key;
+    bool eligible = true;
+    switch (crit) {
+      case SelectionCriterion::kAccuracy:
+        key = Ratio(tp + tn, pos + neg);
+        break;
+      case SelectionCriterion::kFBeta:
+        key = FBeta(precision, recall, cfg.f_beta);
+        break;
+      case SelectionCriterion::kPrecisionAtTargetRecall:
+        key = precision;
+        eligible = recall >= cfg.target_recall;
+        break;
+      case SelectionCriterion::kRecallAtTargetPrecision:
+        key = recall;
+        eligible = precision >= cfg.target_precision && tp + fp > 0;
+        if (precision > best_precision) {
+          best_precision = precision;
+          fallback = c;
+        }
+        break;
+      case SelectionCriterion::kLossFunction:
+        return;
+    }
+    c.value = key;
+    if (eligible && (!have || key > best_key)) {
+      have = true;
+      best_key = key;
+      best = c;
+    }
+  };
+  if (crit == SelectionCriterion::kLossFunction) {
+    double tp = 0, fp = 0;
+    for (const ScoredRow& r : rows) {
+      if (r.score > default_threshold) (r.label > 0.5 ? tp : fp) += r.weight;
+    }
+    return Calibration{default_threshold, 0, tp, fp, neg - fp, pos - tp};
+  }
+  if (rows.empty()) return Calibration{default_threshold, 0, 0, 0, 0, 0};
+  // Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64,
+  // which may differ from these float32 ones in the last bits.
+  auto margin = [](double s) { return 1e-6 * std::max(1.0, std::fabs(s)); };
+  // No row positive: threshold above the highest score.
+  consider(0, 0, rows.front().score + margin(rows.front().score));
+  double tp = 0, fp = 0;
+  for (size_t i = 0; i < rows.size();) {
+    size_t g = i;
+    while (g < rows.size() && rows[g].score == rows[i].score) {
+      (rows[g].label > 0.5 ? tp : fp) += rows[g].weight;
+      ++g;
+    }
+    const double here = rows[i].score;
+    const double thr =
+        g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score)) : here - margin(here);
+    consider(tp, fp, thr);
+    i = g;
+  }
+  if (!have) {
+    fallback.value = 0;
+    return fallback;
+  }
+  return best;
+}
+
+double RocAuc(std::vector<ScoredRow>& rows) {
+  const auto by_score = [](const ScoredRow& a, const ScoredRow& b) { return a.score > b.score; };
+  if (!std::is_sorted(rows.begin(), rows.end(), by_score)) SortByScoreDescending(rows);
+  double pos = 0, neg = 0;
+  for (const ScoredRow& r : rows) (r.label > 0.5 ? pos : neg) += r.weight;
+  if (pos <= 0 || neg <= 0) return 0.5;
+  double auc = 0, neg_above = 0;
+  for (size_t i = 0; i < rows.size();) {
+    double p = 0, n = 0;
+    size_t g = i;
+    while (g < rows.size() && rows[g].score == rows[i].score) {
+      (rows[g].label > 0.5 ? p : n) += rows[g].weight;
+      ++g;
+    }
+    // Each positive of the group beats the negatives below it and ties with the group's.
+    auc += p * (neg - neg_above - 0.5 * n);
+    neg_above += n;
+    i = g;
+  }
+  return auc / (pos * neg);
+}
+
+Evaluation::Evaluation(const Config& cfg, int64_t m, int64_t sample_cap, std::vector<double> fixed_thresholds)
+    : cfg_(cfg), m_(m), k_(cfg.num_outputs()), sample_cap_(sample_cap), fixed_(std::move(fixed_thresholds)) {
+  MLF_ASSERT(fixed_.empty() || static_cast<int64_t>(fixed_.size()) == m_);
+  const size_t ms = static_cast<size_t>(m_);
+  loss_.assign(ms, 0.0);
+  weight_.assign(ms, 0.0);
+  switch (cfg.predictor_type) {
+    case PredictorType::kRegressor:
+      sq_.assign(ms, 0.0);
+      abs_.assign(ms, 0.0);
+      break;
+    case PredictorType::kMulticlassClassifier:
+      correct_.assign(ms, 0.0);
+      topk_.assign(ms, 0.0);
+      tp_c_.assign(ms * k_, 0.0);
+      pred_c_.assign(ms * k_, 0.0);
+      actual_c_.assign(ms * k_, 0.0);
+      break;
+    case PredictorType::kBinaryClassifier:
+      sample_scores_.resize(ms);
+      if (!fixed_.empty()) {
+        tp_.assign(ms, 0.0);
+        fp_.assign(ms, 0.0);
+        tn_.assign(ms, 0.0);
+        fn_.assign(ms, 0.0);
+      }
+      break;
+  }
+}
+
+void Evaluation::Add(const HostBatch& batch, const float* scores, const double* loss,
+                     const double* weight_sum) {
+  const int64_t n = batch.rows, mk = m_ * k_;
+  for (int64_t j = 0; j < m_; ++j) {
+    loss_[j] += loss[j];
+    weight_[j] += weight_sum[j];
+  }
+  const bool logistic = cfg_.loss == Loss::kLogistic;
+  for (int64_t i = 0; i < n; ++i) {
+    const double w = batch.weights.empty() ? 1.0 : batch.weights[i];
+    const float y = batch.labels[i];
+    const float* s = scores + i * mk;
+    switch (cfg_.predictor_type) {
+      case PredictorType::kRegressor:
+        for (int64_t j = 0; j < m_; ++j) {
+          const double r = static_cast<double>(s[j]) - y;
+          sq_[j] += w * r * r;
+          abs_[j] += w * std::fabs(r);
+        }
+        break;
+      case PredictorType::kMulticlassClassifier: {
+        const int64_t label = static_cast<int64_t>(y);
+        for (int64_t j = 0; j < m_; ++j) {
+          const float* z = s + j * k_;
+          int64_t best = 0;
+          for (int64_t c = 1; c < k_; ++c) {
+            if (z[c] > z[best]) best = c;
+          }
+          // Rank of the true class: classes scoring higher, and equal ones with a lower index.
+          int64_t rank = 0;
+          for (int64_t c = 0; c < k_; ++c) rank += z[c] > z[label] || (z[c] == z[label] && c < label);
+          if (best == label) {
+            correct_[j] += w;
+            tp_c_[j * k_ + label] += w;
+          }
+          if (rank < cfg_.accuracy_top_k) topk_[j] += w;
+          pred_c_[j * k_ + best] += w;
+          actual_c_[j * k_ + label] += w;
+        }
+        break;
+      }
+      case PredictorType::kBinaryClassifier: {
+        const bool positive = y > 0.5f;
+        const bool keep = sample_rows() < sample_cap_;
+        for (int64_t j = 0; j < m_; ++j) {
+          if (!fixed_.empty()) {
+            // As Predict decides: on sigmoid(score) for logistic, the raw score for hinge.
+            const bool predicted = (logistic ? Sigmoid(s[j]) : s[j]) > fixed_[j];
+            (predicted ? (positive ? tp_ : fp_) : (positive ? fn_ : tn_))[j] += w;
+          }
+          // Raw scores: calibration and ROC AUC only need their order (sigmoid is monotone).
+          if (keep) sample_scores_[j].push_back(s[j]);
+        }
+        if (keep) {
+          sample_labels_.push_back(positive ? 1.0f : 0.0f);
+          sample_weights_.push_back(static_cast<float>(w));
+        }
+        break;
+      }
+    }
+  }
+}
+
+void Evaluation::AllReduce(comm::Communicator& comm) {
+  if (comm.world_size() == 1) return;
+  std::vector<std::vector<double>*> parts = {&loss_,   &weight_,   &sq_, &abs_, &correct_, &topk_, &tp_c_,
+                                             &pred_c_, &actual_c_, &tp_, &fp_,  &tn_,      &fn_};
+  std::vector<double> buf;
+  for (auto* p : parts) buf.insert(buf.end(), p->begin(), p->end());
+  comm.AllReduceSum(buf.data(), buf.size());
+  size_t at = 0;
+  for (auto* p : parts) {
+    std::copy(buf.begin() + at, buf.begin() + at + p->size(), p->begin());
+    at += p->size();
+  }
+  if (cfg_.predictor_type != PredictorType::kBinaryClassifier) return;
+  // Gather the samples: every rank sends max_rows rows of (m scores, label, weight), padded.
+  const int world = comm.world_size();
+  const int64_t mine = sample_rows();
+  std::vector<int64_t> counts(static_cast<size_t>(world));
+  comm.AllGather(&mine, sizeof(mine), counts.data());
+  const int64_t max_rows = *std::max_element(counts.begin(), counts.end());
+  const int64_t width = m_ + 2;
+  std::vector<float> send(static_cast<size_t>(max_rows * width), 0.0f);
+  for (int64_t i = 0; i < mine; ++i) {
+    for (int64_t j = 0; j < m_; ++j) send[i * width + j] = sample_scores_[j][i];
+    send[i * width + m_] = sample_labels_[i];
+    send[i * width + m_ + 1] = sample_weights_[i];
+  }
+  std::vector<float> recv(static_cast<size_t>(world * max_rows * width));
+  comm.AllGather(send.data(), send.size() * sizeof(float), recv.data());
+  for (auto& v : sample_scores_) v.clear();
+  sample_labels_.clear();
+  sample_weights_.clear();
+  for (int r = 0; r < world; ++r) {
+    const float* base = recv.data() + static_cast<int64_t>(r) * max_rows * width;
+    for (int64_t i = 0; i < counts[r]; ++i) {
+      const float* row = base + i * width;
+      for (int64_t j = 0; j < m_; ++j) sample_scores_[j].push_back(row[j]);
+      sample_labels_.push_back(row[m_]);
+      sample_weights_.push_back(row[m_ + 1]);
+    }
+  }
+}
+
+ModelEvaluation Evaluation::Finish(int64_t j, bool full) const {
+  ModelEvaluation e;
+  e.weight = weight_[j];
+  e.objective = Ratio(loss_[j], weight_[j]) * ObjectiveScale(cfg_.loss);
+  const std::string objective = ObjectiveName(cfg_.loss) + "_objective";
+  e.metrics.push_back({objective, "objective_loss", true, e.objective});
+  e.criterion = e.objective;
+  e.higher_is_better = false;
+  const double w = weight_[j];
+  switch (cfg_.predictor_type) {
+    case PredictorType::kRegressor: {
+      const double mse = Ratio(sq_[j], w);
+      e.metrics.push_back({"mse", "mse", true, mse});
+      e.metrics.push_back({"rmse", "rmse", true, std::sqrt(mse)});
+      e.metrics.push_back({"absolute_loss", "absolute_loss", true, Ratio(abs_[j], w)});
+      break;
+    }
+    case PredictorType::kMulticlassClassifier: {
+      double sp = 0, sr = 0, sf = 0, sb = 0;
+      int64_t labels = 0, present = 0;
+      for (int64_t c = 0; c < k_; ++c) {
+        const double tp = tp_c_[j * k_ + c], pred = pred_c_[j * k_ + c], act = actual_c_[j * k_ + c];
+        if (act > 0) {
+          sb += tp / act;
+          ++present;
+        }
+        if (act <= 0 && pred <= 0) continue;
+        const double p = Ratio(tp, pred), r = Ratio(tp, act);
+        sp += p;
+        sr += r;
+        sf += FBeta(p, r, cfg_.f_beta);
+        ++labels;
+      }
+      const double nl = std::max<int64_t>(labels, 1), np = std::max<int64_t>(present, 1);
+      e.metrics.push_back({"multiclass_accuracy", "multiclass_accuracy", false, Ratio(correct_[j], w)});
+      e.metrics.push_back({fmt::format("multiclass_top_k_accuracy_{}", cfg_.accuracy_top_k),
+                           "multiclass_top_k_accuracy", false, Ratio(topk_[j], w)});
+      e.metrics.push_back({"macro_precision", "macro_precision", false, sp / nl});
+      e.metrics.push_back({"macro_recall", "macro_recall", false, sr / nl});
+      e.metrics.push_back({FName("macro", cfg_.f_beta), "macro_f_beta", false, sf / nl});
+      e.metrics.push_back({"multiclass_balanced_accuracy", "multiclass_balanced_accuracy", false, sb / np});
+      e.metrics.push_back({"multiclass_log_loss", "multiclass_log_loss", false, e.objective});
+      break;
+    }
+    case PredictorType::kBinaryClassifier: {
+      e.higher_is_better = cfg_.selection_criterion != SelectionCriterion::kLossFunction;
+      if (!std::isfinite(e.objective)) {
+        // A diverged model (non-finite scores): nothing to calibrate, never selected.
+        e.criterion = std::numeric_limits<double>::quiet_NaN();
+        break;
+      }
+      std::vector<ScoredRow> rows(sample_labels_.size());
+      for (size_t i = 0; i < rows.size(); ++i) {
+        rows[i] = {sample_scores_[j][i], sample_labels_[i], sample_weights_[i]};
+      }
+      Calibration c;
+      if (fixed_.empty()) {
+        // On raw scores; the threshold goes back to Predict's scale (a probability for logistic)
+        // afterwards. The default (loss_function) threshold is 0.5 = sigmoid(0), or 0 for hinge.
+        c = CalibrateThreshold(rows, cfg_, 0.0);
+        if (cfg_.loss == Loss::kLogistic) c.threshold = Sigmoid(c.threshold);
+      } else {
+        c = Calibration{fixed_[j], 0, tp_[j], fp_[j], tn_[j], fn_[j]};
+      }
+      e.threshold = c.threshold;
+      const double total = c.tp + c.fp + c.tn + c.fn;
+      const double accuracy = Ratio(c.tp + c.tn, total), precision = Ratio(c.tp, c.tp + c.fp),
+                   recall = Ratio(c.tp, c.tp + c.fn), f = FBeta(precision, recall, cfg_.f_beta);
+      e.metrics.push_back(
+          {"binary_classification_accuracy", "binary_classification_accuracy", false, accuracy});
+      e.metrics.push_back({FName("binary", cfg_.f_beta), "binary_f_beta", false, f});
+      e.metrics.push_back({"precision", "precision", false, precision});
+      e.metrics.push_back({"recall", "recall", false, recall});
+      if (full) e.metrics.push_back({"roc_auc_score", "roc_auc_score", false, RocAuc(rows)});
+      e.higher_is_better = true;
+      switch (cfg_.selection_criterion) {
+        case SelectionCriterion::kAccuracy:
+          e.criterion = accuracy;
+          break;
+        case SelectionCriterion::kFBeta:
+          e.criterion = f;
+          break;
+        case SelectionCriterion::kPrecisionAtTargetRecall:
+          e.criterion = fixed_.empty() ? c.value : precision;
+          break;
+        case SelectionCriterion::kRecallAtTargetPrecision:
+          e.criterion = fixed_.empty() ? c.value : recall;
+          break;
+        case SelectionCriterion::kLossFunction:
+          e.criterion = e.objective;
+          e.higher_is_better = false;
+          break;
+      }
+      break;
+    }
+  }
+  return e;
+}
+
+void ReportMetrics(const std::string& host, const std::string& channel, const ModelEvaluation& e,
+                   std::map<std::string, double>* out) {
+  for (const MetricValue& v : e.metrics) {
+    log::QualityMetric(host, channel, v.name, v.loss ? "loss" : "score", v.value);
+  }
+  for (const MetricValue& v : e.metrics) {
+    spdlog::info("#{}_score ({}) : ('{}', {})", channel, host, v.name, log::FormatValue(v.value));
+    if (out) (*out)[channel + ":" + v.key] = v.value;
+  }
+}
+
+}  // namespace mlforge::algos::linear_learner

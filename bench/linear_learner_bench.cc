@@ -1,0 +1,305 @@
+// Throughput of the linear learner's coarse step (scores, loss and gradient of m models on one
+// mini-batch; kernels/linear_loss.h) and of the per-step host work around it (scaler fold and the
+// optimiser update, algos/linear_learner/).
+//  CPU: LinearLossGradCpu on all hardware threads at the training loop's shapes (n = mini-batch
+//       rows, d features, m models, k = 1 or classes), dense and CSR; the evaluation pass (scores
+//       and loss only, one GEMM).
+//  GPU: LinearLossGradGpu on device-resident rows (n = 1M in one call: the step is linear in n),
+//       timed with CUDA events, m = 1 and m = 32; the floor is one cuBLAS SGEMM reading X once
+//       (n x d times d x 1). GPU benchmarks skip with an error line when no GPU is usable.
+// Counters: rows/s, X_GB/s (bytes of X read per call / time), GEMM_GFLOP/s (4 n d m k: the two
+// GEMMs' arithmetic).
+#include <benchmark/benchmark.h>
+
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "algos/linear_learner/config.h"
+#include "algos/linear_learner/optimizer.h"
+#include "algos/linear_learner/scaler.h"
+#include "comm/communicator.h"
+#include "core/build_config.h"
+#include "core/resources.h"
+#include "kernels/linear_loss.h"
+
+#if MLFORGE_HAVE_CUDA
+#include "core/cuda_state.h"
+#endif
+
+namespace {
+
+using namespace mlforge;
+using namespace mlforge::kernels;
+
+std::vector<float> Random(size_t count, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(count);
+  for (auto& x : v) x = scale * nd(rng);
+  return v;
+}
+
+std::vector<float> Labels(int64_t n, int64_t k) {
+  std::vector<float> y(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) y[i] = static_cast<float>(k > 1 ? i % k : i % 2);
+  return y;
+}
+
+void SetCounters(benchmark::State& state, int64_t n, int64_t d, int64_t m, int64_t k,
+                 const std::string& what) {
+  const double calls = static_cast<double>(state.iterations());
+  state.counters["rows/s"] = benchmark::Counter(calls * n, benchmark::Counter::kIsRate);
+  state.counters["X_GB/s"] = benchmark::Counter(calls * n * d * 4.0 / 1e9, benchmark::Counter::kIsRate);
+  state.counters["GEMM_GFLOP/s"] =
+      benchmark::Counter(calls * 4.0 * n * d * m * k / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel(what + " n=" + std::to_string(n) + " d=" + std::to_string(d) + " m=" + std::to_string(m) +
+                 " k=" + std::to_string(k));
+}
+
+// args: n, d, m, k (k > 1: softmax, else logistic), grad (0: evaluation pass, scores + loss only).
+void BM_LossGradCpu(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2), k = state.range(3);
+  const bool grad = state.range(4) != 0;
+  const auto x = Random(static_cast<size_t>(n * d), 1);
+  const auto w = Random(static_cast<size_t>(d * m * k), 2, 0.1f);
+  const auto b = Random(static_cast<size_t>(m * k), 3);
+  const auto y = Labels(n, k);
+  std::vector<float> gw(static_cast<size_t>(d * m * k)), gb(static_cast<size_t>(m * k)),
+      s(static_cast<size_t>(n * m * k));
+  std::vector<double> loss(static_cast<size_t>(m)), ws(static_cast<size_t>(m));
+  LinearLossSpec spec;
+  spec.kind = k > 1 ? LinearLossKind::kSoftmax : LinearLossKind::kLogistic;
+  const HostLinearModels models{w.data(), b.data(), d, m, k, nullptr};
+  HostLinearLossOutput out{grad ? nullptr : s.data(), loss.data(), ws.data(), grad ? gw.data() : nullptr,
+                           grad ? gb.data() : nullptr};
+  for (auto _ : state) {
+    LinearLossGradCpu(HostDenseView{x.data(), n, d}, y.data(), nullptr, models, spec, out, /*threads=*/0);
+    benchmark::DoNotOptimize(loss.data());
+  }
+  SetCounters(state, n, d, m, k, grad ? "step" : "eval");
+}
+BENCHMARK(BM_LossGradCpu)
+    ->ArgNames({"n", "d", "m", "k", "grad"})
+    ->Args({1000, 128, 1, 1, 1})
+    ->Args({1000, 128, 32, 1, 1})
+    ->Args({1000, 128, 32, 1, 0})
+    ->Args({1000, 784, 32, 1, 1})
+    ->Args({1000, 64, 32, 10, 1})
+    ->Args({10000, 128, 32, 1, 1})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// CSR rows: `nnz` stored values per row out of d columns.
+void BM_LossGradCpuCsr(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2), nnz = state.range(3);
+  std::mt19937_64 rng(4);
+  std::vector<int64_t> indptr(1, 0);
+  std::vector<uint32_t> indices;
+  std::vector<float> values;
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t p = 0; p < nnz; ++p) {
+      indices.push_back(static_cast<uint32_t>(rng() % static_cast<uint64_t>(d)));
+      values.push_back(1.0f);
+    }
+    indptr.push_back(static_cast<int64_t>(indices.size()));
+  }
+  const auto w = Random(static_cast<size_t>(d * m), 2, 0.1f);
+  const auto b = Random(static_cast<size_t>(m), 3);
+  const auto y = Labels(n, 1);
+  std::vector<float> gw(static_cast<size_t>(d * m)), gb(static_cast<size_t>(m));
+  std::vector<double> loss(static_cast<size_t>(m)), ws(static_cast<size_t>(m));
+  LinearLossSpec spec;
+  spec.kind = LinearLossKind::kLogistic;
+  const HostLinearModels models{w.data(), b.data(), d, m, 1, nullptr};
+  const HostLinearLossOutput out{nullptr, loss.data(), ws.data(), gw.data(), gb.data()};
+  for (auto _ : state) {
+    LinearLossGradCpu(HostCsrView{indptr.data(), indices.data(), values.data(), n, d}, y.data(), nullptr,
+                      models, spec, out, 0);
+    benchmark::DoNotOptimize(loss.data());
+  }
+  SetCounters(state, n, d, m, 1, "csr nnz/row=" + std::to_string(nnz));
+}
+BENCHMARK(BM_LossGradCpuCsr)
+    ->ArgNames({"n", "d", "m", "nnz"})
+    ->Args({1000, 10000, 32, 20})
+    ->Unit(benchmark::kMicrosecond)
+    ->UseRealTime();
+
+// The host work of one training step besides the kernel: the scaler fold (W -> W_eff), the
+// gradient back to normalised space and the adam update of every model.
+void BM_StepHostWork(benchmark::State& state) {
+  const int64_t d = state.range(0), m = state.range(1);
+  algos::linear_learner::Config cfg;
+  cfg.num_models = m;
+  algos::linear_learner::Scaler scaler = algos::linear_learner::Scaler::Identity(d);
+  scaler.shift_data = scaler.scale_data = true;
+  for (int64_t j = 0; j < d; ++j) {
+    scaler.mean[j] = 0.5;
+    scaler.stdev[j] = 2.0;
+  }
+  auto w = Random(static_cast<size_t>(d * m), 2, 0.1f);
+  auto b = Random(static_cast<size_t>(m), 3);
+  auto gw = Random(static_cast<size_t>(d * m), 5);
+  const auto gb = Random(static_cast<size_t>(m), 6);
+  std::vector<float> we(w.size()), be(b.size());
+  std::vector<double> weights(static_cast<size_t>(m), 1000.0);
+  algos::linear_learner::ParallelOptimizer opt(cfg, algos::linear_learner::ParallelModelSettings(cfg, 1.0), d,
+                                               1, 0);
+  for (auto _ : state) {
+    scaler.Fold(w.data(), b.data(), m, false, we.data(), be.data());
+    scaler.GradientToNormalised(gw.data(), gb.data(), m);
+    opt.Step(w.data(), b.data(), gw.data(), gb.data(), weights.data());
+    benchmark::DoNotOptimize(w.data());
+  }
+  state.SetLabel("d=" + std::to_string(d) + " m=" + std::to_string(m));
+}
+BENCHMARK(BM_StepHostWork)
+    ->ArgNames({"d", "m"})
+    ->Args({128, 32})
+    ->Args({784, 32})
+    ->Unit(benchmark::kMicrosecond);
+
+#if MLFORGE_HAVE_CUDA
+
+Resources* GpuResources(std::string* why) {
+  static std::unique_ptr<Resources> res;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    GpuReport r = DetectGpus();
+    if (r.available) {
+      res = std::make_unique<Resources>(DeviceRequest::kGpu, 0, 0, comm::MakeSingleProcess());
+    } else {
+      reason = "no usable GPU: " + r.reason;
+    }
+  }
+  *why = reason;
+  return res.get();
+}
+
+template <typename T>
+struct DeviceArray {
+  explicit DeviceArray(size_t n) {
+    MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  ~DeviceArray() { cudaFree(p); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* p = nullptr;
+};
+
+template <typename T>
+void Upload(T* dst, const std::vector<T>& src) {
+  MLF_CUDA_TRY(cudaMemcpy(dst, src.data(), src.size() * sizeof(T), cudaMemcpyHostToDevice));
+}
+
+struct Events {
+  Events() {
+    MLF_CUDA_TRY(cudaEventCreate(&start));
+    MLF_CUDA_TRY(cudaEventCreate(&stop));
+  }
+  ~Events() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  double Seconds() {
+    MLF_CUDA_TRY(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    MLF_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
+    return ms / 1e3;
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+};
+
+// Device-resident rows (generated in chunks to keep host memory small).
+void FillDevice(float* dst, int64_t n, int64_t d) {
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t rows = std::min(chunk, n - r0);
+    Upload(dst + r0 * d, Random(static_cast<size_t>(rows * d), 1 + static_cast<uint64_t>(r0)));
+  }
+}
+
+void BM_LossGradGpu(benchmark::State& state) {
+  std::string why;
+  Resources* res = GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), d = state.range(1), m = state.range(2);
+  detail::CudaState& cuda = res->cuda();
+  DeviceArray<float> x(static_cast<size_t>(n * d)), y(static_cast<size_t>(n)), w(static_cast<size_t>(d * m)),
+      b(static_cast<size_t>(m)), gw(static_cast<size_t>(d * m)), gb(static_cast<size_t>(m));
+  DeviceArray<double> sums(static_cast<size_t>(2 * m));
+  FillDevice(x.p, n, d);
+  Upload(y.p, Labels(n, 1));
+  Upload(w.p, Random(static_cast<size_t>(d * m), 2, 0.1f));
+  Upload(b.p, Random(static_cast<size_t>(m), 3));
+  const size_t ws_bytes = LinearLossGpuWorkspaceBytes(n, m, 1);
+  DeviceArray<unsigned char> ws(ws_bytes);
+  LinearLossSpec spec;
+  spec.kind = LinearLossKind::kLogistic;
+  const DeviceLinearModels models{w.p, b.p, d, m, 1, nullptr};
+  const DeviceLinearLossOutput out{nullptr, sums.p, sums.p + m, gw.p, gb.p};
+  Events ev;
+  for (auto _ : state) {
+    MLF_CUDA_TRY(cudaEventRecord(ev.start, cuda.stream));
+    LinearLossGradGpu(cuda, DeviceDenseView{x.p, n, d}, y.p, nullptr, models, spec, out, false, ws.p,
+                      ws_bytes);
+    MLF_CUDA_TRY(cudaEventRecord(ev.stop, cuda.stream));
+    state.SetIterationTime(ev.Seconds());
+  }
+  SetCounters(state, n, d, m, 1, "gpu step");
+}
+
+// The floor: one SGEMM reading X once (n x d times d x 1).
+void BM_ReadXFloorGpu(benchmark::State& state) {
+  std::string why;
+  Resources* res = GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), d = state.range(1);
+  detail::CudaState& cuda = res->cuda();
+  DeviceArray<float> x(static_cast<size_t>(n * d)), w(static_cast<size_t>(d)), s(static_cast<size_t>(n));
+  FillDevice(x.p, n, d);
+  Upload(w.p, Random(static_cast<size_t>(d), 2));
+  const float one = 1.0f, zero = 0.0f;
+  Events ev;
+  for (auto _ : state) {
+    MLF_CUDA_TRY(cudaEventRecord(ev.start, cuda.stream));
+    MLF_CUBLAS_TRY(cublasGemmEx(cuda.cublas, CUBLAS_OP_N, CUBLAS_OP_N, 1, static_cast<int>(n),
+                                static_cast<int>(d), &one, w.p, CUDA_R_32F, 1, x.p, CUDA_R_32F,
+                                static_cast<int>(d), &zero, s.p, CUDA_R_32F, 1, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT));
+    MLF_CUDA_TRY(cudaEventRecord(ev.stop, cuda.stream));
+    state.SetIterationTime(ev.Seconds());
+  }
+  SetCounters(state, n, d, 1, 1, "gpu read-X floor");
+}
+
+#else
+
+void BM_LossGradGpu(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+void BM_ReadXFloorGpu(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+
+#endif
+
+BENCHMARK(BM_LossGradGpu)
+    ->ArgNames({"n", "d", "m"})
+    ->Args({1000000, 128, 1})
+    ->Args({1000000, 128, 32})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_ReadXFloorGpu)
+    ->ArgNames({"n", "d"})
+    ->Args({1000000, 128})
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
+
+}  // namespace
