@@ -615,6 +615,52 @@ TEST(Server, RealSageMakerLinearLearnerArtifacts) {
   }
 }
 
+// An mlforge multiclass linear learner model: score is the softmax vector (a JSON array of
+// num_classes probabilities), predicted_label its argmax as a JSON integer.
+TEST(Server, MulticlassLinearLearnerScoresAreArrays) {
+  test::TempDir dir;
+  algos::linear_learner::Model m;
+  m.predictor_type = algos::linear_learner::PredictorType::kMulticlassClassifier;
+  m.loss_type = "softmax_loss";
+  m.dim = 4;
+  m.outputs = 3;
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> g(0.0f, 1.0f);
+  for (int i = 0; i < 12; ++i) m.weights.push_back(g(rng));
+  m.bias = {0.1f, -0.2f, 0.05f};
+  std::filesystem::create_directories(dir / "ll");
+  algos::linear_learner::SaveModel(m, dir / "ll");
+  TestServer s(ModelAt(dir / "ll"));
+  const auto rows = RandomRows(30, 4, 8);
+  for (ResponseFormat f : {ResponseFormat::kJson, ResponseFormat::kJsonLines, ResponseFormat::kRecordIO}) {
+    auto res = s.Post(JsonBody(rows, Form::kDense), "application/json", ResponseFormatName(f));
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const Answer a = ParseAnswer(res->body, f);
+    ASSERT_EQ(a.cols.size(), rows.size());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      double z[3], mx = -1e300, sum = 0;
+      int best = 0;
+      for (int c = 0; c < 3; ++c) {
+        z[c] = m.bias[c];
+        for (int j = 0; j < 4; ++j) z[c] += rows[i][j] * m.weights[static_cast<size_t>(j * 3 + c)];
+        if (z[c] > mx) {
+          mx = z[c];
+          best = c;
+        }
+      }
+      for (double v : z) sum += std::exp(v - mx);
+      ASSERT_EQ(a.cols[i].size(), 4u);  // 3 probabilities, then the label
+      for (int c = 0; c < 3; ++c) EXPECT_NEAR(a.cols[i][c], std::exp(z[c] - mx) / sum, 1e-5) << "row " << i;
+      EXPECT_EQ(a.cols[i][3], best) << "row " << i;
+      if (f != ResponseFormat::kRecordIO) {
+        EXPECT_TRUE(a.objects[i]["score"].is_array());
+        EXPECT_TRUE(a.objects[i]["predicted_label"].is_number_integer());
+      }
+    }
+  }
+}
+
 // A predictor under the test's control: predicts the row sum, or fails / waits as told.
 class FakePredictor final : public algos::Predictor {
  public:
