@@ -208,6 +208,7 @@ Evaluation::Evaluation(const Config& cfg, int64_t m, int64_t sample_cap, std::ve
     case PredictorType::kMulticlassClassifier:
       correct_.assign(ms, 0.0);
       topk_.assign(ms, 0.0);
+      dcg_.assign(ms, 0.0);
       tp_c_.assign(ms * k_, 0.0);
       pred_c_.assign(ms * k_, 0.0);
       actual_c_.assign(ms * k_, 0.0);
@@ -260,6 +261,9 @@ void Evaluation::Add(const HostBatch& batch, const float* scores, const double* 
             tp_c_[j * k_ + label] += w;
           }
           if (rank < cfg_.accuracy_top_k) topk_[j] += w;
+          // DCG of the class ranking with the true class as the one relevant item (gain 1 at
+          // 1-based position rank + 1): 1 when it ranks first, 1 / log2(3) second, ...
+          dcg_[j] += w / std::log2(static_cast<double>(rank) + 2.0);
           pred_c_[j * k_ + best] += w;
           actual_c_[j * k_ + label] += w;
         }
@@ -289,8 +293,8 @@ void Evaluation::Add(const HostBatch& batch, const float* scores, const double* 
 
 void Evaluation::AllReduce(comm::Communicator& comm) {
   if (comm.world_size() == 1) return;
-  std::vector<std::vector<double>*> parts = {&loss_,   &weight_,   &sq_, &abs_, &correct_, &topk_, &tp_c_,
-                                             &pred_c_, &actual_c_, &tp_, &fp_,  &tn_,      &fn_};
+  std::vector<std::vector<double>*> parts = {&loss_, &weight_, &sq_,       &abs_, &correct_, &topk_, &dcg_,
+                                             &tp_c_, &pred_c_, &actual_c_, &tp_,  &fp_,      &tn_,   &fn_};
   std::vector<double> buf;
   for (auto* p : parts) buf.insert(buf.end(), p->begin(), p->end());
   comm.AllReduceSum(buf.data(), buf.size());
@@ -366,6 +370,7 @@ ModelEvaluation Evaluation::Finish(int64_t j, bool full) const {
       e.metrics.push_back({"multiclass_accuracy", "multiclass_accuracy", false, Ratio(correct_[j], w)});
       e.metrics.push_back({fmt::format("multiclass_top_k_accuracy_{}", cfg_.accuracy_top_k),
                            "multiclass_top_k_accuracy", false, Ratio(topk_[j], w)});
+      e.metrics.push_back({"dcg", "dcg", false, Ratio(dcg_[j], w)});
       e.metrics.push_back({"macro_precision", "macro_precision", false, sp / nl});
       e.metrics.push_back({"macro_recall", "macro_recall", false, sr / nl});
       e.metrics.push_back({FName("macro", cfg_.f_beta), "macro_f_beta", false, sf / nl});

@@ -213,6 +213,9 @@ TEST(LinearLearnerEvaluation, MulticlassMetricsFollowScikitLearn) {
   EXPECT_NEAR(r.objective, 0.5, 1e-12);
   EXPECT_NEAR(Find(r, "multiclass_accuracy").value, 3.0 / 6, 1e-12);
   EXPECT_NEAR(Find(r, "multiclass_top_k_accuracy_2").value, 5.0 / 6, 1e-12);
+  // dcg: the true class is the one relevant item, gain 1 / log2(1 + its 1-based rank); true-class
+  // ranks 1 2 1 1 2 4.
+  EXPECT_NEAR(Find(r, "dcg").value, (3.0 + 2.0 / std::log2(3.0) + 1.0 / std::log2(5.0)) / 6, 1e-12);
   // scikit-learn precision_score(average='macro') over the labels present in y_true or y_pred
   // (0, 1, 2, 3), zero_division=0: (1/2 + 2/3 + 0 + 0) / 4.
   EXPECT_NEAR(Find(r, "macro_precision").value, (0.5 + 2.0 / 3) / 4, 1e-12);

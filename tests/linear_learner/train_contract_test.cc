@@ -316,7 +316,7 @@ TEST_F(LinearLearnerContract, MetricLinesMatchSageMakersRegexes) {
   r = TrainLogged({{"train", {dir_ / "mc.pbr"}}, {"test", {dir_ / "mc.pbr"}}}, dir_ / "mc",
                   {"predictor_type=multiclass_classifier", "num_classes=4", "epochs=2"}, &lines);
   ASSERT_EQ(r.rc, 0);
-  for (const std::string metric : {"multiclass_accuracy", "multiclass_top_k_accuracy_3", "macro_precision",
+  for (const std::string metric : {"multiclass_accuracy", "multiclass_top_k_accuracy_3", "dcg", "macro_precision",
                                    "macro_recall", "macro_f_1.000"}) {
     EXPECT_EQ(Captures(lines, "#quality_metric: host=\\S+, test " + metric + " <score>=(\\S+)").size(), 1u)
         << metric;
