@@ -599,9 +599,12 @@ TEST(Server, RealSageMakerLinearLearnerArtifacts) {
         for (size_t i = 0; i < rows.size(); ++i) {
           ASSERT_EQ(a.cols[i].size(), binary ? 2u : 1u);
           EXPECT_NEAR(a.cols[i][0], want[i], 1e-4 * (1 + std::fabs(want[i]))) << "row " << i;
-          if (binary) EXPECT_EQ(a.cols[i][1], want[i] > m.threshold ? 1.0 : 0.0) << "row " << i;
-          if (binary && f != ResponseFormat::kRecordIO)
+          if (binary) {
+            EXPECT_EQ(a.cols[i][1], want[i] > m.threshold ? 1.0 : 0.0) << "row " << i;
+          }
+          if (binary && f != ResponseFormat::kRecordIO) {
             EXPECT_TRUE(a.objects[i]["predicted_label"].is_number_integer());
+          }
           if (!binary && f != ResponseFormat::kRecordIO) {
             EXPECT_EQ(a.objects[i].size(), 1u) << a.objects[i];  // score only
           }
