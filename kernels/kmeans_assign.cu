@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda_check.cuh"
+#include "kernels/device_buffer.cuh"
 #include "kernels/kmeans_assign.h"
 
 namespace mlforge::kernels {
@@ -268,20 +269,6 @@ __global__ void SumCostSlotsKernel(const double* __restrict__ slots, double* __r
   if (threadIdx.x == 0) *cost += s[0];
 }
 
-// Expands CSR rows [r0, r0 + m) into a zeroed m x d dense tile. indptr holds absolute offsets;
-// indices/values were uploaded from offset `base` = indptr[0]. One warp per row; atomics because
-// a row may repeat an index (duplicates add up, as on the CPU).
-__global__ void CsrToDenseKernel(const int64_t* __restrict__ indptr, const uint32_t* __restrict__ indices,
-                                 const float* __restrict__ values, int64_t base, int64_t r0, int64_t m, int64_t d,
-                                 float* __restrict__ out) {
-  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (r >= m) return;
-  const int64_t p0 = indptr[r0 + r] - base;
-  const int64_t p1 = indptr[r0 + r + 1] - base;
-  for (int64_t p = p0 + lane; p < p1; p += 32) atomicAdd(out + r * d + indices[p], values[p]);
-}
-
 // ---- Launchers ------------------------------------------------------------------------------
 
 int PaddedD(int64_t d) {
@@ -437,44 +424,6 @@ void KMeansAssignGpu(detail::CudaState& cuda, const DeviceDenseView& x, const fl
 // ---- The KMeansAssigner's GPU half ------------------------------------------------------------
 
 namespace internal {
-namespace {
-
-// A device array that grows on demand (stream-ordered allocation, freed on the same stream).
-template <typename T>
-class GrowBuffer {
- public:
-  explicit GrowBuffer(cudaStream_t stream) : stream_(stream) {}
-  ~GrowBuffer() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);  // errors ignored: destructors must not throw
-  }
-  GrowBuffer(const GrowBuffer&) = delete;
-  GrowBuffer& operator=(const GrowBuffer&) = delete;
-  // Ensures room for n elements; the contents are not preserved.
-  T* Reserve(size_t n) {
-    if (n > cap_) {
-      if (ptr_ != nullptr) MLF_CUDA_TRY(cudaFreeAsync(ptr_, stream_));
-      ptr_ = nullptr;
-      cap_ = 0;
-      // 1/8 headroom so that slowly growing batches do not reallocate every time.
-      const size_t want = n + n / 8;
-      MLF_CUDA_TRY(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), want * sizeof(T), stream_));
-      cap_ = want;
-    }
-    return ptr_;
-  }
-  T* get() const { return ptr_; }
-
- private:
-  cudaStream_t stream_;
-  T* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
-
-// Rows of CSR expanded per dense tile on the device: at most ~64 MiB of tile.
-constexpr int64_t kCsrTileBytes = int64_t{64} << 20;
-
-}  // namespace
-
 struct KMeansGpuState {
   KMeansGpuState(detail::CudaState& c, const KMeansGpuOptions& o)
       : cuda(c),
@@ -578,16 +527,13 @@ void KMeansGpuAssign(KMeansGpuState* s, const HostBatch& batch, KMeansStats* sta
       MLF_CUDA_TRY(cudaMemcpyAsync(dval, v.values + base, static_cast<size_t>(nnz) * sizeof(float),
                                    cudaMemcpyHostToDevice, st));
     }
-    const int64_t tile = std::max<int64_t>(1, std::min(n, kCsrTileBytes / (4 * std::max<int64_t>(d, 1))));
+    const int64_t tile = CsrTileRows(n, d);
     float* dx = s->x.Reserve(static_cast<size_t>(tile * d));
     const size_t ws_bytes = KMeansAssignGpuWorkspaceBytes(tile, d, k, s->opt);
     void* ws = s->workspace.Reserve(ws_bytes);
     for (int64_t r0 = 0; r0 < n; r0 += tile) {
       const int64_t m = std::min(tile, n - r0);
-      MLF_CUDA_TRY(cudaMemsetAsync(dx, 0, static_cast<size_t>(m * d) * sizeof(float), st));
-      CsrToDenseKernel<<<static_cast<unsigned>(CeilDiv(m * 32, 256)), 256, 0, st>>>(dip, dind, dval, base, r0, m, d,
-                                                                                     dx);
-      MLF_CUDA_TRY_LAUNCH();
+      ExpandCsrTile(dip, dind, dval, base, r0, m, d, dx, st);
       DeviceKMeansOutput o = out;
       if (o.labels != nullptr) o.labels += r0;
       if (o.min_dist != nullptr) o.min_dist += r0;

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/resources.h"
 #include "kernels/cuda_check.cuh"
+#include "kernels/device_buffer.cuh"
 #include "kernels/linear_loss.h"
 
 namespace mlforge::kernels {
@@ -276,69 +277,6 @@ void LinearLossGradGpu(detail::CudaState& cuda, const DeviceDenseView& x, const 
 // ---------------------------------------------------------------------------------------------
 // The GPU half of LinearLossStepper.
 
-namespace {
-
-// A device array that grows on demand (stream-ordered allocation, freed on the same stream).
-template <typename T>
-class GrowBuffer {
- public:
-  explicit GrowBuffer(cudaStream_t stream) : stream_(stream) {}
-  ~GrowBuffer() {
-    if (ptr_ != nullptr) cudaFreeAsync(ptr_, stream_);  // errors ignored: destructors must not throw
-  }
-  GrowBuffer(const GrowBuffer&) = delete;
-  GrowBuffer& operator=(const GrowBuffer&) = delete;
-  // Room for n elements (at least 1); the contents are not preserved.
-  T* Reserve(size_t n) {
-    n = std::max<size_t>(n, 1);
-    if (n > cap_) {
-      if (ptr_ != nullptr) MLF_CUDA_TRY(cudaFreeAsync(ptr_, stream_));
-      ptr_ = nullptr;
-      cap_ = 0;
-      const size_t want = n + n / 8;
-      MLF_CUDA_TRY(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), want * sizeof(T), stream_));
-      cap_ = want;
-    }
-    return ptr_;
-  }
-
- private:
-  cudaStream_t stream_;
-  T* ptr_ = nullptr;
-  size_t cap_ = 0;
-};
-
-template <typename T>
-T* Upload(GrowBuffer<T>& buf, const T* host, size_t n, cudaStream_t st) {
-  T* p = buf.Reserve(n);
-  if (n > 0) MLF_CUDA_TRY(cudaMemcpyAsync(p, host, n * sizeof(T), cudaMemcpyHostToDevice, st));
-  return p;
-}
-
-template <typename T>
-void Download(T* host, const T* dev, size_t n, cudaStream_t st) {
-  if (host != nullptr && n > 0)
-    MLF_CUDA_TRY(cudaMemcpyAsync(host, dev, n * sizeof(T), cudaMemcpyDeviceToHost, st));
-}
-
-// Expands CSR rows [r0, r0 + rows) into a zeroed rows x d dense tile (one warp per row; atomics
-// because a row may repeat an index, and duplicates add up as on the CPU).
-__global__ void CsrTileKernel(const int64_t* __restrict__ indptr, const uint32_t* __restrict__ indices,
-                              const float* __restrict__ values, int64_t base, int64_t r0, int64_t rows,
-                              int64_t d, float* __restrict__ out) {
-  const int64_t r = (static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x) >> 5;
-  const int lane = threadIdx.x & 31;
-  if (r >= rows) return;
-  for (int64_t p = indptr[r0 + r] - base + lane; p < indptr[r0 + r + 1] - base; p += 32) {
-    atomicAdd(out + r * d + indices[p], values[p]);
-  }
-}
-
-// Rows of a CSR batch expanded per dense tile: at most ~64 MiB of tile.
-constexpr int64_t kCsrTileBytes = int64_t{64} << 20;
-
-}  // namespace
-
 namespace internal {
 
 struct LinearGpuState {
@@ -423,16 +361,13 @@ void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels
     const int64_t* dip = Upload(s->indptr, v.indptr, static_cast<size_t>(n + 1), st);
     const uint32_t* dind = Upload(s->indices, v.indices + base, static_cast<size_t>(nnz), st);
     const float* dval = Upload(s->values, v.values + base, static_cast<size_t>(nnz), st);
-    const int64_t tile = std::max<int64_t>(1, std::min(n, kCsrTileBytes / (4 * d)));
+    const int64_t tile = CsrTileRows(n, d);
     float* dx = s->x.Reserve(static_cast<size_t>(tile * d));
     const size_t ws_bytes = LinearLossGpuWorkspaceBytes(tile, m, k);
     void* ws = s->workspace.Reserve(ws_bytes);
     for (int64_t r0 = 0; r0 < n; r0 += tile) {
       const int64_t rows = std::min(tile, n - r0);
-      MLF_CUDA_TRY(cudaMemsetAsync(dx, 0, static_cast<size_t>(rows * d) * sizeof(float), st));
-      CsrTileKernel<<<static_cast<unsigned>(CeilDiv(rows * 32, 256)), 256, 0, st>>>(dip, dind, dval, base, r0,
-                                                                                    rows, d, dx);
-      MLF_CUDA_TRY_LAUNCH();
+      ExpandCsrTile(dip, dind, dval, base, r0, rows, d, dx, st);
       DeviceLinearLossOutput ot = o;
       if (ot.scores != nullptr) ot.scores += r0 * mk;
       LinearLossGradGpu(s->cuda, DeviceDenseView{dx, rows, d}, dl + r0, drw != nullptr ? drw + r0 : nullptr,
