@@ -15,19 +15,21 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_gpu.h"
 #include "comm/communicator.h"
 #include "core/build_config.h"
 #include "core/resources.h"
 #include "kernels/kmeans_assign.h"
 
-#if MLFORGE_HAVE_CUDA
-#include "core/cuda_state.h"
-#endif
-
 namespace {
 
 using namespace mlforge;
 using namespace mlforge::kernels;
+#if MLFORGE_HAVE_CUDA
+using mlforge::bench::DeviceArray;
+using mlforge::bench::Events;
+using mlforge::bench::GpuResources;
+#endif
 
 std::vector<float> Random(size_t count, uint64_t seed) {
   std::mt19937_64 rng(seed);
@@ -72,33 +74,6 @@ BENCHMARK(BM_AssignCpu)
 
 #if MLFORGE_HAVE_CUDA
 
-// One Resources for all GPU benchmarks (a CUDA context per benchmark would dominate short runs).
-Resources* GpuResources(std::string* why) {
-  static std::unique_ptr<Resources> res;
-  static std::string reason;
-  static bool tried = false;
-  if (!tried) {
-    tried = true;
-    GpuReport r = DetectGpus();
-    if (r.available) {
-      res = std::make_unique<Resources>(DeviceRequest::kGpu, 0, 0, comm::MakeSingleProcess());
-    } else {
-      reason = "no usable GPU: " + r.reason;
-    }
-  }
-  *why = reason;
-  return res.get();
-}
-
-template <typename T>
-struct DeviceArray {
-  explicit DeviceArray(size_t n) { MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T))); }
-  ~DeviceArray() { cudaFree(p); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* p = nullptr;
-};
-
 // Device-resident X and centers, filled once per benchmark.
 struct GpuProblem {
   GpuProblem(int64_t n, int64_t d, int64_t k)
@@ -114,25 +89,6 @@ struct GpuProblem {
     MLF_CUDA_TRY(cudaMemcpy(c.p, hc.data(), hc.size() * sizeof(float), cudaMemcpyHostToDevice));
   }
   DeviceArray<float> x, c;
-};
-
-struct Events {
-  Events() {
-    MLF_CUDA_TRY(cudaEventCreate(&start));
-    MLF_CUDA_TRY(cudaEventCreate(&stop));
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  // Seconds between the two events; waits for the second (one sync per iteration).
-  double Seconds() {
-    MLF_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    MLF_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    return ms / 1e3;
-  }
-  cudaEvent_t start = nullptr, stop = nullptr;
 };
 
 void BM_AssignGpu(benchmark::State& state) {

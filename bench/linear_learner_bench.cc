@@ -19,19 +19,21 @@
 #include "algos/linear_learner/config.h"
 #include "algos/linear_learner/optimizer.h"
 #include "algos/linear_learner/scaler.h"
+#include "bench/bench_gpu.h"
 #include "comm/communicator.h"
 #include "core/build_config.h"
 #include "core/resources.h"
 #include "kernels/linear_loss.h"
 
-#if MLFORGE_HAVE_CUDA
-#include "core/cuda_state.h"
-#endif
-
 namespace {
 
 using namespace mlforge;
 using namespace mlforge::kernels;
+#if MLFORGE_HAVE_CUDA
+using mlforge::bench::DeviceArray;
+using mlforge::bench::Events;
+using mlforge::bench::GpuResources;
+#endif
 
 std::vector<float> Random(size_t count, uint64_t seed, float scale = 1.0f) {
   std::mt19937_64 rng(seed);
@@ -163,56 +165,10 @@ BENCHMARK(BM_StepHostWork)
 
 #if MLFORGE_HAVE_CUDA
 
-Resources* GpuResources(std::string* why) {
-  static std::unique_ptr<Resources> res;
-  static std::string reason;
-  static bool tried = false;
-  if (!tried) {
-    tried = true;
-    GpuReport r = DetectGpus();
-    if (r.available) {
-      res = std::make_unique<Resources>(DeviceRequest::kGpu, 0, 0, comm::MakeSingleProcess());
-    } else {
-      reason = "no usable GPU: " + r.reason;
-    }
-  }
-  *why = reason;
-  return res.get();
-}
-
-template <typename T>
-struct DeviceArray {
-  explicit DeviceArray(size_t n) {
-    MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)));
-  }
-  ~DeviceArray() { cudaFree(p); }
-  DeviceArray(const DeviceArray&) = delete;
-  DeviceArray& operator=(const DeviceArray&) = delete;
-  T* p = nullptr;
-};
-
 template <typename T>
 void Upload(T* dst, const std::vector<T>& src) {
   MLF_CUDA_TRY(cudaMemcpy(dst, src.data(), src.size() * sizeof(T), cudaMemcpyHostToDevice));
 }
-
-struct Events {
-  Events() {
-    MLF_CUDA_TRY(cudaEventCreate(&start));
-    MLF_CUDA_TRY(cudaEventCreate(&stop));
-  }
-  ~Events() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-  }
-  double Seconds() {
-    MLF_CUDA_TRY(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    MLF_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
-    return ms / 1e3;
-  }
-  cudaEvent_t start = nullptr, stop = nullptr;
-};
 
 // Device-resident rows (generated in chunks to keep host memory small).
 void FillDevice(float* dst, int64_t n, int64_t d) {

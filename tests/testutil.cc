@@ -1,5 +1,6 @@
 #include "tests/testutil.h"
 
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -10,6 +11,17 @@
 namespace fs = std::filesystem;
 
 namespace mlforge::test {
+
+container::TrainOptions TrainOptionsForTests(DeviceRequest device, int threads,
+                                             const std::string& log_level) {
+  static std::atomic<bool> never{false};
+  container::TrainOptions o;
+  o.stop = StopToken(&never);
+  o.device = device;
+  o.threads = threads;
+  o.log_level = log_level;
+  return o;
+}
 
 std::string SharedData(const std::string& rel) {
   std::error_code ec;

@@ -6,6 +6,9 @@
 
 #include <string>
 
+#include "container/train.h"
+#include "core/resources.h"
+
 namespace mlforge::test {
 
 // Absolute path of ../shared/data/<rel>, or "" when the shared data is not present.
@@ -27,23 +30,27 @@ class TempDir {
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
 
+// Training options for tests: the given device and threads, `log_level` logs, and a stop token
+// that never fires (so the runner installs no signal handlers).
+container::TrainOptions TrainOptionsForTests(DeviceRequest device = DeviceRequest::kCpu, int threads = 2,
+                                             const std::string& log_level = "warn");
+
 // True when a CUDA device is usable; otherwise `reason` says why.
 bool GpuAvailable(std::string* reason);
 
 }  // namespace mlforge::test
 
 // Skips the current test with a visible reason when the shared data is absent.
-#define MLF_REQUIRE_SHARED_DATA()                                                          \
-  do {                                                                                     \
-    if (::mlforge::test::SharedData().empty())                                             \
-      GTEST_SKIP() << "shared data not found at " MLFORGE_SHARED_DATA                      \
-                   << " (golden-vector tests need ../shared/data; CI has it)";             \
+#define MLF_REQUIRE_SHARED_DATA()                                              \
+  do {                                                                         \
+    if (::mlforge::test::SharedData().empty())                                 \
+      GTEST_SKIP() << "shared data not found at " MLFORGE_SHARED_DATA          \
+                   << " (golden-vector tests need ../shared/data; CI has it)"; \
   } while (0)
 
 // Skips the current test with a visible reason when no GPU is usable.
-#define MLF_REQUIRE_GPU()                                              \
-  do {                                                                 \
-    std::string _mlf_reason;                                           \
-    if (!::mlforge::test::GpuAvailable(&_mlf_reason))                  \
-      GTEST_SKIP() << "no usable GPU: " << _mlf_reason;                \
+#define MLF_REQUIRE_GPU()                                                                               \
+  do {                                                                                                  \
+    std::string _mlf_reason;                                                                            \
+    if (!::mlforge::test::GpuAvailable(&_mlf_reason)) GTEST_SKIP() << "no usable GPU: " << _mlf_reason; \
   } while (0)

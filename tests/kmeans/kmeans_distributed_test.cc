@@ -30,15 +30,7 @@ const std::vector<std::string> kHps = {"k=5",
                                        "full_batch_lloyd_iterations=100",
                                        "full_batch_lloyd_tol=0"};
 
-container::TrainOptions Options() {
-  container::TrainOptions o;
-  static std::atomic<bool> never{false};
-  o.stop = StopToken(&never);
-  o.device = DeviceRequest::kCpu;
-  o.threads = 1;
-  o.log_level = "warn";
-  return o;
-}
+container::TrainOptions Options() { return test::TrainOptionsForTests(DeviceRequest::kCpu, 1); }
 
 // Trains on `world` ranks; rank r reads channel_paths[r] (or channel_paths[0] for all ranks when
 // there is one entry: FullyReplicated). Returns rank 0's model.

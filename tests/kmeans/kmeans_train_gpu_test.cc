@@ -30,12 +30,7 @@ Model TrainOn(const std::string& data, const std::string& model_dir, DeviceReque
   args.channels["train"] = {data};
   args.hyperparameters = hps;
   args.model_dir = model_dir;
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = device;
-  options.threads = 2;
-  options.log_level = "warn";
+  const container::TrainOptions options = test::TrainOptionsForTests(device, 2, "warn");
   EXPECT_EQ(container::TrainLocal(args, algos::BuiltinAlgorithms(), options), 0);
   return algos::kmeans::LoadModel(model_dir);
 }

@@ -85,12 +85,7 @@ RunResult Train(const std::vector<std::string>& train_paths, const std::string& 
   args.hyperparameters = std::move(hps);
   args.model_dir = model_dir;
   args.failure_file = model_dir + ".failure";
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = DeviceRequest::kCpu;
-  options.threads = threads;
-  options.log_level = "warn";
+  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, threads, "warn");
   RunResult r;
   std::error_code ec;
   fs::remove(args.failure_file, ec);
@@ -397,12 +392,7 @@ TEST_F(KMeansTrain, ContainerContractWritesTheSameModelAsTheCommandLine) {
   fs::create_directories(p.data_dir + "/test");
   fs::copy_file(dir_ / "blobs.pbr", p.data_dir + "/train/blobs.pbr");
   fs::copy_file(dir_ / "blobs.pbr", p.data_dir + "/test/blobs.pbr");
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = DeviceRequest::kCpu;
-  options.threads = 2;
-  options.log_level = "warn";
+  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, 2, "warn");
   ASSERT_EQ(container::RunContainerTrain(p.root, "kmeans", algos::BuiltinAlgorithms(), options), 0);
   EXPECT_FALSE(fs::exists(p.failure_file));
 

@@ -17,15 +17,7 @@
 namespace mlforge::ll_test {
 namespace {
 
-container::TrainOptions Options() {
-  container::TrainOptions o;
-  static std::atomic<bool> never{false};
-  o.stop = StopToken(&never);
-  o.device = DeviceRequest::kCpu;
-  o.threads = 1;
-  o.log_level = "warn";
-  return o;
-}
+container::TrainOptions Options() { return test::TrainOptionsForTests(DeviceRequest::kCpu, 1); }
 
 // Trains on `world` ranks; rank r reads paths[r] (or paths[0] for every rank: FullyReplicated).
 // Returns rank 0's model; every rank must succeed.

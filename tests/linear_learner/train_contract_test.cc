@@ -49,12 +49,7 @@ TEST_F(LinearLearnerContract, ContainerTrainWritesTheSameModelAsTheCommandLine) 
   fs::create_directories(p.data_dir + "/validation");
   Write(b_, p.data_dir + "/train/part-0.csv");
   Write(b_, p.data_dir + "/validation/part-0.pbr");
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = DeviceRequest::kCpu;
-  options.threads = 2;
-  options.log_level = "warn";
+  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, 2, "warn");
   ASSERT_EQ(container::RunContainerTrain(p.root, "linear-learner", algos::BuiltinAlgorithms(), options), 0);
   EXPECT_FALSE(fs::exists(p.failure_file));
   RunResult local = Train({{"train", {dir_ / "bin.pbr"}}, {"validation", {dir_ / "bin.pbr"}}}, dir_ / "local",
@@ -239,12 +234,7 @@ RunResult TrainLogged(const std::map<std::string, std::vector<std::string>>& cha
   args.channels = channels;
   args.hyperparameters = std::move(hps);
   args.model_dir = model_dir;
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = DeviceRequest::kCpu;
-  options.threads = 2;
-  options.log_level = "info";
+  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, 2, "info");
   RunResult r;
   r.rc = container::TrainLocal(args, algos::BuiltinAlgorithms(), options);
   if (r.rc == 0) r.model = algos::linear_learner::LoadModel(model_dir);

@@ -116,12 +116,7 @@ inline RunResult Train(const std::map<std::string, std::vector<std::string>>& ch
   args.hyperparameters = std::move(hps);
   args.model_dir = model_dir;
   args.failure_file = model_dir + ".failure";
-  container::TrainOptions options;
-  static std::atomic<bool> never{false};
-  options.stop = StopToken(&never);
-  options.device = DeviceRequest::kCpu;
-  options.threads = threads;
-  options.log_level = "warn";
+  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, threads, "warn");
   RunResult r;
   std::error_code ec;
   fs::remove(args.failure_file, ec);

@@ -1,0 +1,72 @@
+// Helpers for the GPU micro-benchmarks (only when the build has CUDA): one Resources shared by
+// every GPU benchmark of an executable, a plain device array, and CUDA-event timing.
+#pragma once
+
+#include "core/build_config.h"
+
+#if MLFORGE_HAVE_CUDA
+
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "comm/communicator.h"
+#include "core/cuda_state.h"
+#include "core/resources.h"
+
+namespace mlforge::bench {
+
+// One Resources for all GPU benchmarks (a CUDA context per benchmark would dominate short runs);
+// null with `why` filled when no GPU is usable.
+inline Resources* GpuResources(std::string* why) {
+  static std::unique_ptr<Resources> res;
+  static std::string reason;
+  static bool tried = false;
+  if (!tried) {
+    tried = true;
+    GpuReport r = DetectGpus();
+    if (r.available) {
+      res = std::make_unique<Resources>(DeviceRequest::kGpu, 0, 0, comm::MakeSingleProcess());
+    } else {
+      reason = "no usable GPU: " + r.reason;
+    }
+  }
+  *why = reason;
+  return res.get();
+}
+
+// n elements of device memory (at least one), freed on destruction.
+template <typename T>
+struct DeviceArray {
+  explicit DeviceArray(size_t n) {
+    MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)));
+  }
+  ~DeviceArray() { cudaFree(p); }
+  DeviceArray(const DeviceArray&) = delete;
+  DeviceArray& operator=(const DeviceArray&) = delete;
+  T* p = nullptr;
+};
+
+// A start / stop event pair recorded around the timed work.
+struct Events {
+  Events() {
+    MLF_CUDA_TRY(cudaEventCreate(&start));
+    MLF_CUDA_TRY(cudaEventCreate(&stop));
+  }
+  ~Events() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+  }
+  // Seconds between the two events; waits for the second (one sync per iteration).
+  double Seconds() {
+    MLF_CUDA_TRY(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    MLF_CUDA_TRY(cudaEventElapsedTime(&ms, start, stop));
+    return ms / 1e3;
+  }
+  cudaEvent_t start = nullptr, stop = nullptr;
+};
+
+}  // namespace mlforge::bench
+
+#endif  // MLFORGE_HAVE_CUDA
