@@ -679,17 +679,6 @@ void AppendCsvField(std::string_view s, std::string* out) {
 
 }  // namespace
 
-void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts,
-                       size_t n, std::string* out) {
-  std::vector<LabelEntry> entries(n);
-  for (size_t i = 0; i < n; ++i) {
-    entries[i].key = keys[i];
-    entries[i].f32 = values[i];
-    entries[i].count = counts[i];
-  }
-  AppendRecord(entries.data(), n, nullptr, out);
-}
-
 JoinFields ParseJoinFields(const std::string& spec) {
   JoinFields j;
   const std::string lower = Lower(spec);

@@ -136,12 +136,6 @@ class ResponseEncoder {
 std::string EncodeResponse(ResponseFormat format, const std::string& list_key,
                            const algos::PredictionTable& t);
 
-// Appends, framed as one recordIO record, a Record whose `label` map holds `n` entries, each a
-// Float32Tensor (values only) named keys[i] with values values[i][0..counts[i]). The entries are
-// written in the given order. Shared by every algorithm's protobuf response.
-void AppendLabelRecord(const std::string_view* keys, const float* const* values, const size_t* counts,
-                       size_t n, std::string* out);
-
 // Formats a float32 in shortest round-trip form that always reads as a float ("1.0", "2.5e-07").
 // NaN and infinities give "nan", "inf", "-inf" (callers writing JSON handle them first).
 void AppendFloat(float v, std::string* out);

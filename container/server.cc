@@ -2,7 +2,6 @@
 
 #include <fmt/format.h>
 #include <httplib.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -178,7 +177,9 @@ struct Server::Impl {
     total.Count(status);
   }
 
-  void Summary(const char* when) {
+  // The access summary of the window since the last one; a periodic one only when there were
+  // requests, the final one always.
+  void Summary(bool final) {
     const auto now = Clock::now();
     const double secs = std::chrono::duration<double>(now - window_start).count();
     window_start = now;
@@ -186,12 +187,12 @@ struct Server::Impl {
                    server = window.server.exchange(0), rows = window.rows.exchange(0);
     const auto hist = latency.Take(true);
     const uint64_t n = ok + client + server;
-    if (n == 0 && std::string(when) != "final") return;
+    if (n == 0 && !final) return;
     spdlog::info(
         "serve {}: {} request(s) in {:.1f} s ({:.0f}/s): {} ok, {} client error(s), {} server error(s); "
         "{} row(s) predicted; /invocations latency p50 <= {:.3g} ms, p99 <= {:.3g} ms",
-        when, n, secs, secs > 0 ? static_cast<double>(n) / secs : 0.0, ok, client, server, rows,
-        LatencyHistogram::QuantileMs(hist, 0.5), LatencyHistogram::QuantileMs(hist, 0.99));
+        final ? "final" : "summary", n, secs, secs > 0 ? static_cast<double>(n) / secs : 0.0, ok, client,
+        server, rows, LatencyHistogram::QuantileMs(hist, 0.5), LatencyHistogram::QuantileMs(hist, 0.99));
   }
 
   void Invocations(const httplib::Request& req, httplib::Response& res) {
@@ -329,11 +330,9 @@ struct Server::Impl {
         Fail(res, 405, fmt::format("{} {}: method not allowed; use {}", req.method, req.path, allowed));
       };
     };
-    for (const char* path : {"/invocations"}) {
-      http.Get(path, wrong_method("POST"));
-      http.Put(path, wrong_method("POST"));
-      http.Delete(path, wrong_method("POST"));
-    }
+    http.Get("/invocations", wrong_method("POST"));
+    http.Put("/invocations", wrong_method("POST"));
+    http.Delete("/invocations", wrong_method("POST"));
     for (const char* path : {"/ping", "/execution-parameters"}) {
       http.Post(path, wrong_method("GET"));
       http.Put(path, wrong_method("GET"));
@@ -415,12 +414,6 @@ void Server::Stop() { impl_->RequestStop(); }
 
 int Server::Run() {
   Impl& s = *impl_;
-  // Request and response buffers of a few hundred kB to a few MB come and go with every request:
-  // keep them in the heap instead of mmap/munmap (and trimming) per request, which otherwise
-  // spends a fifth of a busy server's time in page faults. Memory stays at the working set's
-  // high-water mark (a few payloads per worker).
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 128 << 20);
   int port = s.opt.port;
   if (port == 0) {
     port = s.http.bind_to_any_port(s.opt.host);
@@ -446,7 +439,7 @@ int Server::Run() {
       if (s.opt.stop.stop_requested()) s.stopping = true;
       if (Clock::now() >= next_summary) {
         lock.unlock();
-        s.Summary("summary");
+        s.Summary(false);
         lock.lock();
         next_summary = Clock::now() + std::chrono::seconds(std::max(1, s.opt.summary_seconds));
       }
@@ -464,7 +457,7 @@ int Server::Run() {
   s.RequestStop();
   watcher.join();
   loader.join();
-  s.Summary("final");
+  s.Summary(true);
   const uint64_t ok = s.total.ok.load(), client = s.total.client.load(), server = s.total.server.load();
   spdlog::info("server stopped after {} request(s) ({} ok, {} client error(s), {} server error(s))",
                ok + client + server, ok, client, server);
