@@ -27,10 +27,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$mlforge" ] || { echo "serve_load.sh: no mlforge at $mlforge (bash scripts/build.sh)" >&2; exit 2; }
-if ! command -v wrk >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "serve_load.sh: needs wrk (apt-get install wrk)" >&2; exit 77; }
-fi
+# shellcheck source=bench/serve_common.sh
+. "$root/bench/serve_common.sh"
+serve_need_wrk serve_load.sh
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/serve_load.XXXXXX")
 pid=""
@@ -38,10 +37,7 @@ cleanup() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev
 trap cleanup EXIT
 report() { echo "$*" | tee -a "$tmp/report"; }
 
-"$mlforge" data synth blobs "$tmp/blobs.pbr" --rows 20000 --cols 100 --k 100 --seed 1 --no-truth 2>/dev/null
-"$mlforge" train kmeans --train "$tmp/blobs.pbr" --model-dir "$tmp/model" --hp k=100 --hp feature_dim=100 \
-  --log-level warn
-"$mlforge" data convert "$tmp/blobs.pbr" "$tmp/rows.csv" --label-size 0 2>/dev/null
+serve_make_model 1
 head -n 1 "$tmp/rows.csv" > "$tmp/one.csv"
 head -n 1000 "$tmp/rows.csv" > "$tmp/k.csv"
 "$mlforge" data convert "$tmp/k.csv" "$tmp/k.pbr" --label-size 0 2>/dev/null
@@ -52,13 +48,9 @@ wrk.headers["Content-Type"] = os.getenv("CTYPE")
 wrk.headers["Accept"] = os.getenv("ACCEPT")
 EOF
 
-port=$(( 20000 + RANDOM % 20000 ))
-args=(serve --model "$tmp/model" --port "$port" --host 127.0.0.1 --device "$device")
+args=(--device "$device")
 [ "$workers" -gt 0 ] && args+=(--workers "$workers")
-"$mlforge" "${args[@]}" 2> "$tmp/serve.log" &
-pid=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && break; sleep 0.1; done
-curl -sf "http://127.0.0.1:$port/ping" >/dev/null || { cat "$tmp/serve.log" >&2; exit 1; }
+serve_start "${args[@]}"
 
 report "# mlforge serve load benchmark, $(date -u +%FT%TZ)"
 report "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores;" \

@@ -24,10 +24,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [ -x "$mlforge" ] || { echo "serve_soak.sh: no mlforge at $mlforge" >&2; exit 2; }
-if ! command -v wrk >/dev/null 2>&1; then
-  SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
-  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { echo "serve_soak.sh: needs wrk" >&2; exit 77; }
-fi
+# shellcheck source=bench/serve_common.sh
+. "$root/bench/serve_common.sh"
+serve_need_wrk serve_soak.sh
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/serve_soak.XXXXXX")
 pid="" wrk_pid=""
@@ -42,10 +41,7 @@ report() { echo "$*" | tee -a "$tmp/report"; }
 fail() { report "FAIL: $*"; failures=$((failures + 1)); }
 
 # A k=100, d=100 model and the request bodies: valid ones of every content type, and malformed ones.
-"$mlforge" data synth blobs "$tmp/blobs.pbr" --rows 20000 --cols 100 --k 100 --seed 2 --no-truth 2>/dev/null
-"$mlforge" train kmeans --train "$tmp/blobs.pbr" --model-dir "$tmp/model" --hp k=100 --hp feature_dim=100 \
-  --log-level warn
-"$mlforge" data convert "$tmp/blobs.pbr" "$tmp/rows.csv" --label-size 0 2>/dev/null
+serve_make_model 2
 mkdir -p "$tmp/b"
 head -n 1 "$tmp/rows.csv" > "$tmp/b/ok1.csv"
 head -n 200 "$tmp/rows.csv" | tail -n 50 > "$tmp/b/ok50.csv"
@@ -101,10 +97,7 @@ done = function(summary, latency, requests)
 end
 EOF
 
-port=$(( 20000 + RANDOM % 20000 ))
-"$mlforge" serve --model "$tmp/model" --port "$port" --host 127.0.0.1 --device cpu 2> "$tmp/serve.log" &
-pid=$!
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$port/ping" >/dev/null 2>&1 && break; sleep 0.1; done
+serve_start --device cpu
 
 report "# mlforge serve soak, $(date -u +%FT%TZ): ${duration} s, k-means k=100 d=100"
 report "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
