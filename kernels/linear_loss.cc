@@ -32,16 +32,6 @@ void CheckModels(const HostLinearModels& models, const LinearLossSpec& spec, int
                  "{} outputs per model: softmax_loss needs k >= 2 and every other loss k == 1", models.k);
 }
 
-// softmax_loss indexes by label: every label must be a class index (checked before any parallel
-// region, which an exception must not leave).
-void CheckSoftmaxLabels(const float* labels, int64_t n, int64_t k) {
-  for (int64_t i = 0; i < n; ++i) {
-    const float y = labels[i];
-    MLF_EXPECTS(y >= 0 && y < static_cast<float>(k) && y == std::floor(y),
-                "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", y, i, k - 1, k);
-  }
-}
-
 // Rows [i0, i1) of the scores S (n x mk, already X W + bias): adds their weighted losses and
 // weights to my_loss / my_w (m entries, float64) and writes their weighted derivatives into the
 // same rows of G (n x mk; null: not needed). Serial: callers parallelise over row ranges.
@@ -131,6 +121,16 @@ void BiasGradient(const float* g, int64_t n, int64_t mk, float* grad_bias) {
 }
 
 }  // namespace
+
+// softmax_loss indexes by label: every label must be a class index (checked before any parallel
+// region, which an exception must not leave).
+void CheckSoftmaxLabels(const float* labels, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < n; ++i) {
+    const float y = labels[i];
+    MLF_EXPECTS(y >= 0 && y < static_cast<float>(k) && y == std::floor(y),
+                "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", y, i, k - 1, k);
+  }
+}
 
 double LinearLossValue(const LinearLossSpec& spec, double s, double y, double* derivative) {
   double l = 0, dl = 0;

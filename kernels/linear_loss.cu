@@ -316,13 +316,7 @@ void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels
                   const HostLinearLossOutput& out) {
   cudaStream_t st = s->cuda.stream;
   const int64_t n = batch.rows, d = models.d, m = models.m, k = models.k, mk = m * k;
-  if (spec.kind == LinearLossKind::kSoftmax) {
-    for (int64_t i = 0; i < n; ++i) {  // the kernel indexes by label: check on the host first
-      MLF_EXPECTS(labels[i] >= 0 && labels[i] < static_cast<float>(k) && labels[i] == std::floor(labels[i]),
-                  "label {} of row {} is not a class index in 0 .. {} (num_classes = {})", labels[i], i,
-                  k - 1, k);
-    }
-  }
+  if (spec.kind == LinearLossKind::kSoftmax) CheckSoftmaxLabels(labels, n, k);  // the kernel indexes by label
   DeviceLinearModels dm;
   dm.weights = Upload(s->w, models.weights, static_cast<size_t>(d * mk), st);
   dm.bias = models.bias != nullptr ? Upload(s->b, models.bias, static_cast<size_t>(mk), st) : nullptr;

@@ -187,6 +187,10 @@ void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels
                   const HostLinearLossOutput& out);
 }  // namespace internal
 
+// softmax_loss indexes by label: UserError naming the row unless every one of the n host labels is
+// a class index in 0 .. k-1. Both twins check before any parallel region or kernel.
+void CheckSoftmaxLabels(const float* labels, int64_t n, int64_t k);
+
 // The loss of one row for one score (k = 1 losses) in float64, and its derivative; exposed for
 // the metrics code and for tests. `label` as above.
 double LinearLossValue(const LinearLossSpec& spec, double score, double label, double* derivative);

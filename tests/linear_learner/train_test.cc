@@ -459,7 +459,9 @@ TEST_F(LinearLearnerTrain, CalibratedThresholdIsTheBestForTheCriterion) {
     cfg.target_recall = 0.9;
     const double best = BestOverThresholds(r.model, val, cfg);
     EXPECT_NEAR(r.model.metrics[c.metric], best, 1e-9);
-    if (c.name == "precision_at_target_recall") EXPECT_GE(r.model.metrics["validation:recall"], 0.9);
+    if (c.name == "precision_at_target_recall") {
+      EXPECT_GE(r.model.metrics["validation:recall"], 0.9);
+    }
     // The saved threshold is the one the metrics were measured with.
     EXPECT_EQ(r.model.metrics_params["threshold"].get<double>(), r.model.threshold);
   }
