@@ -189,10 +189,7 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   const container::RequestType type = args.content_type.empty()
                                           ? container::ContentTypeFromPath(args.input)
                                           : container::ParseContentType(args.content_type);
-  MLF_EXPECTS(type.format != container::RequestFormat::kCsv || predictor->csv_request(),
-              "{}: a {} model takes no text/csv input; use application/json, application/jsonlines or "
-              "application/x-recordio-protobuf",
-              args.input, predictor->algorithm());
+  container::CheckRequestType(type, *predictor, args.input);
   const container::ResponseFormat accept = container::ParseAccept(args.accept, predictor->csv_response());
 
   Resources res(DeviceRequest::kAuto, global.threads, 0, comm::MakeSingleProcess(), StopToken::FromSignals());

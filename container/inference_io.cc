@@ -481,6 +481,13 @@ RequestType ParseContentType(const std::string& content_type) {
   return t;
 }
 
+void CheckRequestType(const RequestType& type, const algos::Predictor& predictor, const std::string& where) {
+  MLF_EXPECTS(type.format != RequestFormat::kCsv || predictor.csv_request(),
+              "{}: a {} model takes no text/csv; send application/json, application/jsonlines or "
+              "application/x-recordio-protobuf",
+              where, predictor.algorithm());
+}
+
 RequestType ContentTypeFromPath(const std::string& path) {
   const std::string lower = Lower(path);
   RequestType t;

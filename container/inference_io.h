@@ -59,6 +59,9 @@ RequestType ParseContentType(const std::string& content_type);
 // From a file name: .csv; .json; .jsonl .jsonlines; .pbr .rec .recordio .protobuf. UserError
 // naming the path and asking for --content-type when the extension says nothing.
 RequestType ContentTypeFromPath(const std::string& path);
+// UserError naming `where` (the content type or the input file) when `type` is text/csv and the
+// model's endpoint takes no CSV (Predictor::csv_request(): factorization machines).
+void CheckRequestType(const RequestType& type, const algos::Predictor& predictor, const std::string& where);
 
 // Parses an Accept value. Empty, "*/*" and "application/*" mean application/json (SageMaker's
 // default). A list ("text/csv, application/json;q=0.5") picks the first supported entry; text/csv

@@ -209,11 +209,7 @@ struct Server::Impl {
                   "missing Content-Type header; send one of text/csv, application/json, "
                   "application/jsonlines, application/x-recordio-protobuf");
       type = ParseContentType(content_type);
-      MLF_EXPECTS(
-          type.format != RequestFormat::kCsv || p.csv_request(),
-          "content type '{}': a {} model takes no text/csv; send application/json, application/jsonlines "
-          "or application/x-recordio-protobuf",
-          content_type, p.algorithm());
+      CheckRequestType(type, p, "content type '" + content_type + "'");
     } catch (const UserError& e) {
       Fail(res, 415, e.what());
       return;

@@ -362,6 +362,19 @@ TEST(AcceptAndContentType, CsvOnlyWhereTheModelAnswersIt) {
                         "application/jsonlines, application/x-recordio-protobuf"));
 }
 
+TEST(AcceptAndContentType, CsvRequestsOnlyWhereTheModelTakesThem) {
+  struct NoCsv final : algos::Predictor {
+    std::string algorithm() const override { return "factorization-machines"; }
+    int64_t feature_dim() const override { return 2; }
+    std::string Describe() const override { return "no csv"; }
+    bool csv_request() const override { return false; }
+    algos::PredictionTable Predict(const HostBatch&, Resources&) const override { return {}; }
+  } fm;
+  CheckRequestType(ParseContentType("application/json"), fm, "in.json");
+  EXPECT_TRUE(HasSubstr(ErrorOf([&] { CheckRequestType(ParseContentType("text/csv"), fm, "in.csv"); }),
+                        "in.csv: a factorization-machines model takes no text/csv"));
+}
+
 TEST(LoadPredictor, RealArtifactsAndRefusals) {
   MLF_REQUIRE_SHARED_DATA();
   const std::string dir = test::SharedData("artifacts");
