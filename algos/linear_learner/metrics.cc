@@ -108,7 +108,7 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
     const double fn = pos - tp, tn = neg - fp;
     const double precision = Ratio(tp, tp + fp), recall = Ratio(tp, pos);
     Calibration c{thr, 0, tp, fp, tn, fn};
-    double key;
+    double key = 0;
     bool eligible = true;
     switch (crit) {
       case SelectionCriterion::kAccuracy:

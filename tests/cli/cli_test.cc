@@ -57,7 +57,9 @@ TEST(Cli, HelpWorksForEveryCommand) {
     EXPECT_EQ(r.code, 0) << r.err;
     EXPECT_NE(r.out.find("Usage"), std::string::npos) << r.out;
     // The help is the subcommand's own: it names the subcommand.
-    if (!args.empty() && args.size() > 1) EXPECT_NE(r.out.find(args[args.size() - 2]), std::string::npos);
+    if (!args.empty() && args.size() > 1) {
+      EXPECT_NE(r.out.find(args[args.size() - 2]), std::string::npos);
+    }
   }
   EXPECT_NE(RunCli(dir, {"data", "inspect", "--help"}).out.find("--json"), std::string::npos);
   EXPECT_NE(RunCli(dir, {"data", "synth", "--help"}).out.find("--cluster-std"), std::string::npos);
