@@ -435,6 +435,66 @@ TEST(RecordCodec, RecursionLimitMatchesLibprotobuf) {
 }
 
 // Random mutations of valid payloads: the fast decoder and libprotobuf must agree on every one.
+// The SDK's dense layout has a fast path; every near miss (other field orders, extra fields,
+// label counts, non-minimal lengths, empty or odd-sized values) must decode exactly as the
+// generated parser does, values and errors alike.
+TEST(RecordCodec, SdkDenseLayoutAndItsNearMissesAgreeWithGeneratedParser) {
+  auto varint = [](uint64_t v) {
+    std::string r;
+    while (v >= 0x80) {
+      r.push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    r.push_back(static_cast<char>(v));
+    return r;
+  };
+  auto field = [&](uint8_t tag, const std::string& body) { return std::string(1, static_cast<char>(tag)) + varint(body.size()) + body; };
+  auto floats = [](std::initializer_list<float> v) {
+    std::string r(v.size() * 4, '\0');
+    std::memcpy(r.data(), std::data(v), r.size());
+    return r;
+  };
+  // map entry {key "values", value {float32_tensor {values: packed}}} as Record field `tag`
+  auto entry = [&](uint8_t tag, const std::string& packed) {
+    return field(tag, field(0x0a, "values") + field(0x12, field(0x12, field(0x0a, packed))));
+  };
+  const std::string x = floats({1.5f, -2, 0, 3e38f, -0.0f});
+  const std::string y = floats({1});
+  DecodedRow row;
+
+  EXPECT_EQ(Decode(entry(0x0a, x) + entry(0x12, y), &row), "");
+  EXPECT_EQ(row.values, (std::vector<float>{1.5f, -2, 0, 3e38f, -0.0f}));
+  EXPECT_EQ(row.labels, (std::vector<float>{1}));
+  EXPECT_EQ(Decode(entry(0x0a, x), &row), "");
+  EXPECT_FALSE(row.has_label);
+  EXPECT_EQ(row.cols, 5);
+
+  EXPECT_EQ(Decode(entry(0x12, y) + entry(0x0a, x), &row), "");  // label first
+  EXPECT_EQ(row.values.size(), 5u);
+  EXPECT_EQ(Decode(entry(0x0a, x) + entry(0x12, y) + field(0x1a, "uid-7"), &row), "");
+  EXPECT_EQ(row.uid, "uid-7");
+  EXPECT_EQ(Decode(entry(0x0a, x) + entry(0x0a, floats({4, 5})), &row), "");  // the last entry wins
+  EXPECT_EQ(row.values, (std::vector<float>{4, 5}));
+  EXPECT_EQ(Decode(entry(0x0a, x) + entry(0x12, y) + entry(0x12, floats({0})), &row), "");
+  EXPECT_EQ(row.labels, (std::vector<float>{0}));
+  EXPECT_EQ(Decode(entry(0x0a, ""), &row), "");  // no values: a dense row of width 0
+  EXPECT_EQ(row.cols, 0);
+
+  EXPECT_NE(Decode(entry(0x0a, x) + entry(0x12, floats({1, 0})), &row).find("expected one per row"),
+            std::string::npos);
+  EXPECT_NE(Decode(entry(0x0a, x.substr(0, 6)), &row).find("protobuf parse error"), std::string::npos);
+  EXPECT_NE(Decode(entry(0x0a, x).substr(0, 20), &row).find("protobuf parse error"), std::string::npos);
+
+  // A non-minimal length varint (0x94 0x00 for 20 bytes) is valid protobuf.
+  const std::string tensor = std::string("\x0a\x94\x00", 3) + x;
+  EXPECT_EQ(Decode(field(0x0a, field(0x0a, "values") + field(0x12, field(0x12, tensor))), &row), "");
+  EXPECT_EQ(row.values.size(), 5u);
+  // A 5-byte length with high bits set is an error for both.
+  const std::string huge = std::string("\x0a\xff\xff\xff\xff\x0f", 6) + x;
+  EXPECT_NE(Decode(field(0x0a, field(0x0a, "values") + field(0x12, field(0x12, huge))), &row).find("protobuf parse error"),
+            std::string::npos);
+}
+
 TEST(RecordCodec, MutatedPayloadsAgreeWithGeneratedParser) {
   std::vector<std::string> seeds;
   {
