@@ -29,6 +29,7 @@ constexpr auto kStopPoll = std::chrono::milliseconds(50);
 // per reader.
 constexpr size_t kCsvBlock = size_t{1} << 20;
 
+
 // Counts chunk objects alive, so tests can check the memory bound from outside.
 class LiveCounter {
  public:
@@ -46,31 +47,123 @@ class LiveCounter {
   std::atomic<int64_t>* live_;
 };
 
+// The buffers of a raw chunk, kept apart so that they can outlive it in the pool.
+struct RawStorage {
+  std::string data;
+  ByteBuffer frames;
+  std::string side;
+  std::vector<uint64_t> starts;
+  std::vector<uint64_t> offsets;
+  std::vector<uint32_t> lens;
+};
+
+// Buffers of finished chunks, handed to the next ones with their capacity: in steady state the
+// pipeline allocates nothing, so no page faults and no growth copies (a fresh 1-100 MB buffer per
+// chunk used to cost about a sixth of the streaming time). Holds at most `limit` of each kind.
+class StoragePool {
+ public:
+  explicit StoragePool(size_t limit) : limit_(limit) {}
+  RawStorage TakeRaw() { return Take(&raws_); }
+  HostBatch TakeBatch() { return Take(&batches_); }
+  void Give(RawStorage&& r) {
+    r.data.clear();
+    r.frames.clear();
+    r.side.clear();
+    r.starts.clear();
+    r.offsets.clear();
+    r.lens.clear();
+    if (r.data.capacity() + r.frames.capacity() > 0) Put(std::move(r), &raws_);
+  }
+  void Give(HostBatch&& b) {
+    b.Clear();
+    if (b.values.capacity() + b.labels.capacity() > 0) Put(std::move(b), &batches_);
+  }
+ private:
+  template <typename T>
+  T Take(std::vector<T>* v) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (v->empty()) return T{};
+    T t = std::move(v->back());
+    v->pop_back();
+    return t;
+  }
+  template <typename T>
+  void Put(T&& t, std::vector<T>* v) {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (v->size() < limit_) v->push_back(std::move(t));
+  }
+  std::mutex mu_;
+  size_t limit_;
+  std::vector<RawStorage> raws_;
+  std::vector<HostBatch> batches_;
+};
+
 // Undecoded records of one file, cut by the reader thread.
 struct RawChunk {
-  RawChunk(std::atomic<int64_t>* live, std::atomic<int64_t>* peak) : counter(live, peak) {}
+  RawChunk(std::atomic<int64_t>* live, std::atomic<int64_t>* peak, StoragePool* pool)
+      : pool(pool), counter(live, peak) {
+    RawStorage r = pool->TakeRaw();
+    data = std::move(r.data);
+    frames = std::move(r.frames);
+    side = std::move(r.side);
+    starts = std::move(r.starts);
+    offsets = std::move(r.offsets);
+    lens = std::move(r.lens);
+  }
+  ~RawChunk() {
+    pool->Give(RawStorage{std::move(data), std::move(frames), std::move(side), std::move(starts),
+                          std::move(offsets), std::move(lens)});
+  }
+  RawChunk(const RawChunk&) = delete;
+  RawChunk& operator=(const RawChunk&) = delete;
+  StoragePool* pool;
   int64_t seq = 0;   // position among the chunks this rank keeps, in epoch order
   bool end = false;  // marks the end of the epoch's input
   int file = 0;      // index into Impl::files_
   DataFormat format = DataFormat::kCsv;
-  std::string data;               // CSV: lines without '\n'; recordIO: payloads back to back
-  std::vector<uint64_t> starts;   // start of each record in data (+ a final sentinel)
+  // CSV: the lines without '\n' in `data`, line i at [starts[i], starts[i + 1]) (a final sentinel).
+  // recordIO: the file's bytes as read, frames and all, in `frames`, record i's payload at
+  // starts[i] with lens[i] bytes (in place, no copy); a joined multi-part record lives in `side`
+  // instead, its start marked with kInSide.
+  std::string data;
+  ByteBuffer frames;
+  std::string side;
+  std::vector<uint64_t> starts;
   std::vector<uint64_t> offsets;  // recordIO: file offset of each record
+  std::vector<uint32_t> lens;     // recordIO: payload bytes of each record
   int64_t first_record = 0;       // CSV: 1-based line number; recordIO: 0-based record index
   uint64_t first_offset = 0;      // CSV: file offset of the first line
   std::exception_ptr error;       // an I/O or framing error right after these records
-  int64_t records() const { return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1; }
+  static constexpr uint64_t kInSide = uint64_t{1} << 63;
+  int64_t records() const {
+    if (format == DataFormat::kRecordIO) return static_cast<int64_t>(lens.size());
+    return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1;
+  }
+  std::string_view payload(int64_t i) const {
+    const uint64_t s = starts[static_cast<size_t>(i)];
+    const size_t n = lens[static_cast<size_t>(i)];
+    if (s & kInSide) return std::string_view(side.data() + (s & ~kInSide), n);
+    return std::string_view(frames.data() + s, n);
+  }
   void ResetRecords() {
     data.clear();
+    frames.clear();
+    side.clear();
     starts.clear();
     offsets.clear();
+    lens.clear();
   }
   LiveCounter counter;
 };
 
 // A decoded chunk: rows in a HostBatch (any row count), plus what the consumer must check.
 struct Decoded {
-  Decoded(std::atomic<int64_t>* live, std::atomic<int64_t>* peak) : counter(live, peak) {}
+  Decoded(std::atomic<int64_t>* live, std::atomic<int64_t>* peak, StoragePool* pool)
+      : pool(pool), batch(pool->TakeBatch()), counter(live, peak) {}
+  ~Decoded() { pool->Give(std::move(batch)); }
+  Decoded(const Decoded&) = delete;
+  Decoded& operator=(const Decoded&) = delete;
+  StoragePool* pool;
   int64_t seq = 0;
   bool end = false;
   HostBatch batch;
@@ -149,11 +242,14 @@ void AppendRows(const HostBatch& s, int64_t r0, int64_t r1, HostBatch* d) {
 struct BatchStream::Impl {
   Impl(ChannelSource s, StreamOptions o) : src(std::move(s)), opt(o) {}
 
+  // Declared first: chunks (destroyed with the members below) give their buffers back to it.
+  std::unique_ptr<StoragePool> pool;
   ChannelSource src;
   StreamOptions opt;
   int label_size = 1;
   int threads = 1;
   int64_t capacity = 1;  // chunks allowed between the reader and the consumer
+  size_t chunk_bytes_limit = 1;
 
   // ---- per-epoch pipeline (guarded by mu) ----
   std::vector<std::string> files;
@@ -230,7 +326,7 @@ struct BatchStream::Impl {
     cv_slots.wait(lk, [&] { return cancel.load() || slots_used < capacity; });
     if (cancel) return nullptr;
     ++slots_used;
-    return std::make_unique<RawChunk>(&live, &peak);
+    return std::make_unique<RawChunk>(&live, &peak, pool.get());
   }
 
   void Push(std::unique_ptr<RawChunk> c) {
@@ -323,7 +419,7 @@ struct BatchStream::Impl {
         in_line = false;
         ++line_no;
         p = nl + 1;
-        if (static_cast<int64_t>(rs.cur->starts.size()) == opt.batch_size) {
+        if (static_cast<int64_t>(rs.cur->starts.size()) == opt.batch_size || rs.cur->data.size() >= chunk_bytes_limit) {
           rs.cur->starts.push_back(rs.cur->data.size());
           Submit(rs);
         }
@@ -332,19 +428,26 @@ struct BatchStream::Impl {
     }
   }
 
+  // The reader keeps what it reads (RecordIOReader retain mode) and hands each chunk the bytes
+  // whole: payloads stay where read() put them, and this thread only walks the frame headers.
   void ReadRecordIO(std::unique_ptr<InputFile> in, int file, ReaderState& rs) {
     RecordIOReader rr(std::move(in));
+    rr.set_retain(true);
     std::string_view payload;
     uint64_t counted = 0;
-    // The sentinel is appended only when the chunk is submitted, so a framing error thrown by
-    // rr.Next() leaves rs.cur holding the good records before it (see ReaderLoop).
+    size_t chunk_bytes = 0;  // payload bytes in rs.cur
+    // A chunk takes the reader's buffer when it is submitted, and before a framing error thrown
+    // by rr.Next() goes up: rs.cur then holds the good records before it (see ReaderLoop).
+    auto take = [&] {
+      if (rs.cur && rs.cur->records() > 0) rr.TakeBuffer(&rs.cur->frames);
+    };
     for (;;) {
       bool more;
       try {
         more = rr.Next(&payload);
       } catch (...) {
         bytes += rr.bytes_read() - counted;
-        if (rs.cur && !rs.cur->starts.empty()) rs.cur->starts.push_back(rs.cur->data.size());
+        take();
         throw;
       }
       bytes += rr.bytes_read() - counted;
@@ -352,23 +455,34 @@ struct BatchStream::Impl {
       if (!more) break;
       if (!EnsureChunk(rs)) return;
       RawChunk& c = *rs.cur;
-      if (c.starts.empty()) {
+      const int64_t at = rr.payload_in_buffer(payload);  // before Reserve() moves the buffer
+      if (c.lens.empty()) {
         c.file = file;
         c.format = DataFormat::kRecordIO;
         c.first_record = rr.record_index();
+        // Room for the rest of the chunk, guessing that records are about this size (frames add
+        // 8 header bytes and up to 3 of padding). Capped: a guess must not reserve gigabytes.
+        const size_t frame = payload.size() + 12;
+        const int64_t fit = static_cast<int64_t>(chunk_bytes_limit / frame) + 1;
+        rr.Reserve(frame * static_cast<size_t>(std::min<int64_t>(opt.batch_size, fit)));
+        chunk_bytes = 0;
       }
-      c.starts.push_back(c.data.size());
+      chunk_bytes += payload.size();
+      if (at >= 0) {
+        c.starts.push_back(static_cast<uint64_t>(at));
+      } else {
+        c.starts.push_back(RawChunk::kInSide | c.side.size());
+        c.side.append(payload.data(), payload.size());
+      }
+      c.lens.push_back(static_cast<uint32_t>(payload.size()));
       c.offsets.push_back(rr.record_offset());
-      c.data.append(payload.data(), payload.size());
-      if (static_cast<int64_t>(c.starts.size()) == opt.batch_size) {
-        c.starts.push_back(c.data.size());
+      if (static_cast<int64_t>(c.lens.size()) == opt.batch_size || chunk_bytes >= chunk_bytes_limit) {
+        take();
         Submit(rs);
       }
     }
-    if (rs.cur && !rs.cur->starts.empty()) {
-      rs.cur->starts.push_back(rs.cur->data.size());
-      Submit(rs);
-    }
+    take();
+    Submit(rs);
   }
 
   void ReaderLoop() {
@@ -433,9 +547,9 @@ struct BatchStream::Impl {
     const std::string& path = files[raw.file];
     const bool csv = raw.format == DataFormat::kCsv;
     for (int64_t i = 0; i < d->records; ++i) {
-      const char* p = raw.data.data() + raw.starts[i];
-      const size_t len = raw.starts[i + 1] - raw.starts[i];
       if (csv) {
+        const char* p = raw.data.data() + raw.starts[i];
+        const size_t len = raw.starts[i + 1] - raw.starts[i];
         CsvContext ctx;
         ctx.file = &path;
         ctx.line = raw.first_record + i;
@@ -447,7 +561,7 @@ struct BatchStream::Impl {
         ctx.file = &path;
         ctx.record_index = raw.first_record + i;
         ctx.offset = raw.offsets[i];
-        DecodeRecord(std::string_view(p, len), ctx, &row);
+        DecodeRecord(raw.payload(i), ctx, &row);
       }
       if (i == 0) {
         d->where = Where(raw, 0);
@@ -517,7 +631,7 @@ struct BatchStream::Impl {
         raw_queue.pop_front();
         ++busy_workers;
       }
-      auto d = std::make_unique<Decoded>(&live, &peak);
+      auto d = std::make_unique<Decoded>(&live, &peak, pool.get());
       d->seq = raw->seq;
       d->end = raw->end;
       if (!raw->end) {
@@ -682,6 +796,11 @@ struct BatchStream::Impl {
       pending.pop_front();
     } else {
       BeginOut(out);
+      if (front.batch.layout == Layout::kDense) {
+        // One allocation for the joined batch (very wide rows arrive in several chunks).
+        out->values.reserve(static_cast<size_t>(n * front.batch.cols));
+        if (front.batch.has_labels()) out->labels.reserve(static_cast<size_t>(n));
+      }
       int64_t left = n;
       while (left > 0) {
         Decoded& c = *pending.front();
@@ -797,6 +916,9 @@ BatchStream::BatchStream(ChannelSource source, StreamOptions options)
   m.label_size = m.src.label_size < 0 ? 1 : m.src.label_size;
   m.threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   m.capacity = static_cast<int64_t>(o.prefetch) + m.threads;
+  m.pool = std::make_unique<StoragePool>(static_cast<size_t>(m.threads) + 2);
+  MLF_EXPECTS(o.chunk_bytes >= 1, "chunk_bytes must be at least 1, got {}", o.chunk_bytes);
+  m.chunk_bytes_limit = static_cast<size_t>(o.chunk_bytes);
 }
 
 BatchStream::~BatchStream() { impl_->StopPipeline(); }

@@ -4,11 +4,13 @@
 // an optional shuffle buffer permutes rows within a window of batches.
 //
 // Pipeline: one reader thread cuts each file into chunks of batch_size records (CSV lines or
-// recordIO records; a chunk never spans files), `threads` workers decode chunks into HostBatch,
-// and Next() takes decoded chunks strictly in chunk order and re-slices them into batches of
-// exactly batch_size rows (rows of consecutive files share a batch; records holding r rows add
-// r rows). At most prefetch + threads chunks are between the reader and Next() at any time, so
-// memory is about (prefetch + 2 * threads + shuffle_window + 2) batches whatever the data size.
+// recordIO records), or fewer once a chunk holds chunk_bytes (a chunk never spans files);
+// `threads` workers decode chunks into HostBatch; Next() takes decoded chunks strictly in chunk
+// order and re-slices them into batches of exactly batch_size rows (rows of consecutive files
+// share a batch; records holding r rows add r rows). recordIO payloads are decoded where read(2)
+// put them (the reader only walks frame headers), and finished chunks' buffers are reused. At most prefetch + threads chunks are between the reader and Next() at any time, so
+// memory is about (prefetch + 2 * threads + shuffle_window + 2) batches whatever the data size,
+// plus the buffers of up to threads + 2 finished chunks of each kind, kept for reuse.
 //
 // Checks, each a UserError naming the file, the line/record and its byte offset: unknown format,
 // a row whose width differs from expected_cols (or, without it, from the first row), a channel
@@ -48,6 +50,10 @@ struct StreamOptions {
   bool force_dense = false;     // scatter sparse rows into dense storage
   int64_t expected_cols = -1;   // e.g. feature_dim; -1: taken from the first row
   bool require_labels = false;  // UserError when a row has no label
+  // A chunk (the unit of decoding) also ends once its records hold this many bytes, so that
+  // batches of very wide rows are decoded in pieces by several workers while the reader goes on;
+  // Next() then joins the pieces (one copy).
+  int64_t chunk_bytes = int64_t{64} << 20;
   int shard_index = 0;          // record-level sharding for FullyReplicated multi-host runs:
   int num_shards = 1;           //   this rank keeps chunks c with c % num_shards == shard_index
                                 //   (c counts chunks over the epoch; ordinals count kept rows)

@@ -31,6 +31,7 @@ RecordIOReader::RecordIOReader(std::unique_ptr<InputFile> in, size_t buffer_byte
   name_ = in_->path();
   buf_.resize(std::max<size_t>(buffer_bytes, 64));
   base_ = buf_.data();
+  read_block_ = buf_.size();
 }
 
 RecordIOReader::RecordIOReader(std::string_view data, std::string name)
@@ -45,17 +46,26 @@ void RecordIOReader::Fail(int64_t record, uint64_t offset, const std::string& wh
 bool RecordIOReader::Fill(size_t need) {
   if (buf_end_ - buf_begin_ >= need) return true;
   if (eof_ || in_ == nullptr) return false;
-  // Move the unread tail to the front so that one large read refills the rest of the buffer.
-  const size_t avail = buf_end_ - buf_begin_;
-  if (buf_begin_ > 0) {
+  if (!retain_ && buf_begin_ > 0) {
+    // Move the unread tail to the front so that one large read refills the rest of the buffer.
+    const size_t avail = buf_end_ - buf_begin_;
     if (avail > 0) std::memmove(buf_.data(), buf_.data() + buf_begin_, avail);
     buf_begin_ = 0;
     buf_end_ = avail;
   }
-  if (need > buf_.size()) buf_.resize(std::max(need, buf_.size() * 2));
+  // Retain mode keeps [0, buf_begin_) and grows; reads stop at read_block_ past what is needed, so
+  // that little is read ahead of the chunk being filled.
+  const size_t want = buf_begin_ + need;
+  if (want > buf_.size()) {
+    size_t grow = std::max(want, buf_.size() * 2);
+    if (want <= buf_.capacity()) grow = std::min(grow, buf_.capacity());  // no reallocation
+    buf_.resize(grow);
+  }
   base_ = buf_.data();
-  while (buf_end_ < need) {
-    const size_t got = in_->Read(buf_.data() + buf_end_, buf_.size() - buf_end_);
+  while (buf_end_ < want) {
+    size_t room = buf_.size() - buf_end_;
+    if (retain_) room = std::min(room, std::max(want - buf_end_, read_block_));
+    const size_t got = in_->Read(buf_.data() + buf_end_, room);
     if (got == 0) {
       eof_ = true;
       return false;
@@ -63,6 +73,30 @@ bool RecordIOReader::Fill(size_t need) {
     buf_end_ += got;
   }
   return true;
+}
+
+int64_t RecordIOReader::payload_in_buffer(std::string_view payload) const {
+  if (in_ == nullptr || payload.data() < buf_.data() || payload.data() >= buf_.data() + buf_.size()) return -1;
+  return payload.data() - buf_.data();
+}
+
+void RecordIOReader::Reserve(size_t bytes) {
+  if (in_ != nullptr && buf_.capacity() < buf_begin_ + bytes) buf_.reserve(buf_begin_ + bytes);
+  base_ = buf_.data();
+}
+
+void RecordIOReader::TakeBuffer(ByteBuffer* out) {
+  MLF_ASSERT(in_ != nullptr && retain_);
+  const size_t ahead = buf_end_ - buf_begin_;
+  ByteBuffer next = std::move(*out);
+  next.resize(std::max(ahead, buf_.size()));  // no zeroing (NoInitAllocator); reuses next's capacity
+  if (ahead > 0) std::memcpy(next.data(), buf_.data() + buf_begin_, ahead);
+  buf_.resize(buf_begin_);  // shrinking keeps the capacity (and writes nothing)
+  *out = std::move(buf_);
+  buf_ = std::move(next);
+  base_ = buf_.data();
+  buf_begin_ = 0;
+  buf_end_ = ahead;
 }
 
 bool RecordIOReader::Next(std::string_view* payload) {

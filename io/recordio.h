@@ -8,11 +8,34 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "io/input_file.h"
 
 namespace mlforge::io {
+
+// Allocator for byte buffers that are about to be read into: resize() leaves new bytes
+// uninitialised instead of zeroing them (a whole extra pass over every chunk otherwise).
+template <typename T>
+struct NoInitAllocator : std::allocator<T> {
+  template <typename U>
+  struct rebind {
+    using other = NoInitAllocator<U>;
+  };
+  NoInitAllocator() = default;
+  template <typename U>
+  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
+  template <typename U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <typename U, typename... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using ByteBuffer = std::vector<char, NoInitAllocator<char>>;
 
 constexpr uint32_t kRecordIOMagic = 0xCED7230Au;
 constexpr uint32_t kRecordIOMaxLength = (1u << 29) - 1;
@@ -41,6 +64,20 @@ class RecordIOReader {
   // "record over 2^29 bytes", "unterminated multi-part record", "unexpected continuation frame".
   // A missing zero padding after the last frame counts as a truncated payload (dmlc rejects it too).
   bool Next(std::string_view* payload);
+  // Chunked mode (for the channel reader, file input only): bytes already returned stay in the
+  // buffer, which grows instead of being compacted, so that single-frame payloads can be handed on
+  // in place instead of copied. TakeBuffer() then moves every byte consumed since the previous call
+  // (frames, payloads in place) into `*out`, byte 0 being the first byte after the previous take,
+  // and goes on in `*out`'s former storage (its capacity is reused), which starts with the bytes
+  // read ahead. payload_in_buffer() says where the last payload lives: its offset in the buffer
+  // (valid until the next TakeBuffer(), even if the buffer grows), or -1 for a joined multi-part
+  // record (copy it; the view is valid until the next call as always).
+  void set_retain(bool retain) { retain_ = retain; }
+  int64_t payload_in_buffer(std::string_view payload) const;
+  void TakeBuffer(ByteBuffer* out);
+  // Makes room for `bytes` more bytes past the current record at once (a chunk's worth), so that
+  // the buffer does not grow by doubling, copying what it holds each time.
+  void Reserve(size_t bytes);
   // Byte offset of the first frame of the record returned last, and its 0-based index.
   uint64_t record_offset() const { return record_offset_; }
   int64_t record_index() const { return record_index_; }
@@ -56,12 +93,14 @@ class RecordIOReader {
   [[noreturn]] void Fail(int64_t record, uint64_t offset, const std::string& what) const;
   std::unique_ptr<InputFile> in_;  // null when reading from memory
   std::string name_;
-  std::vector<char> buf_;
+  ByteBuffer buf_;
   const char* base_ = nullptr;          // buf_.data(), or the caller's memory
   size_t buf_begin_ = 0, buf_end_ = 0;  // unread window of base_
   bool eof_ = false;
   uint64_t pos_ = 0;    // file offset of base_[buf_begin_]
-  std::string joined_;  // multi-part records are assembled here
+  bool retain_ = false;
+  size_t read_block_ = 0;  // largest single read in retain mode (the look-ahead left to copy)
+  std::string joined_;     // multi-part records are assembled here
   uint64_t record_offset_ = 0;
   int64_t record_index_ = -1;
 };

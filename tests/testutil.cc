@@ -63,6 +63,31 @@ std::string ReadFile(const std::string& path) {
   return ss.str();
 }
 
+void RecordIOFrame(uint32_t cflag, std::string_view data, std::string* out) {
+  const uint32_t words[2] = {0xCED7230Au, cflag << 29 | static_cast<uint32_t>(data.size())};
+  for (uint32_t w : words) {
+    for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((w >> (8 * i)) & 0xff));
+  }
+  out->append(data.data(), data.size());
+  out->append((4 - data.size() % 4) % 4, '\0');
+}
+
+std::vector<uint32_t> DmlcFrame(std::string_view data, std::string* out) {
+  static const std::string kMagic("\x0a\x23\xd7\xce", 4);
+  std::vector<uint32_t> flags;
+  size_t begin = 0;
+  for (size_t i = 0; i + 4 <= data.size(); i += 4) {
+    if (data.compare(i, 4, kMagic) == 0) {
+      flags.push_back(flags.empty() ? 1 : 2);
+      RecordIOFrame(flags.back(), data.substr(begin, i - begin), out);
+      begin = i + 4;
+    }
+  }
+  flags.push_back(flags.empty() ? 0 : 3);
+  RecordIOFrame(flags.back(), data.substr(begin), out);
+  return flags;
+}
+
 bool GpuAvailable(std::string* reason) {
   GpuReport r = DetectGpus();
   if (!r.available) *reason = r.reason;

@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <cstdint>
 #include <string>
+#include <string_view>
+#include <vector>
 
 #include "container/train.h"
 #include "core/resources.h"
@@ -34,6 +37,15 @@ std::string ReadFile(const std::string& path);
 // that never fires (so the runner installs no signal handlers).
 container::TrainOptions TrainOptionsForTests(DeviceRequest device = DeviceRequest::kCpu, int threads = 2,
                                              const std::string& log_level = "warn");
+
+// One recordIO frame with an explicit continuation flag, padded to 4 bytes, appended to *out.
+void RecordIOFrame(uint32_t cflag, std::string_view data, std::string* out);
+
+// recordIO frames the way dmlc-core's RecordIOWriter writes `data` (from its documented
+// behaviour): wherever the magic word sits at a 4-byte-aligned offset, the current part ends (flag 1
+// for the first, 2 for later ones) and the magic itself is dropped; the last part has flag 3, or 0
+// when there was no split. Appends to *out; returns the flags used.
+std::vector<uint32_t> DmlcFrame(std::string_view data, std::string* out);
 
 // True when a CUDA device is usable; otherwise `reason` says why.
 bool GpuAvailable(std::string* reason);

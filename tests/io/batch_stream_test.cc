@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <functional>
 #include <thread>
 
@@ -616,6 +617,52 @@ TEST(BatchStreamRecordIOTest, GoldenSparseFileStaysCsrAndForceDenseDensifies) {
     }
   }
   EXPECT_EQ(i, 350u);
+}
+
+// Rows of 1.2 MB: a batch of 7 arrives in 4 MB chunks (4 rows each), decoded by several workers
+// and joined by Next(); dmlc multi-part records (a float whose bits are the magic word, at an
+// aligned offset) sit among the in-place frames. Every value must come back exact, the rows before
+// a corrupt frame first, then its error at its offset. Run twice: the second epoch reuses the
+// pooled buffers.
+TEST(BatchStreamRecordIOTest, WideRowsSpanChunksAndMultiPartRecordsJoin) {
+  constexpr int64_t kRows = 11, kCols = 300000;
+  float magic_float;
+  const uint32_t magic_bits = 0xCED7230Au;
+  std::memcpy(&magic_float, &magic_bits, 4);
+  std::string file, payload;
+  std::vector<std::vector<float>> want;
+  int split = 0;
+  for (int64_t i = 0; i < kRows; ++i) {
+    std::vector<float> x(static_cast<size_t>(kCols));
+    for (int64_t j = 0; j < kCols; ++j) x[static_cast<size_t>(j)] = static_cast<float>(i * 7 + j % 1000) * 0.25f;
+    if (i % 3 == 1) x[static_cast<size_t>(5 + i)] = x[static_cast<size_t>(kCols - 9)] = magic_float;
+    const float y = static_cast<float>(i % 2);
+    payload.clear();
+    EncodeDenseRecord(x.data(), kCols, &y, &payload);
+    split += test::DmlcFrame(payload, &file).size() > 1;
+    want.push_back(std::move(x));
+  }
+  ASSERT_EQ(split, 4);  // the magic floats sit at aligned offsets: those records are multi-part
+  const uint64_t bad_at = file.size();
+  file += std::string("\x01\x02\x03\x04\x00\x00\x00\x00", 8);
+  TempDir dir;
+  WriteFile(dir / "wide.pbr", file);
+  StreamOptions o = Opts(7, 3, 2);
+  o.chunk_bytes = 4 << 20;
+  BatchStream s(Files({dir / "wide.pbr"}), o);
+  for (int epoch = 0; epoch < 2; ++epoch) {
+    s.StartEpoch(epoch);
+    Got g;
+    const std::string err = DrainUntilError(s, &g);
+    EXPECT_NE(err.find(fmt::format("record 11 at byte {}", bad_at)), std::string::npos) << err;
+    EXPECT_NE(err.find("bad magic"), std::string::npos) << err;
+    EXPECT_EQ(g.sizes, (std::vector<int64_t>{7, 4}));
+    ASSERT_EQ(g.rows.x.size(), want.size());
+    for (size_t i = 0; i < want.size(); ++i) {
+      ASSERT_EQ(g.rows.x[i], want[i]) << "row " << i;
+      EXPECT_EQ(g.rows.y[i], static_cast<float>(i % 2));
+    }
+  }
 }
 
 TEST(BatchStreamRecordIOTest, TruncatedPayloadDeliversThreeRowsThenErrors) {

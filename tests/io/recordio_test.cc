@@ -21,32 +21,8 @@ void PutLE32(uint32_t v, std::string* out) {
   for (int i = 0; i < 4; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
-// One frame with an explicit flag, padded to 4 bytes.
-void Frame(uint32_t cflag, std::string_view data, std::string* out) {
-  out->append(kMagic);
-  PutLE32(cflag << 29 | static_cast<uint32_t>(data.size()), out);
-  out->append(data.data(), data.size());
-  out->append((4 - data.size() % 4) % 4, '\0');
-}
-
-// Frames `data` the way dmlc-core's RecordIOWriter does (written from its documented behaviour):
-// wherever the magic word sits at a 4-byte-aligned offset, the current part ends (flag 1 for the
-// first, 2 for later ones) and the magic itself is dropped; the last part has flag 3, or 0 when
-// there was no split. Returns the flags used.
-std::vector<uint32_t> DmlcFrame(std::string_view data, std::string* out) {
-  std::vector<uint32_t> flags;
-  size_t begin = 0;
-  for (size_t i = 0; i + 4 <= data.size(); i += 4) {
-    if (data.compare(i, 4, kMagic) == 0) {
-      flags.push_back(flags.empty() ? 1 : 2);
-      Frame(flags.back(), data.substr(begin, i - begin), out);
-      begin = i + 4;
-    }
-  }
-  flags.push_back(flags.empty() ? 0 : 3);
-  Frame(flags.back(), data.substr(begin), out);
-  return flags;
-}
+using test::DmlcFrame;
+using test::RecordIOFrame;
 
 std::vector<std::string> ReadAllMem(const std::string& bytes) {
   RecordIOReader r(bytes, "mem");
@@ -166,6 +142,56 @@ TEST(RecordIO, LargeRecordsGrowTheBufferAndStayIntact) {
   EXPECT_EQ(ReadAllFile(dir / "big.pbr", RecordIOReader::kDefaultBufferBytes), payloads);
 }
 
+// Retain mode (the channel reader's): payloads stay in the buffer where read() put them and are
+// handed over with it; multi-part records are joined apart. Checked with tiny and default
+// buffers, hand-overs every few records, and Reserve() calls that move the buffer in between.
+TEST(RecordIO, RetainModeHandsOverFramesWithPayloadsInPlace) {
+  std::mt19937 rng(11);
+  std::vector<std::string> payloads;
+  std::string bytes;
+  for (int i = 0; i < 60; ++i) {
+    std::string s(static_cast<size_t>(i % 7 == 0 ? 3000 + rng() % 5000 : rng() % 90), '\0');
+    for (char& ch : s) ch = static_cast<char>(rng());
+    if (i % 5 == 2 && s.size() >= 12) s.replace(4, 4, kMagic);  // aligned: dmlc splits it
+    payloads.push_back(s);
+    if (i % 2) {
+      DmlcFrame(s, &bytes);
+    } else {
+      AppendRecordIOFrame(s, &bytes);
+    }
+  }
+  test::TempDir dir;
+  test::WriteFile(dir / "r.pbr", bytes);
+  for (size_t buffer : {size_t{16}, RecordIOReader::kDefaultBufferBytes}) {
+    RecordIOReader r(InputFile::Open(dir / "r.pbr"), buffer);
+    r.set_retain(true);
+    ByteBuffer taken;
+    std::vector<std::pair<int64_t, std::string>> held;  // (offset in the buffer, or -1 and a copy)
+    std::vector<std::string> got;
+    int joined = 0;
+    auto take = [&] {
+      r.TakeBuffer(&taken);
+      for (auto& [at, copy] : held) {
+        got.push_back(at >= 0 ? std::string(taken.data() + at, copy.size()) : copy);
+      }
+      held.clear();
+    };
+    std::string_view p;
+    int n = 0;
+    while (r.Next(&p)) {
+      const int64_t at = r.payload_in_buffer(p);
+      joined += at < 0;
+      held.emplace_back(at, std::string(p));  // the copy is only used for joined records and sizes
+      if (++n % 4 == 0) r.Reserve(static_cast<size_t>(rng() % 20000));
+      if (n % 3 == 0) take();
+    }
+    take();
+    EXPECT_EQ(got, payloads) << "buffer " << buffer;
+    EXPECT_GT(joined, 3);  // multi-part records were exercised
+    EXPECT_EQ(r.bytes_read(), bytes.size());
+  }
+}
+
 TEST(RecordIO, ErrorsNameFileRecordAndByte) {
   std::string good;
   AppendRecordIOFrame("abcd", &good);  // 12 bytes
@@ -235,34 +261,34 @@ TEST(RecordIO, HugeAndReservedLengthWords) {
 
 TEST(RecordIO, MalformedMultiPartSequences) {
   std::string t;
-  Frame(0, "ok", &t);  // 12 bytes
+  RecordIOFrame(0, "ok", &t);  // 12 bytes
   int64_t n = -1;
 
   std::string cont = t;
-  Frame(2, "mid", &cont);
+  RecordIOFrame(2, "mid", &cont);
   EXPECT_EQ(ErrorOf(cont, &n).rfind("f.pbr: record 1 at byte 12: unexpected continuation frame", 0), 0u);
   EXPECT_EQ(n, 1);
   std::string end = t;
-  Frame(3, "end", &end);
+  RecordIOFrame(3, "end", &end);
   EXPECT_EQ(ErrorOf(end).rfind("f.pbr: record 1 at byte 12: unexpected continuation frame", 0), 0u);
 
   std::string unterminated = t;
-  Frame(1, "abcd", &unterminated);
-  Frame(2, "efgh", &unterminated);
+  RecordIOFrame(1, "abcd", &unterminated);
+  RecordIOFrame(2, "efgh", &unterminated);
   EXPECT_EQ(ErrorOf(unterminated, &n).rfind("f.pbr: record 1 at byte 12: unterminated multi-part record", 0),
             0u)
       << ErrorOf(unterminated);
   EXPECT_EQ(n, 1);
 
   std::string restarted = t;
-  Frame(1, "abcd", &restarted);
-  Frame(0, "efgh", &restarted);
+  RecordIOFrame(1, "abcd", &restarted);
+  RecordIOFrame(0, "efgh", &restarted);
   EXPECT_EQ(ErrorOf(restarted).rfind("f.pbr: record 1 at byte 12: unterminated multi-part record", 0), 0u);
 
   // A part whose length would take the joined record past 2^29 - 1 bytes (only the header is
   // there: the check comes before any attempt to read the part).
   std::string over = t;
-  Frame(1, "abcd", &over);
+  RecordIOFrame(1, "abcd", &over);
   over += kMagic;
   PutLE32(3u << 29 | kRecordIOMaxLength, &over);
   EXPECT_EQ(ErrorOf(over).rfind("f.pbr: record 1 at byte 12: record over 2^29 bytes", 0), 0u)
@@ -270,7 +296,7 @@ TEST(RecordIO, MalformedMultiPartSequences) {
 
   // A bad magic inside a multi-part record names that frame's offset.
   std::string badpart = t;
-  Frame(1, "abcd", &badpart);
+  RecordIOFrame(1, "abcd", &badpart);
   badpart += "ZZZZ" + std::string(4, '\0');
   EXPECT_EQ(ErrorOf(badpart).rfind("f.pbr: record 1 at byte 24: bad magic", 0), 0u) << ErrorOf(badpart);
 }
