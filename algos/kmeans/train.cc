@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <deque>
+#include <optional>
 
 #include "algos/kmeans/config.h"
 #include "algos/kmeans/kmeans.h"
@@ -79,12 +80,29 @@ size_t BatchBytes(const HostBatch& b) {
          (b.labels.size() + b.weights.size()) * sizeof(float) + b.ordinals.size() * sizeof(int64_t);
 }
 
-// The training channel for repeated full passes: the first pass streams from the files and keeps
-// the batches in host memory while they fit in `budget_bytes`; later passes read memory when the
-// whole channel fitted, else stream from the files again (memory stays bounded either way).
+// The training channel for repeated full passes: the batches are kept in host memory while they
+// fit in `budget_bytes`, taken from the last streaming epoch (Offer) or else from the first full
+// pass; later passes read memory when the whole channel fitted, else stream from the files again
+// (memory stays bounded either way).
 class PassSource {
  public:
   PassSource(io::BatchStream& stream, size_t budget_bytes) : stream_(stream), budget_(budget_bytes) {}
+
+  // The last streaming epoch hands over its batches (moved, not copied), so that the first
+  // full-batch pass need not read the files again; call OfferDone() after the epoch. The batches
+  // are the ones a pass would read: same stream, same order.
+  void Offer(HostBatch&& batch) {
+    if (!fits_) return;
+    bytes_ += BatchBytes(batch);
+    if (bytes_ > budget_) {
+      fits_ = false;
+      cache_.clear();
+      cache_.shrink_to_fit();
+      return;
+    }
+    cache_.push_back(std::move(batch));
+  }
+  void OfferDone() { Decide(); }
 
   // Calls fn(batch, have) once per group step: `have` is false once this rank has no batch left
   // while other ranks still do. Stops when no rank has data.
@@ -101,8 +119,6 @@ class PassSource {
       return;
     }
     const bool caching = !tried_;
-    tried_ = true;
-    bool fits = caching;
     stream_.StartEpoch(epoch);
     HostBatch batch;
     while (true) {
@@ -110,34 +126,29 @@ class PassSource {
       ctx.stop().ThrowIfStopped();
       if (!GroupHasData(comm, have)) break;
       fn(have ? batch : empty_, have);
-      if (have && fits) {
-        bytes_ += BatchBytes(batch);
-        if (bytes_ > budget_) {
-          fits = false;
-          cache_.clear();
-          cache_.shrink_to_fit();
-        } else {
-          cache_.push_back(batch);
-        }
-      }
+      if (have && caching) Offer(std::move(batch));
     }
-    if (caching) {
-      complete_ = fits;
-      if (fits) {
-        spdlog::info("full-batch passes read the {} training row batch(es) ({:.1f} MB) from memory", cache_.size(),
-                     bytes_ / 1e6);
-      } else {
-        spdlog::info("the training data is larger than full_batch_cache_mb ({:.0f} MB): every full-batch pass "
-                     "streams it from the files", budget_ / 1e6);
-      }
-    }
+    if (caching) Decide();
   }
 
  private:
+  void Decide() {
+    tried_ = true;
+    complete_ = fits_;
+    if (budget_ == 0) return;  // a single pass (the test channel): nothing to say
+    if (complete_) {
+      spdlog::info("full-batch passes read the {} training row batch(es) ({:.1f} MB) from memory", cache_.size(),
+                   bytes_ / 1e6);
+    } else {
+      spdlog::info("the training data is larger than full_batch_cache_mb ({:.0f} MB): every full-batch pass "
+                   "streams it from the files", budget_ / 1e6);
+    }
+  }
+
   io::BatchStream& stream_;
   size_t budget_;
   size_t bytes_ = 0;
-  bool tried_ = false, complete_ = false;
+  bool tried_ = false, complete_ = false, fits_ = true;
   std::vector<HostBatch> cache_;
   HostBatch empty_;
 };
@@ -243,8 +254,17 @@ void Train(TrainContext& ctx) {
   int64_t seed_sample_rows = 0;
   if (comm.rank() == 0) {
     int64_t n = 0;
-    std::vector<float> rows = DenseRows(pending, d, &n);
-    kernels::HostDenseView view{rows.data(), n, d};
+    // One dense batch (the usual case: mini_batch_size >= K) is seeded from in place; the
+    // full-batch trials need their own copy of the sample, as the batch moves on.
+    std::vector<float> rows;
+    kernels::HostDenseView view;
+    if (pending.size() == 1 && pending.front().layout == Layout::kDense && cfg.full_batch_lloyd_trials <= 1) {
+      n = pending.front().rows;
+      view = {pending.front().values.data(), n, d};
+    } else {
+      rows = DenseRows(pending, d, &n);
+      view = {rows.data(), n, d};
+    }
     std::vector<int64_t> chosen =
         cfg.init_method == InitMethod::kKMeansPlusPlus
             ? kernels::SeedKMeansPlusPlus(view, nullptr, big_k, cfg.seed, 1, res.threads())
@@ -257,6 +277,12 @@ void Train(TrainContext& ctx) {
   }
   comm.Broadcast(centers.data(), centers.size() * sizeof(float), 0);
   assigner.SetCenters(centers.data(), big_k, d);
+
+  // The full-batch passes keep the last streaming epoch's batches when they fit in memory.
+  std::optional<PassSource> source;
+  if (cfg.full_batch_lloyd_iterations > 0) {
+    source.emplace(stream, static_cast<size_t>(cfg.full_batch_cache_mb) * 1000000);
+  }
 
   // --- Streaming mini-batch updates. ---
   std::vector<double> center_weight(static_cast<size_t>(big_k), 0.0);
@@ -305,7 +331,9 @@ void Train(TrainContext& ctx) {
       epoch_cost += stats.cost;
       epoch_rows += batch_rows;
       ++batches;
+      if (have && source && epoch == cfg.epochs - 1) source->Offer(std::move(batch));
     }
+    if (source && epoch == cfg.epochs - 1) source->OfferDone();
     rows_seen += static_cast<int64_t>(epoch_rows);
     last_epoch_cost = epoch_cost;
     last_epoch_rows = epoch_rows;
@@ -352,8 +380,7 @@ void Train(TrainContext& ctx) {
   // --- Optional exact Lloyd iterations over the whole data set (streamed), several starts. ---
   if (cfg.full_batch_lloyd_iterations > 0) {
     int epoch = cfg.epochs;
-    PassSource source(stream, static_cast<size_t>(cfg.full_batch_cache_mb) * 1000000);
-    FullBatchResult best = FullBatchLloyd(ctx, cfg, source, assigner, model.centers, &epoch);
+    FullBatchResult best = FullBatchLloyd(ctx, cfg, *source, assigner, model.centers, &epoch);
     spdlog::info("full-batch Lloyd trial 0 (from the streaming centers): {} update(s), msd {}", best.updates,
                  log::FormatValue(best.cost / best.rows));
     int64_t best_trial = 0;
@@ -373,7 +400,7 @@ void Train(TrainContext& ctx) {
                                                 local_trials, res.threads()));
         }
         comm.Broadcast(start.data(), start.size() * sizeof(float), 0);
-        FullBatchResult r = FullBatchLloyd(ctx, cfg, source, assigner, start, &epoch);
+        FullBatchResult r = FullBatchLloyd(ctx, cfg, *source, assigner, start, &epoch);
         const bool better = r.cost < best.cost;
         spdlog::info("full-batch Lloyd trial {}: {} update(s), msd {}{}", t, r.updates,
                      log::FormatValue(r.cost / r.rows), better ? " (best so far)" : "");
