@@ -29,7 +29,6 @@ constexpr auto kStopPoll = std::chrono::milliseconds(50);
 // per reader.
 constexpr size_t kCsvBlock = size_t{1} << 20;
 
-
 // Counts chunk objects alive, so tests can check the memory bound from outside.
 class LiveCounter {
  public:
@@ -78,6 +77,7 @@ class StoragePool {
     b.Clear();
     if (b.values.capacity() + b.labels.capacity() > 0) Put(std::move(b), &batches_);
   }
+
  private:
   template <typename T>
   T Take(std::vector<T>* v) {
@@ -419,7 +419,8 @@ struct BatchStream::Impl {
         in_line = false;
         ++line_no;
         p = nl + 1;
-        if (static_cast<int64_t>(rs.cur->starts.size()) == opt.batch_size || rs.cur->data.size() >= chunk_bytes_limit) {
+        if (static_cast<int64_t>(rs.cur->starts.size()) == opt.batch_size ||
+            rs.cur->data.size() >= chunk_bytes_limit) {
           rs.cur->starts.push_back(rs.cur->data.size());
           Submit(rs);
         }

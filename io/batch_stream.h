@@ -8,9 +8,10 @@
 // `threads` workers decode chunks into HostBatch; Next() takes decoded chunks strictly in chunk
 // order and re-slices them into batches of exactly batch_size rows (rows of consecutive files
 // share a batch; records holding r rows add r rows). recordIO payloads are decoded where read(2)
-// put them (the reader only walks frame headers), and finished chunks' buffers are reused. At most prefetch + threads chunks are between the reader and Next() at any time, so
-// memory is about (prefetch + 2 * threads + shuffle_window + 2) batches whatever the data size,
-// plus the buffers of up to threads + 2 finished chunks of each kind, kept for reuse.
+// put them (the reader only walks frame headers), and finished chunks' buffers are reused. At most prefetch +
+// threads chunks are between the reader and Next() at any time, so memory is about (prefetch + 2 * threads +
+// shuffle_window + 2) batches whatever the data size, plus the buffers of up to threads + 2 finished chunks
+// of each kind, kept for reuse.
 //
 // Checks, each a UserError naming the file, the line/record and its byte offset: unknown format,
 // a row whose width differs from expected_cols (or, without it, from the first row), a channel

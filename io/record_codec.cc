@@ -550,7 +550,8 @@ bool LenToEnd(const uint8_t*& p, const uint8_t* end) {
 
 // One map entry {key "values", value {float32_tensor {values: packed}}} and nothing else, opened
 // by `tag`; on success `vals`/`bytes` point at the packed floats and p is past the entry.
-bool CanonicalEntry(uint8_t tag, const uint8_t*& p, const uint8_t* end, const uint8_t** vals, uint32_t* bytes) {
+bool CanonicalEntry(uint8_t tag, const uint8_t*& p, const uint8_t* end, const uint8_t** vals,
+                    uint32_t* bytes) {
   if (p >= end || *p != tag) return false;
   ++p;
   // The entry's own length may be followed by a second entry, so it is read as a plain length.
@@ -580,7 +581,8 @@ bool CanonicalEntry(uint8_t tag, const uint8_t*& p, const uint8_t* end, const ui
 }
 
 // The layout the SageMaker SDK's dense writer (and EncodeDenseRecord) produces:
-//   features {"values": float32_tensor {values: d floats}}  [label {"values": float32_tensor {values: 1 float}}]
+//   features {"values": float32_tensor {values: d floats}}  [label {"values": float32_tensor {values: 1
+//   float}}]
 // matched byte for byte, every length consistent, nothing else in the payload. It decodes to what
 // the general walk gives, without its bookkeeping (about 3x faster for 100-float rows); anything
 // else (keys, shape, uid, other types, other field orders) returns false and takes the general walk.

@@ -76,7 +76,8 @@ bool RecordIOReader::Fill(size_t need) {
 }
 
 int64_t RecordIOReader::payload_in_buffer(std::string_view payload) const {
-  if (in_ == nullptr || payload.data() < buf_.data() || payload.data() >= buf_.data() + buf_.size()) return -1;
+  if (in_ == nullptr || payload.data() < buf_.data() || payload.data() >= buf_.data() + buf_.size())
+    return -1;
   return payload.data() - buf_.data();
 }
 

@@ -137,11 +137,13 @@ class PassSource {
     complete_ = fits_;
     if (budget_ == 0) return;  // a single pass (the test channel): nothing to say
     if (complete_) {
-      spdlog::info("full-batch passes read the {} training row batch(es) ({:.1f} MB) from memory", cache_.size(),
-                   bytes_ / 1e6);
+      spdlog::info("full-batch passes read the {} training row batch(es) ({:.1f} MB) from memory",
+                   cache_.size(), bytes_ / 1e6);
     } else {
-      spdlog::info("the training data is larger than full_batch_cache_mb ({:.0f} MB): every full-batch pass "
-                   "streams it from the files", budget_ / 1e6);
+      spdlog::info(
+          "the training data is larger than full_batch_cache_mb ({:.0f} MB): every full-batch pass "
+          "streams it from the files",
+          budget_ / 1e6);
     }
   }
 

@@ -634,7 +634,8 @@ TEST(BatchStreamRecordIOTest, WideRowsSpanChunksAndMultiPartRecordsJoin) {
   int split = 0;
   for (int64_t i = 0; i < kRows; ++i) {
     std::vector<float> x(static_cast<size_t>(kCols));
-    for (int64_t j = 0; j < kCols; ++j) x[static_cast<size_t>(j)] = static_cast<float>(i * 7 + j % 1000) * 0.25f;
+    for (int64_t j = 0; j < kCols; ++j)
+      x[static_cast<size_t>(j)] = static_cast<float>(i * 7 + j % 1000) * 0.25f;
     if (i % 3 == 1) x[static_cast<size_t>(5 + i)] = x[static_cast<size_t>(kCols - 9)] = magic_float;
     const float y = static_cast<float>(i % 2);
     payload.clear();

@@ -448,7 +448,9 @@ TEST(RecordCodec, SdkDenseLayoutAndItsNearMissesAgreeWithGeneratedParser) {
     r.push_back(static_cast<char>(v));
     return r;
   };
-  auto field = [&](uint8_t tag, const std::string& body) { return std::string(1, static_cast<char>(tag)) + varint(body.size()) + body; };
+  auto field = [&](uint8_t tag, const std::string& body) {
+    return std::string(1, static_cast<char>(tag)) + varint(body.size()) + body;
+  };
   auto floats = [](std::initializer_list<float> v) {
     std::string r(v.size() * 4, '\0');
     std::memcpy(r.data(), std::data(v), r.size());
@@ -491,7 +493,8 @@ TEST(RecordCodec, SdkDenseLayoutAndItsNearMissesAgreeWithGeneratedParser) {
   EXPECT_EQ(row.values.size(), 5u);
   // A 5-byte length with high bits set is an error for both.
   const std::string huge = std::string("\x0a\xff\xff\xff\xff\x0f", 6) + x;
-  EXPECT_NE(Decode(field(0x0a, field(0x0a, "values") + field(0x12, field(0x12, huge))), &row).find("protobuf parse error"),
+  EXPECT_NE(Decode(field(0x0a, field(0x0a, "values") + field(0x12, field(0x12, huge))), &row)
+                .find("protobuf parse error"),
             std::string::npos);
 }
 
