@@ -57,6 +57,8 @@ int main(int argc, char** argv) {
   // subcommand too (`mlforge data inspect x.pbr --threads 2`).
   app.fallthrough();
   app.footer("Exit status: 0 success, 1 internal error, 2 usage or input error, 143 stopped by SIGTERM/SIGINT.");
+  // An input file that shrinks while mapped is an input error (exit 2), not a crash.
+  InstallSigbusHandler(2);
 
   cli::GlobalOptions global;
   app.add_option("--log-level", global.log_level, "Log level: trace, debug, info, warn, error, off")

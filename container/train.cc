@@ -185,6 +185,7 @@ int Guarded(const std::string& failure_file, const std::function<void()>& body) 
     std::error_code ec;
     fs::remove(failure_file, ec);  // a stale reason from an earlier local run would mislead
   }
+  SetSignalFailureFile(failure_file);  // a SIGBUS on a shrinking input writes its reason there too
   try {
     body();
     return kExitSuccess;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <atomic>
+#include <string>
 
 namespace mlforge {
 
@@ -23,5 +24,12 @@ class StopToken {
 
 // Routes SIGTERM and SIGINT to StopToken::FromSignals(). Idempotent.
 void InstallSignalHandlers();
+
+// The channel reader maps recordIO files; if one shrinks while it is mapped (truncated or
+// rewritten in place), touching the lost pages raises SIGBUS. This handler turns that into a
+// failure like any other input error: a one-line reason on stderr and in `failure_file` (when set
+// with SetSignalFailureFile), then _exit(exit_code). Idempotent; the CLI installs it at start.
+void InstallSigbusHandler(int exit_code);
+void SetSignalFailureFile(const std::string& failure_file);  // "": none
 
 }  // namespace mlforge

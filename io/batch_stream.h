@@ -55,6 +55,9 @@ struct StreamOptions {
   // batches of very wide rows are decoded in pieces by several workers while the reader goes on;
   // Next() then joins the pieces (one copy).
   int64_t chunk_bytes = int64_t{64} << 20;
+  // recordIO regular files are memory-mapped and decoded in place (no read(2) copy). Off: read
+  // them like FIFOs. A file must not shrink while it is mapped (the process would get SIGBUS).
+  bool map_files = true;
   int shard_index = 0;          // record-level sharding for FullyReplicated multi-host runs:
   int num_shards = 1;           //   this rank keeps chunks c with c % num_shards == shard_index
                                 //   (c counts chunks over the epoch; ordinals count kept rows)

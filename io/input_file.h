@@ -31,6 +31,8 @@ class InputFile {
   bool is_fifo() const { return is_fifo_; }
   // Size in bytes for regular files, -1 for FIFOs.
   int64_t size() const { return size_; }
+  // The open descriptor (for mmap of regular files); owned by this object.
+  int fd() const { return fd_; }
 
  private:
   InputFile(int fd, std::string path, bool is_fifo, int64_t size, StopToken stop);

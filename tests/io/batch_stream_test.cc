@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/stop.h"
 #include "io/csv.h"
 #include "io/record_codec.h"
 #include "io/recordio.h"
@@ -664,6 +665,29 @@ TEST(BatchStreamRecordIOTest, WideRowsSpanChunksAndMultiPartRecordsJoin) {
       EXPECT_EQ(g.rows.y[i], static_cast<float>(i % 2));
     }
   }
+}
+
+// recordIO files are mapped: one that shrinks mid-epoch raises SIGBUS, which must end the run
+// like any input error (the reason on stderr and in the failure file, exit 2), never as a crash.
+// The stream runs in a forked child (a gtest death test).
+TEST(BatchStreamRecordIOTest, FileShrinkingWhileMappedIsAnInputErrorNotACrash) {
+  TempDir dir;
+  const std::string path = dir / "shrinks.pbr";
+  const std::string failure = dir / "failure";
+  WriteFile(path, DenseRecordFile(0, 20000, 100, true));  // 9 MB, 200 batches of 100
+  auto run = [&] {
+    InstallSigbusHandler(2);
+    SetSignalFailureFile(failure);
+    BatchStream s(Files({path}), Opts(100, 1, 1));
+    HostBatch b;
+    s.Next(&b);
+    if (::truncate(path.c_str(), 0) != 0) std::_Exit(9);
+    while (s.Next(&b)) {
+    }
+    std::_Exit(0);  // not reached: the rest of the file is gone
+  };
+  EXPECT_EXIT(run(), ::testing::ExitedWithCode(2), "an input file shrank while mlforge was reading it");
+  EXPECT_NE(test::ReadFile(failure).find("ClientError: an input file shrank"), std::string::npos);
 }
 
 TEST(BatchStreamRecordIOTest, TruncatedPayloadDeliversThreeRowsThenErrors) {
