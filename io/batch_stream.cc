@@ -503,8 +503,10 @@ struct BatchStream::Impl {
     }
   }
 
-  // The reader keeps what it reads (RecordIOReader retain mode) and hands each chunk the bytes
-  // whole: payloads stay where read() put them, and this thread only walks the frame headers.
+  // A regular file is mapped (MappedFile) and chunks point into the mapping; otherwise (a FIFO,
+  // or map_files off) the reader keeps what it reads (RecordIOReader retain mode) and hands each
+  // chunk the bytes whole. Either way payloads are decoded where they lie and this thread only
+  // walks the frame headers.
   void ReadRecordIO(std::unique_ptr<InputFile> in, int file, ReaderState& rs) {
     std::shared_ptr<MappedFile> mapped = opt.map_files ? MappedFile::Map(*in) : nullptr;
     std::unique_ptr<RecordIOReader> reader =

@@ -649,20 +649,24 @@ TEST(BatchStreamRecordIOTest, WideRowsSpanChunksAndMultiPartRecordsJoin) {
   file += std::string("\x01\x02\x03\x04\x00\x00\x00\x00", 8);
   TempDir dir;
   WriteFile(dir / "wide.pbr", file);
-  StreamOptions o = Opts(7, 3, 2);
-  o.chunk_bytes = 4 << 20;
-  BatchStream s(Files({dir / "wide.pbr"}), o);
-  for (int epoch = 0; epoch < 2; ++epoch) {
-    s.StartEpoch(epoch);
-    Got g;
-    const std::string err = DrainUntilError(s, &g);
-    EXPECT_NE(err.find(fmt::format("record 11 at byte {}", bad_at)), std::string::npos) << err;
-    EXPECT_NE(err.find("bad magic"), std::string::npos) << err;
-    EXPECT_EQ(g.sizes, (std::vector<int64_t>{7, 4}));
-    ASSERT_EQ(g.rows.x.size(), want.size());
-    for (size_t i = 0; i < want.size(); ++i) {
-      ASSERT_EQ(g.rows.x[i], want[i]) << "row " << i;
-      EXPECT_EQ(g.rows.y[i], static_cast<float>(i % 2));
+  for (bool mapped : {true, false}) {  // mapped, and read(2) like a FIFO
+    SCOPED_TRACE(mapped ? "mapped" : "read");
+    StreamOptions o = Opts(7, 3, 2);
+    o.chunk_bytes = 4 << 20;
+    o.map_files = mapped;
+    BatchStream s(Files({dir / "wide.pbr"}), o);
+    for (int epoch = 0; epoch < 2; ++epoch) {
+      s.StartEpoch(epoch);
+      Got g;
+      const std::string err = DrainUntilError(s, &g);
+      EXPECT_NE(err.find(fmt::format("record 11 at byte {}", bad_at)), std::string::npos) << err;
+      EXPECT_NE(err.find("bad magic"), std::string::npos) << err;
+      EXPECT_EQ(g.sizes, (std::vector<int64_t>{7, 4}));
+      ASSERT_EQ(g.rows.x.size(), want.size());
+      for (size_t i = 0; i < want.size(); ++i) {
+        ASSERT_EQ(g.rows.x[i], want[i]) << "row " << i;
+        EXPECT_EQ(g.rows.y[i], static_cast<float>(i % 2));
+      }
     }
   }
 }
