@@ -19,6 +19,8 @@ class BatchBuilder {
 
   // x has `cols` values. label may be null (unlabeled row).
   void AddDense(const float* x, const float* label);
+  // The same from raw little-endian float32 bytes (unaligned, e.g. inside a protobuf payload).
+  void AddDenseBytes(const char* x, const char* label);
   // nnz (index, value) pairs, indices < cols (the caller validated them).
   void AddSparse(const uint32_t* idx, const float* val, int64_t nnz, const float* label);
   // Appends a row whose values the caller fills in: returns a pointer to `cols` zeroed floats

@@ -648,11 +648,20 @@ struct BatchStream::Impl {
         ParseCsvLine(std::string_view(p, len), label_size,
                      opt.expected_cols >= 0 ? opt.expected_cols : d->cols, ctx, &row);
       } else {
+        const std::string_view payload = raw.payload(i);
+        // The SDK's dense layout, as wide and as labeled as the chunk's first row: straight from
+        // the payload into the batch. Anything else (and every error) takes DecodeRecord below.
+        SdkDenseRecord sdk;
+        if (i > 0 && MatchSdkDense(payload, &sdk) && sdk.cols == d->cols &&
+            (sdk.label != nullptr) == d->labeled) {
+          builder.AddDenseBytes(sdk.features, sdk.label);
+          continue;
+        }
         RecordContext ctx;
         ctx.file = &path;
         ctx.record_index = raw.first_record + i;
         ctx.offset = raw.offsets[i];
-        DecodeRecord(raw.payload(i), ctx, &row);
+        DecodeRecord(payload, ctx, &row);
       }
       if (i == 0) {
         d->where = Where(raw, 0);

@@ -34,6 +34,20 @@ struct RecordContext {
 // state); it accepts exactly the payloads libprotobuf's generated parser accepts.
 void DecodeRecord(std::string_view payload, const RecordContext& ctx, DecodedRow* out);
 
+// The layout the SageMaker SDK's dense writer (and EncodeDenseRecord) produces:
+//   features {"values": float32_tensor {values: d floats}} [label {"values": float32_tensor {values: 1
+//   float}}]
+// matched byte for byte, every length consistent, nothing else in the payload. Such a payload
+// decodes to one dense row of `cols` floats (little-endian, unaligned, at `features`) and the
+// label at `label` (null when absent): exactly what DecodeRecord gives, which tries this first.
+// False for anything else (keys, shape, uid, other types, other field orders, no values).
+struct SdkDenseRecord {
+  const char* features = nullptr;
+  int64_t cols = 0;
+  const char* label = nullptr;
+};
+bool MatchSdkDense(std::string_view payload, SdkDenseRecord* out);
+
 // The same decoding through the generated aialgs::data::Record class: the reference the tests and
 // the fuzzer compare DecodeRecord with. Slower; same results and same error messages, except the
 // detail after "protobuf parse error".
