@@ -694,6 +694,28 @@ TEST(BatchStreamRecordIOTest, FileShrinkingWhileMappedIsAnInputErrorNotACrash) {
   EXPECT_NE(test::ReadFile(failure).find("ClientError: an input file shrank"), std::string::npos);
 }
 
+// Inside a chunk, SDK dense records skip DecodeRecord only when they are as wide and as labeled
+// as the chunk's first row; any other record still gets its named error.
+TEST(BatchStreamRecordIOTest, WidthAndLabelChangesInsideAChunkAreNamed) {
+  TempDir dir;
+  WriteFile(dir / "wide.pbr", DenseRecordFile(0, 3, 3, true) + DenseRecordFile(3, 1, 4, true));
+  WriteFile(dir / "unlabeled.pbr", DenseRecordFile(0, 2, 3, true) + DenseRecordFile(2, 1, 3, false));
+  {
+    BatchStream s(Files({dir / "wide.pbr"}), Opts(10));
+    Got g;
+    const std::string err = DrainUntilError(s, &g);
+    EXPECT_NE(err.find("record 3 at byte"), std::string::npos) << err;
+    EXPECT_NE(err.find("expected 3 feature columns"), std::string::npos) << err;
+  }
+  {
+    BatchStream s(Files({dir / "unlabeled.pbr"}), Opts(10));
+    Got g;
+    const std::string err = DrainUntilError(s, &g);
+    EXPECT_NE(err.find("record 2 at byte"), std::string::npos) << err;
+    EXPECT_NE(err.find("has no label"), std::string::npos) << err;
+  }
+}
+
 TEST(BatchStreamRecordIOTest, TruncatedPayloadDeliversThreeRowsThenErrors) {
   MLF_REQUIRE_SHARED_DATA();
   const std::string path = test::SharedData("recordio/corrupt_truncated_payload.pbr");
