@@ -9,6 +9,8 @@ scikit-learn), same k and the same number of Lloyd iterations. Per data set:
   partition stops changing; the iterations actually run are reported):
     mlforge      train kmeans, init_method=kmeans++, full_batch_lloyd_iterations=I, full_batch_lloyd_tol=0
                  (this also runs SageMaker's streaming pass and its local Lloyd reduction first)
+    mlforge      the same with extra_center_factor=1: k-means++ seeds k centers, no reduction, then
+                 Lloyd (scikit-learn's algorithm; SageMaker's default streams k * 10 centers first)
     scikit-learn KMeans(k, algorithm="lloyd", init="k-means++", n_init=1, max_iter=I, tol=0)
   time per Lloyd iteration:
     mlforge      --log-level debug logs one line per full pass; this script reads stderr as it comes
@@ -161,6 +163,16 @@ def bench_dataset(name, x, pbr, k, work):
         f"inertia {ml_inertia:.7g}; all runs (s): {[round(r[0], 3) for r in runs]}")
     rows.append(("mlforge full-batch Lloyd", wall, ml_per_iter, updates, ml_inertia))
 
+    # --- the same with extra_center_factor=1: k-means++ seeds k centers (from the first mini-batch),
+    # one streaming pass, no local Lloyd reduction, then the full Lloyd iterations: scikit-learn's
+    # algorithm (k-means++ then Lloyd) without SageMaker's k * 10 streaming centers.
+    runs1, wall1 = median_runs(lambda: run_mlforge(pbr, mdir, k, d, full_hps + ["extra_center_factor=1"]), reps)
+    ml1_inertia = inertia(x, runs1[0][4])
+    ml1_per_iter = statistics.median(r[5] for r in runs1)
+    say(f"mlforge full batch, extra_center_factor=1: wall {wall1:.3f} s (process), {runs1[0][2]} Lloyd update(s); "
+        f"inertia {ml1_inertia:.7g}; all runs (s): {[round(r[0], 3) for r in runs1]}")
+    rows.append(("mlforge full-batch Lloyd, extra_center_factor=1", wall1, ml1_per_iter, runs1[0][2], ml1_inertia))
+
     # --- scikit-learn KMeans (lloyd), k-means++ init, fixed iterations.
     def sk_full():
         with threadpool_limits(ARGS.threads):
@@ -215,6 +227,8 @@ def bench_dataset(name, x, pbr, k, work):
         say(f"| {label} | {w:.3f} | {per_s} | {it} | {ine:.7g} |")
     say(f"speed-up mlforge vs scikit-learn KMeans: wall {sk_wall / wall:.2f}x, per iteration "
         f"{sk_per_iter / ml_per_iter:.2f}x; inertia ratio mlforge/sklearn {ml_inertia / sk_inertia:.5f}")
+    say(f"speed-up mlforge (extra_center_factor=1) vs scikit-learn KMeans: wall {sk_wall / wall1:.2f}x; inertia "
+        f"ratio {ml1_inertia / sk_inertia:.5f}")
 
 
 def load_csv(path, d):
