@@ -20,6 +20,7 @@
 #include "core/build_config.h"
 #include "core/resources.h"
 #include "kernels/kmeans_assign.h"
+#include "kernels/kmeans_lloyd.h"
 
 namespace {
 
@@ -69,6 +70,27 @@ BENCHMARK(BM_AssignCpu)
     ->ArgNames({"n", "d", "k"})
     ->Args({100000, 100, 100})
     ->Args({100000, 16, 20})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// k-means++ seeding of K centers from n rows (the streaming phase seeds k * extra_center_factor
+// centers from the first mini-batch): K passes over the sample, each reading it once. The shape of
+// the 1000 Genomes matrix (1,126 x 22,220, K = 50: SageMaker's default for k = 5) and a narrow one.
+void BM_SeedKMeansPlusPlus(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
+  const auto x = Random(static_cast<size_t>(n * d), 3);
+  for (auto _ : state) {
+    auto rows = SeedKMeansPlusPlus(HostDenseView{x.data(), n, d}, nullptr, k, 7, 1, /*threads=*/0);
+    benchmark::DoNotOptimize(rows.data());
+  }
+  state.counters["X_GB/s"] = benchmark::Counter(static_cast<double>(state.iterations()) * n * d * 4.0 * k / 1e9,
+                                                benchmark::Counter::kIsRate);
+  state.SetLabel("n=" + std::to_string(n) + " d=" + std::to_string(d) + " K=" + std::to_string(k));
+}
+BENCHMARK(BM_SeedKMeansPlusPlus)
+    ->ArgNames({"n", "d", "K"})
+    ->Args({1126, 22220, 50})
+    ->Args({5000, 100, 1000})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
