@@ -184,9 +184,10 @@ struct RawChunk {
   int file = 0;      // index into Impl::files_
   DataFormat format = DataFormat::kCsv;
   // CSV: the lines without '\n' in `data`, line i at [starts[i], starts[i + 1]) (a final sentinel).
-  // recordIO: the file's bytes as read, frames and all, in `frames`, record i's payload at
-  // starts[i] with lens[i] bytes (in place, no copy); a joined multi-part record lives in `side`
-  // instead, its start marked with kInSide.
+  // recordIO: record i's payload is lens[i] bytes at offset starts[i] of the mapped file
+  // (`mapped`), or else of `frames`, the bytes read(2) put there, frames and all (in place, no
+  // copy either way); a joined multi-part record lives in `side` instead, its start marked with
+  // kInSide. offsets[i] is the file offset of its first frame.
   std::string data;
   ByteBuffer frames;
   std::shared_ptr<const MappedFile> mapped;  // recordIO from a mapped file: payloads live there
