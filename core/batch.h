@@ -34,6 +34,11 @@ struct HostBatch {
   bool has_labels() const { return !labels.empty(); }
   int64_t nnz() const { return layout == Layout::kDense ? rows * cols : static_cast<int64_t>(values.size()); }
   int64_t ordinal(int64_t i) const { return ordinals.empty() ? first_row + i : ordinals[i]; }
+  // Bytes held by the rows (the elements of every buffer; capacity not counted).
+  size_t bytes() const {
+    return values.size() * sizeof(float) + indptr.size() * sizeof(int64_t) + indices.size() * sizeof(uint32_t) +
+           (labels.size() + weights.size()) * sizeof(float) + ordinals.size() * sizeof(int64_t);
+  }
   void Clear() {
     rows = 0;
     values.clear();

@@ -75,11 +75,6 @@ void AllReduce(comm::Communicator& comm, kernels::KMeansStats& s) {
   comm.AllReduceSum(&s.cost, 1);
 }
 
-size_t BatchBytes(const HostBatch& b) {
-  return b.values.size() * sizeof(float) + b.indptr.size() * sizeof(int64_t) + b.indices.size() * sizeof(uint32_t) +
-         (b.labels.size() + b.weights.size()) * sizeof(float) + b.ordinals.size() * sizeof(int64_t);
-}
-
 // The training channel for repeated full passes: the batches are kept in host memory while they
 // fit in `budget_bytes`, taken from the last streaming epoch (Offer) or else from the first full
 // pass; later passes read memory when the whole channel fitted, else stream from the files again
@@ -93,7 +88,7 @@ class PassSource {
   // are the ones a pass would read: same stream, same order.
   void Offer(HostBatch&& batch) {
     if (!fits_) return;
-    bytes_ += BatchBytes(batch);
+    bytes_ += batch.bytes();
     if (bytes_ > budget_) {
       fits_ = false;
       cache_.clear();

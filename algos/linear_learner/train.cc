@@ -125,12 +125,6 @@ HostBatch FirstRows(const HostBatch& b, int64_t rows) {
   return out;
 }
 
-double BatchBytes(const HostBatch& b) {
-  return static_cast<double>(b.values.size() * sizeof(float) + b.indptr.size() * sizeof(int64_t) +
-                             b.indices.size() * sizeof(uint32_t) +
-                             (b.labels.size() + b.weights.size()) * sizeof(float));
-}
-
 int64_t CeilDiv(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
 kernels::LinearLossKind KindOf(Loss l) {
@@ -293,7 +287,7 @@ void Trainer::ReadPrefix(io::BatchStream& stream) {
     if (!budget_known && b.rows > 0) {
       // Cap the training sample by host memory, from the first batch's bytes per row.
       budget_known = true;
-      const double per_row = std::max(BatchBytes(b) / static_cast<double>(b.rows), 1.0);
+      const double per_row = std::max(static_cast<double>(b.bytes()) / static_cast<double>(b.rows), 1.0);
       sample_target =
           std::clamp<int64_t>(static_cast<int64_t>(kSampleBudgetBytes / per_row), 1, sample_target);
     }
