@@ -107,14 +107,23 @@ class LiveCounter {
   std::atomic<int64_t>* live_;
 };
 
-// The buffers of a raw chunk, kept apart so that they can outlive it in the pool.
+// The buffers of a raw chunk (see RawChunk for what they hold), apart so that they can outlive it
+// in the pool.
 struct RawStorage {
   std::string data;
   ByteBuffer frames;
   std::string side;
   std::vector<uint64_t> starts;
-  std::vector<uint64_t> offsets;
-  std::vector<uint32_t> lens;
+  std::vector<uint64_t> offsets;  // recordIO: file offset of each record
+  std::vector<uint32_t> lens;     // recordIO: payload bytes of each record
+  void Clear() {  // keeps the capacity
+    data.clear();
+    frames.clear();
+    side.clear();
+    starts.clear();
+    offsets.clear();
+    lens.clear();
+  }
 };
 
 // Buffers of finished chunks, handed to the next ones with their capacity: in steady state the
@@ -126,12 +135,7 @@ class StoragePool {
   RawStorage TakeRaw() { return Take(&raws_); }
   HostBatch TakeBatch() { return Take(&batches_); }
   void Give(RawStorage&& r) {
-    r.data.clear();
-    r.frames.clear();
-    r.side.clear();
-    r.starts.clear();
-    r.offsets.clear();
-    r.lens.clear();
+    r.Clear();
     if (r.data.capacity() + r.frames.capacity() > 0) Put(std::move(r), &raws_);
   }
   void Give(HostBatch&& b) {
@@ -160,21 +164,12 @@ class StoragePool {
 };
 
 // Undecoded records of one file, cut by the reader thread.
-struct RawChunk {
+struct RawChunk : RawStorage {
   RawChunk(std::atomic<int64_t>* live, std::atomic<int64_t>* peak, StoragePool* pool)
-      : pool(pool), counter(live, peak) {
-    RawStorage r = pool->TakeRaw();
-    data = std::move(r.data);
-    frames = std::move(r.frames);
-    side = std::move(r.side);
-    starts = std::move(r.starts);
-    offsets = std::move(r.offsets);
-    lens = std::move(r.lens);
-  }
+      : RawStorage(pool->TakeRaw()), pool(pool), counter(live, peak) {}
   ~RawChunk() {
     ReleaseMapped();
-    pool->Give(RawStorage{std::move(data), std::move(frames), std::move(side), std::move(starts),
-                          std::move(offsets), std::move(lens)});
+    pool->Give(std::move(static_cast<RawStorage&>(*this)));
   }
   RawChunk(const RawChunk&) = delete;
   RawChunk& operator=(const RawChunk&) = delete;
@@ -188,16 +183,10 @@ struct RawChunk {
   // (`mapped`), or else of `frames`, the bytes read(2) put there, frames and all (in place, no
   // copy either way); a joined multi-part record lives in `side` instead, its start marked with
   // kInSide. offsets[i] is the file offset of its first frame.
-  std::string data;
-  ByteBuffer frames;
-  std::shared_ptr<const MappedFile> mapped;  // recordIO from a mapped file: payloads live there
-  std::string side;
-  std::vector<uint64_t> starts;
-  std::vector<uint64_t> offsets;  // recordIO: file offset of each record
-  std::vector<uint32_t> lens;     // recordIO: payload bytes of each record
-  int64_t first_record = 0;       // CSV: 1-based line number; recordIO: 0-based record index
-  uint64_t first_offset = 0;      // CSV: file offset of the first line
-  std::exception_ptr error;       // an I/O or framing error right after these records
+  std::shared_ptr<const MappedFile> mapped;
+  int64_t first_record = 0;   // CSV: 1-based line number; recordIO: 0-based record index
+  uint64_t first_offset = 0;  // CSV: file offset of the first line
+  std::exception_ptr error;   // an I/O or framing error right after these records
   static constexpr uint64_t kInSide = uint64_t{1} << 63;
   int64_t records() const {
     if (format == DataFormat::kRecordIO) return static_cast<int64_t>(lens.size());
@@ -221,12 +210,7 @@ struct RawChunk {
   }
   void ResetRecords() {
     ReleaseMapped();
-    data.clear();
-    frames.clear();
-    side.clear();
-    starts.clear();
-    offsets.clear();
-    lens.clear();
+    Clear();
   }
   LiveCounter counter;
 };
@@ -523,7 +507,6 @@ struct BatchStream::Impl {
     auto take = [&] {
       if (!mapped && rs.cur && rs.cur->records() > 0) rr.TakeBuffer(&rs.cur->frames);
     };
-    const std::string_view map_bytes = mapped ? mapped->bytes() : std::string_view();
     for (;;) {
       bool more;
       try {
@@ -539,14 +522,9 @@ struct BatchStream::Impl {
       if (mapped) mapped->PopulateAhead(counted);
       if (!EnsureChunk(rs)) return;
       RawChunk& c = *rs.cur;
-      int64_t at;  // where the payload is, in the mapping or the buffer; -1: a joined copy
-      if (mapped) {
-        const bool inside =
-            payload.data() >= map_bytes.data() && payload.data() < map_bytes.data() + map_bytes.size();
-        at = inside ? payload.data() - map_bytes.data() : -1;
-      } else {
-        at = rr.payload_in_buffer(payload);  // before Reserve() moves the buffer
-      }
+      // Where the payload is, in the mapping or the buffer (-1: a joined copy); before Reserve()
+      // moves the buffer.
+      const int64_t at = rr.payload_in_buffer(payload);
       if (c.lens.empty()) {
         c.file = file;
         c.format = DataFormat::kRecordIO;

@@ -76,9 +76,9 @@ bool RecordIOReader::Fill(size_t need) {
 }
 
 int64_t RecordIOReader::payload_in_buffer(std::string_view payload) const {
-  if (in_ == nullptr || payload.data() < buf_.data() || payload.data() >= buf_.data() + buf_.size())
-    return -1;
-  return payload.data() - buf_.data();
+  const size_t size = in_ ? buf_.size() : buf_end_;  // the buffer, or the memory being read
+  if (payload.data() < base_ || payload.data() >= base_ + size) return -1;
+  return payload.data() - base_;
 }
 
 void RecordIOReader::Reserve(size_t bytes) {

@@ -70,8 +70,9 @@ class RecordIOReader {
   // (frames, payloads in place) into `*out`, byte 0 being the first byte after the previous take,
   // and goes on in `*out`'s former storage (its capacity is reused), which starts with the bytes
   // read ahead. payload_in_buffer() says where the last payload lives: its offset in the buffer
-  // (valid until the next TakeBuffer(), even if the buffer grows), or -1 for a joined multi-part
-  // record (copy it; the view is valid until the next call as always).
+  // (valid until the next TakeBuffer(), even if the buffer grows) or, reading memory, in that
+  // memory; -1 for a joined multi-part record (copy it; the view is valid until the next call as
+  // always).
   void set_retain(bool retain) { retain_ = retain; }
   int64_t payload_in_buffer(std::string_view payload) const;
   void TakeBuffer(ByteBuffer* out);
