@@ -11,11 +11,10 @@
 
 #include <algorithm>
 #include <memory>
-#include <random>
 #include <string>
 #include <vector>
 
-#include "bench/bench_gpu.h"
+#include "bench/bench_util.h"
 #include "comm/communicator.h"
 #include "core/build_config.h"
 #include "core/resources.h"
@@ -26,19 +25,12 @@ namespace {
 
 using namespace mlforge;
 using namespace mlforge::kernels;
+using mlforge::bench::RandomNormal;
 #if MLFORGE_HAVE_CUDA
 using mlforge::bench::DeviceArray;
 using mlforge::bench::Events;
 using mlforge::bench::GpuResources;
 #endif
-
-std::vector<float> Random(size_t count, uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd;
-  std::vector<float> v(count);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
 
 void SetCounters(benchmark::State& state, int64_t n, int64_t d, int64_t k,
                  const std::string& suffix = "") {
@@ -52,8 +44,8 @@ void SetCounters(benchmark::State& state, int64_t n, int64_t d, int64_t k,
 
 void BM_AssignCpu(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
-  const auto x = Random(static_cast<size_t>(n * d), 1);
-  const auto c = Random(static_cast<size_t>(k * d), 2);
+  const auto x = RandomNormal(static_cast<size_t>(n * d), 1);
+  const auto c = RandomNormal(static_cast<size_t>(k * d), 2);
   std::vector<int32_t> labels(static_cast<size_t>(n));
   std::vector<float> dist(static_cast<size_t>(n));
   std::vector<double> sums(static_cast<size_t>(k * d)), weights(static_cast<size_t>(k));
@@ -78,7 +70,7 @@ BENCHMARK(BM_AssignCpu)
 // the 1000 Genomes matrix (1,126 x 22,220, K = 50: SageMaker's default for k = 5) and a narrow one.
 void BM_SeedKMeansPlusPlus(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
-  const auto x = Random(static_cast<size_t>(n * d), 3);
+  const auto x = RandomNormal(static_cast<size_t>(n * d), 3);
   for (auto _ : state) {
     auto rows = SeedKMeansPlusPlus(HostDenseView{x.data(), n, d}, nullptr, k, 7, 1, /*threads=*/0);
     benchmark::DoNotOptimize(rows.data());
@@ -104,10 +96,10 @@ struct GpuProblem {
     const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
       const int64_t m = std::min(chunk, n - r0);
-      const auto h = Random(static_cast<size_t>(m * d), 1 + static_cast<uint64_t>(r0));
+      const auto h = RandomNormal(static_cast<size_t>(m * d), 1 + static_cast<uint64_t>(r0));
       MLF_CUDA_TRY(cudaMemcpy(x.p + r0 * d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
     }
-    const auto hc = Random(static_cast<size_t>(k * d), 2);
+    const auto hc = RandomNormal(static_cast<size_t>(k * d), 2);
     MLF_CUDA_TRY(cudaMemcpy(c.p, hc.data(), hc.size() * sizeof(float), cudaMemcpyHostToDevice));
   }
   DeviceArray<float> x, c;

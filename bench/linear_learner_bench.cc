@@ -19,7 +19,7 @@
 #include "algos/linear_learner/config.h"
 #include "algos/linear_learner/optimizer.h"
 #include "algos/linear_learner/scaler.h"
-#include "bench/bench_gpu.h"
+#include "bench/bench_util.h"
 #include "comm/communicator.h"
 #include "core/build_config.h"
 #include "core/resources.h"
@@ -29,19 +29,12 @@ namespace {
 
 using namespace mlforge;
 using namespace mlforge::kernels;
+using mlforge::bench::RandomNormal;
 #if MLFORGE_HAVE_CUDA
 using mlforge::bench::DeviceArray;
 using mlforge::bench::Events;
 using mlforge::bench::GpuResources;
 #endif
-
-std::vector<float> Random(size_t count, uint64_t seed, float scale = 1.0f) {
-  std::mt19937_64 rng(seed);
-  std::normal_distribution<float> nd;
-  std::vector<float> v(count);
-  for (auto& x : v) x = scale * nd(rng);
-  return v;
-}
 
 std::vector<float> Labels(int64_t n, int64_t k) {
   std::vector<float> y(static_cast<size_t>(n));
@@ -64,9 +57,9 @@ void SetCounters(benchmark::State& state, int64_t n, int64_t d, int64_t m, int64
 void BM_LossGradCpu(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), m = state.range(2), k = state.range(3);
   const bool grad = state.range(4) != 0;
-  const auto x = Random(static_cast<size_t>(n * d), 1);
-  const auto w = Random(static_cast<size_t>(d * m * k), 2, 0.1f);
-  const auto b = Random(static_cast<size_t>(m * k), 3);
+  const auto x = RandomNormal(static_cast<size_t>(n * d), 1);
+  const auto w = RandomNormal(static_cast<size_t>(d * m * k), 2, 0.1f);
+  const auto b = RandomNormal(static_cast<size_t>(m * k), 3);
   const auto y = Labels(n, k);
   std::vector<float> gw(static_cast<size_t>(d * m * k)), gb(static_cast<size_t>(m * k)),
       s(static_cast<size_t>(n * m * k));
@@ -107,8 +100,8 @@ void BM_LossGradCpuCsr(benchmark::State& state) {
     }
     indptr.push_back(static_cast<int64_t>(indices.size()));
   }
-  const auto w = Random(static_cast<size_t>(d * m), 2, 0.1f);
-  const auto b = Random(static_cast<size_t>(m), 3);
+  const auto w = RandomNormal(static_cast<size_t>(d * m), 2, 0.1f);
+  const auto b = RandomNormal(static_cast<size_t>(m), 3);
   const auto y = Labels(n, 1);
   std::vector<float> gw(static_cast<size_t>(d * m)), gb(static_cast<size_t>(m));
   std::vector<double> loss(static_cast<size_t>(m)), ws(static_cast<size_t>(m));
@@ -141,10 +134,10 @@ void BM_StepHostWork(benchmark::State& state) {
     scaler.mean[j] = 0.5;
     scaler.stdev[j] = 2.0;
   }
-  auto w = Random(static_cast<size_t>(d * m), 2, 0.1f);
-  auto b = Random(static_cast<size_t>(m), 3);
-  auto gw = Random(static_cast<size_t>(d * m), 5);
-  const auto gb = Random(static_cast<size_t>(m), 6);
+  auto w = RandomNormal(static_cast<size_t>(d * m), 2, 0.1f);
+  auto b = RandomNormal(static_cast<size_t>(m), 3);
+  auto gw = RandomNormal(static_cast<size_t>(d * m), 5);
+  const auto gb = RandomNormal(static_cast<size_t>(m), 6);
   std::vector<float> we(w.size()), be(b.size());
   std::vector<double> weights(static_cast<size_t>(m), 1000.0);
   algos::linear_learner::ParallelOptimizer opt(cfg, algos::linear_learner::ParallelModelSettings(cfg, 1.0), d,
@@ -175,7 +168,7 @@ void FillDevice(float* dst, int64_t n, int64_t d) {
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
     const int64_t rows = std::min(chunk, n - r0);
-    Upload(dst + r0 * d, Random(static_cast<size_t>(rows * d), 1 + static_cast<uint64_t>(r0)));
+    Upload(dst + r0 * d, RandomNormal(static_cast<size_t>(rows * d), 1 + static_cast<uint64_t>(r0)));
   }
 }
 
@@ -193,8 +186,8 @@ void BM_LossGradGpu(benchmark::State& state) {
   DeviceArray<double> sums(static_cast<size_t>(2 * m));
   FillDevice(x.p, n, d);
   Upload(y.p, Labels(n, 1));
-  Upload(w.p, Random(static_cast<size_t>(d * m), 2, 0.1f));
-  Upload(b.p, Random(static_cast<size_t>(m), 3));
+  Upload(w.p, RandomNormal(static_cast<size_t>(d * m), 2, 0.1f));
+  Upload(b.p, RandomNormal(static_cast<size_t>(m), 3));
   const size_t ws_bytes = LinearLossGpuWorkspaceBytes(n, m, 1);
   DeviceArray<unsigned char> ws(ws_bytes);
   LinearLossSpec spec;
@@ -224,7 +217,7 @@ void BM_ReadXFloorGpu(benchmark::State& state) {
   detail::CudaState& cuda = res->cuda();
   DeviceArray<float> x(static_cast<size_t>(n * d)), w(static_cast<size_t>(d)), s(static_cast<size_t>(n));
   FillDevice(x.p, n, d);
-  Upload(w.p, Random(static_cast<size_t>(d), 2));
+  Upload(w.p, RandomNormal(static_cast<size_t>(d), 2));
   const float one = 1.0f, zero = 0.0f;
   Events ev;
   for (auto _ : state) {

@@ -1,8 +1,27 @@
-// Helpers for the GPU micro-benchmarks (only when the build has CUDA): one Resources shared by
-// every GPU benchmark of an executable, a plain device array, and CUDA-event timing.
+// Helpers shared by the micro-benchmarks: reproducible random input, and (only when the build
+// has CUDA) one Resources shared by every GPU benchmark of an executable, a plain device array, and
+// CUDA-event timing.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <vector>
+
 #include "core/build_config.h"
+
+namespace mlforge::bench {
+
+// `count` draws of N(0, scale^2), the same for a given seed.
+inline std::vector<float> RandomNormal(size_t count, uint64_t seed, float scale = 1.0f) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(count);
+  for (auto& x : v) x = scale * nd(rng);
+  return v;
+}
+
+}  // namespace mlforge::bench
 
 #if MLFORGE_HAVE_CUDA
 
