@@ -1,11 +1,15 @@
 #include "tests/testutil.h"
 
 #include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
+#include <thread>
 
+#include "algos/algorithms.h"
+#include "comm/local_group.h"
 #include "core/resources.h"
 
 namespace fs = std::filesystem;
@@ -86,6 +90,43 @@ std::vector<uint32_t> DmlcFrame(std::string_view data, std::string* out) {
   flags.push_back(flags.empty() ? 0 : 3);
   RecordIOFrame(flags.back(), data.substr(begin), out);
   return flags;
+}
+
+LocalTrainRun TrainLocalForTests(container::LocalTrainArgs args, int threads) {
+  args.failure_file = args.model_dir + ".failure";
+  LocalTrainRun run;
+  std::error_code ec;
+  fs::remove(args.failure_file, ec);
+  run.rc = container::TrainLocal(args, algos::BuiltinAlgorithms(),
+                                 TrainOptionsForTests(DeviceRequest::kCpu, threads));
+  if (fs::exists(args.failure_file)) run.failure = ReadFile(args.failure_file);
+  return run;
+}
+
+std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
+                                    const std::vector<std::string>& train_paths,
+                                    const std::string& model_root) {
+  auto group = comm::MakeLocalGroup(world, std::chrono::seconds(60));
+  std::vector<int> rcs(static_cast<size_t>(world), -1);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      container::LocalTrainArgs args = base;
+      args.channels["train"] = {train_paths.size() == 1 ? train_paths[0]
+                                                        : train_paths[static_cast<size_t>(r)]};
+      args.model_dir = model_root + "/rank" + std::to_string(r);
+      args.resources.hosts.clear();
+      for (int h = 0; h < world; ++h) args.resources.hosts.push_back("algo-" + std::to_string(h + 1));
+      args.resources.current_host = "algo-" + std::to_string(r + 1);
+      container::TrainOptions o = TrainOptionsForTests(DeviceRequest::kCpu, 1);
+      o.make_comm = [&group, r](const container::ResourceConfig&) {
+        return std::move(group[static_cast<size_t>(r)]);
+      };
+      rcs[static_cast<size_t>(r)] = container::TrainLocal(args, algos::BuiltinAlgorithms(), o);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return rcs;
 }
 
 bool GpuAvailable(std::string* reason) {

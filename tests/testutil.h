@@ -47,6 +47,24 @@ void RecordIOFrame(uint32_t cflag, std::string_view data, std::string* out);
 // when there was no split. Appends to *out; returns the flags used.
 std::vector<uint32_t> DmlcFrame(std::string_view data, std::string* out);
 
+// One training run through the runner (container::TrainLocal).
+struct LocalTrainRun {
+  int rc = -1;
+  std::string failure;  // the failure file's text ("" when training succeeded)
+};
+
+// Trains `args` on the CPU with TrainOptionsForTests(kCpu, threads). The failure file is
+// args.model_dir + ".failure", removed first; its text comes back with the exit code.
+LocalTrainRun TrainLocalForTests(container::LocalTrainArgs args, int threads = 2);
+
+// Trains `base` on `world` ranks: threads of this process on one local communicator group, hosts
+// algo-1 .. algo-<world>. Rank r reads train_paths[r] as its "train" channel (train_paths[0] on
+// every rank when there is one path: FullyReplicated) and writes model_root/rank<r>, one CPU thread
+// each. Returns every rank's exit code; rank 0's model is in model_root/rank0.
+std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
+                                    const std::vector<std::string>& train_paths,
+                                    const std::string& model_root);
+
 // True when a CUDA device is usable; otherwise `reason` says why.
 bool GpuAvailable(std::string* reason);
 

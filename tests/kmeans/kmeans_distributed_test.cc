@@ -5,15 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "algos/algorithms.h"
 #include "algos/kmeans/model.h"
-#include "comm/local_group.h"
 #include "container/train.h"
 #include "io/synth.h"
 #include "tests/testutil.h"
@@ -30,32 +27,15 @@ const std::vector<std::string> kHps = {"k=5",
                                        "full_batch_lloyd_iterations=100",
                                        "full_batch_lloyd_tol=0"};
 
-container::TrainOptions Options() { return test::TrainOptionsForTests(DeviceRequest::kCpu, 1); }
-
 // Trains on `world` ranks; rank r reads channel_paths[r] (or channel_paths[0] for all ranks when
 // there is one entry: FullyReplicated). Returns rank 0's model.
 Model TrainRanks(int world, const std::vector<std::string>& channel_paths, const std::string& model_root,
                  bool sharded_by_key) {
-  auto group = comm::MakeLocalGroup(world, std::chrono::seconds(60));
-  std::vector<int> rcs(static_cast<size_t>(world), -1);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      container::LocalTrainArgs args;
-      args.algorithm = "kmeans";
-      args.channels["train"] = {channel_paths.size() == 1 ? channel_paths[0] : channel_paths[static_cast<size_t>(r)]};
-      if (sharded_by_key) args.sharded_by_key.insert("train");
-      args.hyperparameters = kHps;
-      args.model_dir = model_root + "/rank" + std::to_string(r);
-      args.resources.hosts.clear();
-      for (int h = 0; h < world; ++h) args.resources.hosts.push_back("algo-" + std::to_string(h + 1));
-      args.resources.current_host = "algo-" + std::to_string(r + 1);
-      container::TrainOptions o = Options();
-      o.make_comm = [&group, r](const container::ResourceConfig&) { return std::move(group[static_cast<size_t>(r)]); };
-      rcs[static_cast<size_t>(r)] = container::TrainLocal(args, algos::BuiltinAlgorithms(), o);
-    });
-  }
-  for (auto& t : threads) t.join();
+  container::LocalTrainArgs args;
+  args.algorithm = "kmeans";
+  if (sharded_by_key) args.sharded_by_key.insert("train");
+  args.hyperparameters = kHps;
+  const std::vector<int> rcs = test::TrainRanksForTests(world, args, channel_paths, model_root);
   for (int r = 0; r < world; ++r) EXPECT_EQ(rcs[static_cast<size_t>(r)], 0) << "rank " << r;
   return algos::kmeans::LoadModel(model_root + "/rank0");
 }
@@ -97,7 +77,7 @@ class KMeansDistributed : public ::testing::Test {
     args.channels["train"] = {dir_ / "all.pbr"};
     args.hyperparameters = kHps;
     args.model_dir = dir_ / "single";
-    ASSERT_EQ(container::TrainLocal(args, algos::BuiltinAlgorithms(), Options()), 0);
+    ASSERT_EQ(test::TrainLocalForTests(args, 1).rc, 0);
     single_ = algos::kmeans::LoadModel(dir_ / "single");
   }
   test::TempDir dir_;

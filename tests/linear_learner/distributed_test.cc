@@ -6,47 +6,25 @@
 // up to float summation order. Uneven ShardedByS3Key shares must train without blocking.
 #include <gtest/gtest.h>
 
-#include <atomic>
 #include <string>
-#include <thread>
 #include <vector>
 
-#include "comm/local_group.h"
 #include "tests/linear_learner/train_util.h"
 
 namespace mlforge::ll_test {
 namespace {
-
-container::TrainOptions Options() { return test::TrainOptionsForTests(DeviceRequest::kCpu, 1); }
 
 // Trains on `world` ranks; rank r reads paths[r] (or paths[0] for every rank: FullyReplicated).
 // Returns rank 0's model; every rank must succeed.
 Model TrainRanks(int world, const std::vector<std::string>& paths, const std::string& model_root,
                  const std::vector<std::string>& hps, bool sharded_by_key,
                  const std::string& validation = "") {
-  auto group = comm::MakeLocalGroup(world, std::chrono::seconds(60));
-  std::vector<int> rcs(static_cast<size_t>(world), -1);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      container::LocalTrainArgs args;
-      args.algorithm = "linear-learner";
-      args.channels["train"] = {paths.size() == 1 ? paths[0] : paths[static_cast<size_t>(r)]};
-      if (!validation.empty()) args.channels["validation"] = {validation};
-      if (sharded_by_key) args.sharded_by_key.insert("train");
-      args.hyperparameters = hps;
-      args.model_dir = model_root + "/rank" + std::to_string(r);
-      args.resources.hosts.clear();
-      for (int h = 0; h < world; ++h) args.resources.hosts.push_back("algo-" + std::to_string(h + 1));
-      args.resources.current_host = "algo-" + std::to_string(r + 1);
-      container::TrainOptions o = Options();
-      o.make_comm = [&group, r](const container::ResourceConfig&) {
-        return std::move(group[static_cast<size_t>(r)]);
-      };
-      rcs[static_cast<size_t>(r)] = container::TrainLocal(args, algos::BuiltinAlgorithms(), o);
-    });
-  }
-  for (auto& t : threads) t.join();
+  container::LocalTrainArgs args;
+  args.algorithm = "linear-learner";
+  if (!validation.empty()) args.channels["validation"] = {validation};
+  if (sharded_by_key) args.sharded_by_key.insert("train");
+  args.hyperparameters = hps;
+  const std::vector<int> rcs = test::TrainRanksForTests(world, args, paths, model_root);
   for (int r = 0; r < world; ++r) EXPECT_EQ(rcs[static_cast<size_t>(r)], 0) << "rank " << r;
   return algos::linear_learner::LoadModel(model_root + "/rank0");
 }

@@ -115,13 +115,8 @@ inline RunResult Train(const std::map<std::string, std::vector<std::string>>& ch
   args.channels = channels;
   args.hyperparameters = std::move(hps);
   args.model_dir = model_dir;
-  args.failure_file = model_dir + ".failure";
-  const container::TrainOptions options = test::TrainOptionsForTests(DeviceRequest::kCpu, threads, "warn");
-  RunResult r;
-  std::error_code ec;
-  fs::remove(args.failure_file, ec);
-  r.rc = container::TrainLocal(args, algos::BuiltinAlgorithms(), options);
-  if (fs::exists(args.failure_file)) r.failure = test::ReadFile(args.failure_file);
+  const test::LocalTrainRun run = test::TrainLocalForTests(std::move(args), threads);
+  RunResult r{run.rc, run.failure, {}};
   if (r.rc == 0) r.model = algos::linear_learner::LoadModel(model_dir);
   return r;
 }
