@@ -121,6 +121,18 @@ def read_answers(deserializer, ctype, body, keys):
     return rows
 
 
+def ask(server, ser, shape, x, des, keys, what):
+    """POSTs x serialized by ser (after shape) asking for des's content type; checks HTTP 200 and one
+    answer per row. Returns (rows as read_answers gives them, raw body), or None after a failed check."""
+    status, ctype, body = server.invoke(ser.serialize(shape(x)), ser.CONTENT_TYPE, accept_of(des))
+    check(status == 200, f"{what}: HTTP {status}: {body[:200]!r}")
+    if status != 200:
+        return None
+    rows = read_answers(des, ctype, body, keys)
+    check(len(rows) == len(x), f"{what}: {len(rows)} answers for {len(x)} rows")
+    return rows, body
+
+
 def kmeans_case(mlforge, shared):
     name = "kmeans_census_k8_d7_with_state"
     npz = np.load(os.path.join(shared, "artifacts", name + ".decoded.npz"))
@@ -138,12 +150,10 @@ def kmeans_case(mlforge, shared):
         for sname, ser, shape in serializers():
             for des in deserializers:
                 what = f"kmeans {sname} -> {type(des).__name__}"
-                status, ctype, body = server.invoke(ser.serialize(shape(x)), ser.CONTENT_TYPE, accept_of(des))
-                check(status == 200, f"{what}: HTTP {status}: {body[:200]!r}")
-                if status != 200:
+                got = ask(server, ser, shape, x, des, ["closest_cluster", "distance_to_cluster"], what)
+                if got is None:
                     continue
-                rows = read_answers(des, ctype, body, ["closest_cluster", "distance_to_cluster"])
-                check(len(rows) == len(x), f"{what}: {len(rows)} answers for {len(x)} rows")
+                rows, _ = got
                 got_c = np.array([r[0][0] for r in rows], dtype=np.float64)
                 got_d = np.array([r[1][0] for r in rows], dtype=np.float64)
                 check(np.array_equal(got_c, want_cluster), f"{what}: closest_cluster differs from numpy")
@@ -176,12 +186,10 @@ def linear_learner_case(mlforge, shared):
         for sname, ser, shape in serializers():
             for des in [JSONDeserializer(), JSONLinesDeserializer(), RecordDeserializer()]:
                 what = f"linear-learner {sname} -> {type(des).__name__}"
-                status, ctype, body = server.invoke(ser.serialize(shape(x)), ser.CONTENT_TYPE, accept_of(des))
-                check(status == 200, f"{what}: HTTP {status}: {body[:200]!r}")
-                if status != 200:
+                got = ask(server, ser, shape, x, des, ["score", "predicted_label"], what)
+                if got is None:
                     continue
-                rows = read_answers(des, ctype, body, ["score", "predicted_label"])
-                check(len(rows) == len(x), f"{what}: {len(rows)} answers")
+                rows, body = got
                 got_s = np.array([r[0][0] for r in rows])
                 got_l = np.array([r[1][0] for r in rows])
                 check(np.allclose(got_s, score, rtol=1e-4, atol=1e-6), f"{what}: score differs from numpy")
