@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstring>
 
@@ -22,7 +23,18 @@ constexpr char kSigbusReason[] =
     "recordIO file: it was truncated or rewritten in place); training data must not change during "
     "a run: copy it elsewhere first, or wait until whatever writes it has finished\n";
 
+// Set by the first thread that enters the SIGBUS handler. Several threads can fault on the same
+// shrunk mapping at once (the reader walking frame headers, decode workers reading payloads): had
+// each written the failure file, a late one's O_TRUNC could empty it just before the first one's
+// _exit ended the process, leaving an empty failure file (a failure seen once in a full ctest run).
+std::atomic<bool> g_sigbus_taken{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the SIGBUS handler needs a lock-free flag");
+
 extern "C" void OnSigbus(int) {
+  if (g_sigbus_taken.exchange(true)) {
+    // Another thread is reporting and will _exit the whole process: wait for it.
+    for (;;) ::pause();
+  }
   ssize_t ignored = ::write(2, kSigbusReason, sizeof(kSigbusReason) - 1);
   if (g_failure_file[0] != '\0') {
     const int fd = ::open(g_failure_file, O_WRONLY | O_CREAT | O_TRUNC, 0644);
