@@ -94,6 +94,7 @@ int RunInspect(const InspectArgs& args, const GlobalOptions& global) {
   options.batch_size = kBatchRows;
   options.threads = global.threads;
   options.stop = StopToken::FromSignals();
+  options.allow_non_finite = true;  // a data tool shows and converts NaN as it is
   io::BatchStream stream(source, options);
 
   HostBatch batch;
@@ -299,6 +300,7 @@ int RunConvert(const ConvertArgs& args, const GlobalOptions& global) {
   options.batch_size = kBatchRows;
   options.threads = global.threads;
   options.stop = StopToken::FromSignals();
+  options.allow_non_finite = true;  // a data tool shows and converts NaN as it is
   io::BatchStream stream(source, options);
 
   io::WriterOptions wopt;

@@ -81,8 +81,17 @@ class Rows {
                where(), cols, first_where_, batch_.cols);
     }
   }
-  void AddDense(const float* x) { builder_.AddDense(x, nullptr); }
-  void AddSparse(const uint32_t* idx, const float* val, int64_t nnz) {
+  // Non-finite features are refused (io/batch_builder.h), naming the row `where` builds.
+  template <typename Where>
+  void AddDense(const float* x, const Where& where) {
+    if (const int64_t j = io::FirstNonFinite(x, batch_.cols); j >= 0)
+      throw UserError(io::NonFiniteMessage(where(), j, x[j]));
+    builder_.AddDense(x, nullptr);
+  }
+  template <typename Where>
+  void AddSparse(const uint32_t* idx, const float* val, int64_t nnz, const Where& where) {
+    if (const int64_t j = io::FirstNonFinite(val, nnz); j >= 0)
+      throw UserError(io::NonFiniteMessage(where(), idx[j], val[j]));
     builder_.AddSparse(idx, val, nnz, nullptr);
   }
 
@@ -119,8 +128,9 @@ void DecodeCsv(std::string_view body, const RequestType& type, const RequestCont
     c.file = &ctx.source;
     c.line = line;
     io::ParseCsvLine(text, type.label_size, -1, c, &row);
-    rows->CheckWidth(row.cols, [&] { return fmt::format("{}: line {}", ctx.source, line); });
-    rows->AddDense(row.values.data());
+    const auto where = [&] { return fmt::format("{}: line {}", ctx.source, line); };
+    rows->CheckWidth(row.cols, where);
+    rows->AddDense(row.values.data(), where);
     if (nl == std::string_view::npos) break;
     pos = nl + 1;
     ++line;
@@ -141,14 +151,19 @@ void DecodeRecordIO(std::string_view body, const RequestContext& ctx, Rows* rows
       return fmt::format("{}: record {} at byte {}", ctx.source, rc.record_index, rc.offset);
     });
     for (int64_t r = 0; r < row.rows; ++r) {
+      const auto where = [&] {
+        std::string w = fmt::format("{}: record {} at byte {}", ctx.source, rc.record_index, rc.offset);
+        if (row.rows > 1) w += fmt::format(", row {} of the record", r);
+        return w;
+      };
       if (!row.sparse) {
-        rows->AddDense(row.values.data() + r * row.cols);
+        rows->AddDense(row.values.data() + r * row.cols, where);
       } else if (row.rows == 1) {
-        rows->AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()));
+        rows->AddSparse(row.indices.data(), row.values.data(), static_cast<int64_t>(row.values.size()), where);
       } else {
         const int64_t from = row.row_ptr[static_cast<size_t>(r)],
                       to = row.row_ptr[static_cast<size_t>(r + 1)];
-        rows->AddSparse(row.indices.data() + from, row.values.data() + from, to - from);
+        rows->AddSparse(row.indices.data() + from, row.values.data() + from, to - from, where);
       }
     }
   }
@@ -213,7 +228,7 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
     for (size_t i = 0; i < inst.size(); ++i) dense->push_back(JsonFloat(inst[i], where, "row", i));
     MLF_EXPECTS(!dense->empty(), "{}: the row is empty; an instance needs at least one feature", where);
     rows->CheckWidth(static_cast<int64_t>(dense->size()), [&] { return where; });
-    rows->AddDense(dense->data());
+    rows->AddDense(dense->data(), [&] { return where; });
     return;
   }
   if (!inst.is_object())
@@ -260,7 +275,7 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
     }
     MLF_EXPECTS(cols > 0, "{}: {} is empty; an instance needs at least one feature", where, field);
     rows->CheckWidth(cols, [&] { return where; });
-    rows->AddDense(dense->data());
+    rows->AddDense(dense->data(), [&] { return where; });
     return;
   }
 
@@ -306,10 +321,45 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
     idx[i] = (*pairs)[i].first;
     val[i] = (*pairs)[i].second;
   }
-  rows->AddSparse(idx.data(), val.data(), static_cast<int64_t>(idx.size()));
+  rows->AddSparse(idx.data(), val.data(), static_cast<int64_t>(idx.size()), [&] { return where; });
+}
+
+// How deep a request's JSON may nest. The deepest form SageMaker defines,
+// {"instances": [{"data": {"features": {"values": [...]}}}]}, is 5 levels; the limit leaves room
+// for ignored members ("configuration") and stops a hostile body of a hundred thousand '['
+// before anything recursive (nlohmann's dump() in error messages, the DOM) sees it.
+constexpr int kMaxJsonDepth = 64;
+
+// UserError when `text` nests deeper than kMaxJsonDepth: one linear pass over the bytes, strings
+// (and their escapes) skipped, so it costs about what a memchr would.
+void CheckJsonDepth(std::string_view text, const std::string& where) {
+  int depth = 0;
+  bool in_string = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '[' || c == '{') {
+      if (++depth > kMaxJsonDepth) {
+        MLF_FAIL(
+            "{}: JSON nested more than {} levels deep (at byte {}); an instance needs at most 5 "
+            "({{\"instances\": [{{\"data\": {{\"features\": {{\"values\": [...]}}}}}}]}})",
+            where, kMaxJsonDepth, i);
+      }
+    } else if (c == ']' || c == '}') {
+      --depth;
+    }
+  }
 }
 
 json ParseJson(std::string_view text, const std::string& where) {
+  CheckJsonDepth(text, where);
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {

@@ -5,9 +5,41 @@
 #include <cstring>
 #include <iterator>
 
+#include <fmt/format.h>
+
+#include <cmath>
+
 #include "core/error.h"
 
 namespace mlforge::io {
+
+int64_t FirstNonFinite(const float* x, int64_t n) {
+  // Branch-free per block so that the common all-finite case runs at memory speed: a float is
+  // non-finite exactly when its exponent bits are all ones.
+  constexpr int64_t kBlock = 64;
+  for (int64_t i = 0; i < n; i += kBlock) {
+    const int64_t m = std::min(kBlock, n - i);
+    uint32_t bad = 0;
+    for (int64_t j = 0; j < m; ++j) {
+      uint32_t bits;
+      std::memcpy(&bits, x + i + j, sizeof bits);
+      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+    }
+    if (bad) {
+      for (int64_t j = 0; j < m; ++j) {
+        if (!std::isfinite(x[i + j])) return i + j;
+      }
+    }
+  }
+  return -1;
+}
+
+std::string NonFiniteMessage(const std::string& where, int64_t column, float v) {
+  return fmt::format(
+      "{}: feature {} (0-based column) is {}; mlforge neither trains on nor predicts from NaN or infinite "
+      "features: impute or drop them first (for example replace a missing value with the column's mean)",
+      where, column, std::isnan(v) ? "NaN" : (v < 0 ? "-infinity" : "infinity"));
+}
 
 void BatchBuilder::Reset(HostBatch* batch, int64_t cols, int64_t first_row) {
   batch_ = batch;

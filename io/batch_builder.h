@@ -5,10 +5,22 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "core/batch.h"
 
 namespace mlforge::io {
+
+// Non-finite features (NaN, +-Inf) are refused wherever rows enter an algorithm: training
+// channels (BatchStream, unless StreamOptions::allow_non_finite), `mlforge predict` and the
+// endpoint. None of the algorithms has a meaning for them (a NaN distance picks cluster 0, a NaN
+// margin label 0): an error naming the row and the column beats a silently wrong answer.
+// The data tools (`data inspect`, `data convert`) pass them through.
+//
+// Index of the first NaN or infinite value among x[0..n), or -1.
+int64_t FirstNonFinite(const float* x, int64_t n);
+// The UserError message for feature `column` (0-based) of the row `where` names, holding `v`.
+std::string NonFiniteMessage(const std::string& where, int64_t column, float v);
 
 class BatchBuilder {
  public:

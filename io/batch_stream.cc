@@ -634,6 +634,11 @@ struct BatchStream::Impl {
         if (i > 0 && MatchSdkDense(payload, &sdk) && sdk.cols == d->cols &&
             (sdk.label != nullptr) == d->labeled) {
           builder.AddDenseBytes(sdk.features, sdk.label);
+          if (!opt.allow_non_finite) {
+            const float* x = d->batch.values.data() + d->batch.values.size() - static_cast<size_t>(d->cols);
+            if (const int64_t j = FirstNonFinite(x, d->cols); j >= 0)
+              throw UserError(NonFiniteMessage(Where(raw, i), j, x[j]));
+          }
           continue;
         }
         RecordContext ctx;
@@ -678,8 +683,30 @@ struct BatchStream::Impl {
             Where(raw, i), row.has_label ? "has a label" : "has no label", d->where,
             row.has_label ? "has none" : "has one");
       }
+      if (!opt.allow_non_finite) CheckFinite(row, [&] { return Where(raw, i); });
       AddRow(row, &builder);
     }
+  }
+
+  // UserError naming the record (and the row inside a multi-row record) and the column of the
+  // first non-finite feature.
+  template <typename WhereFn>
+  static void CheckFinite(const DecodedRow& row, const WhereFn& where) {
+    const int64_t at = FirstNonFinite(row.values.data(), static_cast<int64_t>(row.values.size()));
+    if (at < 0) return;
+    int64_t r = 0, col = 0;
+    if (!row.sparse) {
+      r = at / row.cols;
+      col = at % row.cols;
+    } else {
+      col = row.indices[static_cast<size_t>(at)];
+      if (row.rows > 1) {
+        while (row.row_ptr[static_cast<size_t>(r + 1)] <= at) ++r;
+      }
+    }
+    std::string w = where();
+    if (row.rows > 1) w += fmt::format(", row {} of the record", r);
+    throw UserError(NonFiniteMessage(w, col, row.values[static_cast<size_t>(at)]));
   }
 
   static void AddRow(const DecodedRow& row, BatchBuilder* b) {

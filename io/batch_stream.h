@@ -51,6 +51,9 @@ struct StreamOptions {
   bool force_dense = false;     // scatter sparse rows into dense storage
   int64_t expected_cols = -1;   // e.g. feature_dim; -1: taken from the first row
   bool require_labels = false;  // UserError when a row has no label
+  // NaN and infinite features pass through (data tools); off: UserError naming the row and the
+  // column (io/batch_builder.h, FirstNonFinite), what every algorithm's channels use.
+  bool allow_non_finite = false;
   // A chunk (the unit of decoding) also ends once its records hold this many bytes, so that
   // batches of very wide rows are decoded in pieces by several workers while the reader goes on;
   // Next() then joins the pieces (one copy).
