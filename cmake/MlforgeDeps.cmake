@@ -9,7 +9,10 @@ find_package(spdlog REQUIRED)
 find_package(ZLIB REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTSLIB REQUIRED IMPORTED_TARGET htslib)
-# cpp-httplib (Debian's libcpp-httplib-dev, a compiled library): the inference server.
+# Boost.Beast over Boost.Asio (header-only, Debian's libboost-dev): the inference server's
+# event-driven HTTP layer (container/http_server.*).
+find_package(Boost 1.74 REQUIRED)
+# cpp-httplib (Debian's libcpp-httplib-dev): the HTTP client of the server tests.
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 find_package(OpenMP)
 find_package(LibArchive REQUIRED)

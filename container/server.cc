@@ -1,7 +1,6 @@
 #include "container/server.h"
 
 #include <fmt/format.h>
-#include <httplib.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -18,6 +17,7 @@
 
 #include "algos/predictor.h"
 #include "comm/communicator.h"
+#include "container/http_server.h"
 #include "container/inference_io.h"
 #include "core/error.h"
 #include "io/archive.h"
@@ -27,16 +27,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// The JSON error body every non-2xx answer carries.
-std::string ErrorBody(int status, const std::string& reason) {
-  return nlohmann::json{{"error", reason}, {"status", status}}.dump(-1, ' ', false,
-                                                                    nlohmann::json::error_handler_t::replace);
-}
-
-void Fail(httplib::Response& res, int status, const std::string& reason) {
-  res.status = status;
-  res.set_content(ErrorBody(status, reason), "application/json");
-}
+void Fail(HttpResponse& res, int status, const std::string& reason) { HttpFail(res, status, reason); }
 
 // Latencies of /invocations in log-spaced buckets (8 per decade from 1 us to 1000 s): lock-free
 // recording from every worker, approximate percentiles (within one bucket, ~33%) for the summary.
@@ -159,11 +150,10 @@ void ApplyServeEnvironment(ServeOptions* o) {
 
 struct Server::Impl {
   ServeOptions opt;
-  httplib::Server http;
+  std::unique_ptr<HttpServer> http;
   std::unique_ptr<algos::Predictor> predictor;  // set once by the loader, then read-only
   std::unique_ptr<ResourcePool> pool;
   std::atomic<bool> ready{false};
-  std::atomic<bool> listen_done{false};
   std::string load_error;  // written by the loader before it stops the server
   std::mutex stop_mu;
   std::condition_variable stop_cv;
@@ -195,14 +185,14 @@ struct Server::Impl {
         server, rows, LatencyHistogram::QuantileMs(hist, 0.5), LatencyHistogram::QuantileMs(hist, 0.99));
   }
 
-  void Invocations(const httplib::Request& req, httplib::Response& res) {
+  void Invocations(const HttpRequest& req, HttpResponse& res) {
     const auto t0 = Clock::now();
     if (!ready.load()) {
       Fail(res, 503, "the model is still loading; retry when GET /ping answers 200");
       return;
     }
     const algos::Predictor& p = *predictor;
-    const std::string content_type = req.get_header_value("Content-Type");
+    const std::string content_type(req.content_type);
     RequestType type;
     try {
       MLF_EXPECTS(!content_type.empty(),
@@ -214,7 +204,7 @@ struct Server::Impl {
       Fail(res, 415, e.what());
       return;
     }
-    std::string accept = req.get_header_value("Accept");
+    std::string accept(req.accept);
     if (!opt.default_accept.empty()) {
       const std::string trimmed = accept.substr(0, accept.find(';'));
       if (trimmed.find_first_not_of(" \t") == std::string::npos || trimmed == "*/*")
@@ -225,6 +215,12 @@ struct Server::Impl {
       format = ParseAccept(accept, p.csv_response());
     } catch (const UserError& e) {
       Fail(res, 406, e.what());
+      return;
+    }
+    if (req.body.empty() && !req.has_length) {
+      Fail(res, 400,
+           "POST /invocations: the request has no Content-Length (and is not chunked); send the rows as "
+           "the body with its length");
       return;
     }
     if (req.body.empty()) {
@@ -253,7 +249,8 @@ struct Server::Impl {
     encoder.Append(table, &body);
     encoder.Finish(&body);
     res.status = 200;
-    res.set_content(std::move(body), ResponseFormatName(format));
+    res.body = std::move(body);
+    res.content_type = ResponseFormatName(format);
     window.rows.fetch_add(static_cast<uint64_t>(batch.rows), std::memory_order_relaxed);
     latency.Record(std::chrono::duration<double>(Clock::now() - t0).count());
   }
@@ -288,105 +285,73 @@ struct Server::Impl {
     stop_cv.notify_all();
   }
 
-  void Configure() {
-    http.new_task_queue = [n = opt.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
-    http.set_payload_max_length(opt.max_payload_bytes);
-    http.set_keep_alive_max_count(100000);
-    http.set_keep_alive_timeout(5);
-    http.set_tcp_nodelay(true);
-    // SO_REUSEADDR (restart while old connections linger in TIME_WAIT) but not httplib's default
-    // SO_REUSEPORT, under which a second server would silently share a busy port.
-    http.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
-    });
-    // Per read, not per request: a client silent this long is dropped. It also bounds how long a
-    // POST without Content-Length (which httplib reads to the end of the connection) can hold on.
-    http.set_read_timeout(10, 0);
-    http.set_write_timeout(60, 0);
-
-    http.Get("/ping", [this](const httplib::Request&, httplib::Response& res) {
-      if (ready.load()) {
-        res.status = 200;
-      } else {
-        Fail(res, 503, "the model is still loading");
-      }
-    });
-    http.Post("/invocations",
-              [this](const httplib::Request& req, httplib::Response& res) { Invocations(req, res); });
-    http.Get("/execution-parameters", [this](const httplib::Request&, httplib::Response& res) {
-      const nlohmann::json j = {{"MaxConcurrentTransforms", opt.workers},
-                                {"BatchStrategy", "MULTI_RECORD"},
-                                {"MaxPayloadInMB", static_cast<int64_t>(opt.max_payload_bytes >> 20)}};
-      res.set_content(j.dump(), "application/json");
-    });
-    auto wrong_method = [](const char* allowed) {
-      return [allowed](const httplib::Request& req, httplib::Response& res) {
-        res.set_header("Allow", allowed);
-        Fail(res, 405, fmt::format("{} {}: method not allowed; use {}", req.method, req.path, allowed));
-      };
-    };
-    http.Get("/invocations", wrong_method("POST"));
-    http.Put("/invocations", wrong_method("POST"));
-    http.Delete("/invocations", wrong_method("POST"));
-    for (const char* path : {"/ping", "/execution-parameters"}) {
-      http.Post(path, wrong_method("GET"));
-      http.Put(path, wrong_method("GET"));
-      http.Delete(path, wrong_method("GET"));
+  // Routes one request; a UserError escaping a handler is the request's fault (400), anything else
+  // ours (500: logged with its reason, the client gets no internals, the server keeps serving).
+  void Handle(const HttpRequest& req, HttpResponse& res) {
+    try {
+      Route(req, res);
+    } catch (const UserError& e) {
+      Fail(res, 400, e.what());
+    } catch (const std::exception& e) {
+      spdlog::error("{} {}: internal error: {}", req.method, req.path, e.what());
+      Fail(res, 500, "internal error while handling the request; the server log has the details");
+    } catch (...) {
+      spdlog::error("{} {}: internal error (unknown exception)", req.method, req.path);
+      Fail(res, 500, "internal error while handling the request; the server log has the details");
     }
+  }
 
-    // Statuses the router or the reader produced without a body (404, 413, ...): a JSON reason.
-    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
-      if (!res.body.empty()) return;
-      std::string reason;
-      switch (res.status) {
-        case 404:
-          reason = fmt::format(
-              "{} {}: no such endpoint; this server answers GET /ping, POST /invocations and GET "
-              "/execution-parameters",
-              req.method, req.path);
-          break;
-        case 413:
-          reason = fmt::format(
-              "the request body is larger than the payload limit of {} MB; split it into smaller "
-              "requests (SAGEMAKER_MAX_PAYLOAD_IN_MB raises the limit)",
-              opt.max_payload_bytes >> 20);
-          break;
-        case 400:
-          if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
-            reason = fmt::format(
-                "{} {}: the request has no Content-Length (and is not chunked); send the rows "
-                "as the body with its length",
-                req.method, req.path);
-            break;
-          }
-          [[fallthrough]];
-        default:
-          reason = fmt::format("{} {}: HTTP {}", req.method, req.path, res.status);
+  void Route(const HttpRequest& req, HttpResponse& res) {
+    const char* allowed = nullptr;
+    if (req.path == "/ping") {
+      allowed = "GET";
+      if (req.method == "GET") {
+        if (ready.load()) {
+          res.status = 200;
+        } else {
+          Fail(res, 503, "the model is still loading");
+        }
+        return;
       }
-      Fail(res, res.status, reason);
-    });
-    // A UserError escaping a handler is the request's fault (400); anything else is ours (500):
-    // logged with its reason, the client gets no internals, the server keeps serving.
-    http.set_exception_handler(
-        [](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
-          try {
-            std::rethrow_exception(ep);
-          } catch (const UserError& e) {
-            Fail(res, 400, e.what());
-          } catch (const std::exception& e) {
-            spdlog::error("{} {}: internal error: {}", req.method, req.path, e.what());
-            Fail(res, 500, "internal error while handling the request; the server log has the details");
-          } catch (...) {
-            spdlog::error("{} {}: internal error (unknown exception)", req.method, req.path);
-            Fail(res, 500, "internal error while handling the request; the server log has the details");
-          }
+    } else if (req.path == "/invocations") {
+      allowed = "POST";
+      if (req.method == "POST") return Invocations(req, res);
+    } else if (req.path == "/execution-parameters") {
+      allowed = "GET";
+      if (req.method == "GET") {
+        const nlohmann::json j = {{"MaxConcurrentTransforms", opt.workers},
+                                  {"BatchStrategy", "MULTI_RECORD"},
+                                  {"MaxPayloadInMB", static_cast<int64_t>(opt.max_payload_bytes >> 20)}};
+        res.body = j.dump();
+        res.content_type = "application/json";
+        return;
+      }
+    }
+    if (allowed == nullptr) {
+      Fail(res, 404,
+           fmt::format("{} {}: no such endpoint; this server answers GET /ping, POST /invocations and GET "
+                       "/execution-parameters",
+                       req.method, req.path));
+      return;
+    }
+    res.headers.emplace_back("Allow", allowed);
+    Fail(res, 405, fmt::format("{} {}: method not allowed; use {}", req.method, req.path, allowed));
+  }
+
+  void Configure() {
+    HttpLimits limits;
+    limits.max_body_bytes = opt.max_payload_bytes;
+    limits.max_connections = opt.max_connections;
+    limits.header_timeout_s = opt.header_timeout_s;
+    limits.body_timeout_s = opt.body_timeout_s;
+    limits.keep_alive_timeout_s = opt.keep_alive_timeout_s;
+    limits.io_threads = opt.http_threads;
+    http = std::make_unique<HttpServer>(
+        limits, [this](const HttpRequest& req, HttpResponse& res) { Handle(req, res); },
+        [this](int status, std::string_view method, std::string_view path, size_t in, size_t out) {
+          Count(status);
+          spdlog::debug("{} {} -> {} ({} byte(s) in, {} out)", method, path, status, in, out);
         });
-    http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
-      Count(res.status);
-      spdlog::debug("{} {} {} -> {} ({} byte(s) in, {} out)", req.remote_addr, req.method, req.path,
-                    res.status, req.body.size(), res.body.size());
-    });
   }
 };
 
@@ -394,8 +359,10 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   Impl& s = *impl_;
   s.opt = std::move(options);
   if (s.opt.workers <= 0) s.opt.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  if (s.opt.http_threads <= 0) s.opt.http_threads = std::max(4 * s.opt.workers, 16);
-  s.opt.http_threads = std::max(s.opt.http_threads, 2);
+  if (s.opt.http_threads <= 0) s.opt.http_threads = s.opt.workers;
+  MLF_EXPECTS(s.opt.max_connections >= 1, "the connection limit must be at least 1");
+  MLF_EXPECTS(s.opt.header_timeout_s > 0 && s.opt.body_timeout_s > 0 && s.opt.keep_alive_timeout_s > 0,
+              "the HTTP timeouts must be positive");
   MLF_EXPECTS(!s.opt.model_path.empty() || s.opt.load,
               "no model given: pass --model PATH (a directory, model.tar.gz or model_algo-1)");
   MLF_EXPECTS(s.opt.max_payload_bytes >= 1, "the payload limit must be at least 1 byte");
@@ -410,19 +377,10 @@ void Server::Stop() { impl_->RequestStop(); }
 
 int Server::Run() {
   Impl& s = *impl_;
-  int port = s.opt.port;
-  if (port == 0) {
-    port = s.http.bind_to_any_port(s.opt.host);
-    MLF_EXPECTS(port > 0, "cannot bind {}: no free port", s.opt.host);
-  } else {
-    MLF_EXPECTS(s.http.bind_to_port(s.opt.host, port),
-                "cannot listen on {}:{} (is another server using the port? pass --port or set "
-                "SAGEMAKER_BIND_TO_PORT)",
-                s.opt.host, port);
-  }
+  const int port = s.http->Bind(s.opt.host, s.opt.port);
   bound_port_.store(port);
-  spdlog::info("listening on {}:{} ({} connection thread(s)); loading {}", s.opt.host, port,
-               s.opt.http_threads, s.opt.model_path);
+  spdlog::info("listening on {}:{} ({} I/O thread(s), at most {} connections); loading {}", s.opt.host, port,
+               s.opt.http_threads, s.opt.max_connections, s.opt.model_path);
 
   std::thread loader([&s] { s.Load(); });
   // The watcher: stop requests (Stop(), SIGTERM through the token, a failed load) and the periodic
@@ -442,14 +400,9 @@ int Server::Run() {
     }
     lock.unlock();
     spdlog::info("stopping: no new connections; finishing requests in flight");
-    // httplib's stop() is a no-op until the accept loop runs, so repeat it until listening ended.
-    while (!s.listen_done.load()) {
-      s.http.stop();
-      std::this_thread::sleep_for(std::chrono::milliseconds(10));
-    }
+    s.http->Stop();
   });
-  const bool listened = s.http.listen_after_bind();
-  s.listen_done.store(true);
+  s.http->Run();
   s.RequestStop();
   watcher.join();
   loader.join();
@@ -458,7 +411,6 @@ int Server::Run() {
   spdlog::info("server stopped after {} request(s) ({} ok, {} client error(s), {} server error(s))",
                ok + client + server, ok, client, server);
   if (!s.load_error.empty()) throw UserError(s.load_error);
-  MLF_EXPECTS(listened || s.stopping, "the server on {}:{} stopped unexpectedly", s.opt.host, port);
   return 0;
 }
 

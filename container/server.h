@@ -38,9 +38,16 @@ struct ServeOptions {
   std::string host = "0.0.0.0";                 // the address to bind
   int port = 8080;                              // 0 = any free port (tests); see BoundPort()
   int workers = 0;                              // concurrent predictions; 0 = hardware threads
-  int http_threads = 0;                         // connection threads; 0 = max(4 * workers, 16)
+  int http_threads = 0;                         // I/O threads serving every connection; 0 = workers
   DeviceRequest device = DeviceRequest::kAuto;  // where predictions run
-  size_t max_payload_bytes = size_t{6} << 20;   // larger bodies get 413
+  size_t max_payload_bytes = size_t{6} << 20;   // larger bodies get 413 (from Content-Length, unread)
+  // Connection limits of the HTTP layer (container/http_server.h): past max_connections a new
+  // connection gets 503; a header must arrive within header_timeout_s, a body within
+  // body_timeout_s; a kept-alive connection may idle keep_alive_timeout_s between requests.
+  int max_connections = 10000;
+  double header_timeout_s = 10;
+  double body_timeout_s = 60;
+  double keep_alive_timeout_s = 60;
   std::string default_accept;                   // used when Accept is absent or */* ("" = JSON)
   int summary_seconds = 60;                     // access summary at info level this often (and at exit)
   StopToken stop = StopToken::Never();          // polled; a stop request shuts the server down

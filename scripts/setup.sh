@@ -3,7 +3,7 @@
 # present are skipped, so re-running costs one dpkg query per package.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
-      libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libcli11-dev
+      libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libboost-dev libcli11-dev
       libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev
       python3-venv)
 missing=()
