@@ -184,11 +184,9 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(Seconds(limits().body_timeout_s));
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec == http::error::body_limit) return self->RejectTooLarge();
-      if (ec == beast::error::timeout) {
-        return self->Reject(408, fmt::format("the request body did not arrive within {:g} s; send it whole",
-                                             self->limits().body_timeout_s));
-      }
-      if (ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
+      // A body that did not arrive in time: the stream has closed the socket already (no answer
+      // can be written, as for a header that did not arrive).
+      if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
           ec == net::error::operation_aborted)
         return self->Close();
       if (ec) return self->Reject(400, fmt::format("malformed HTTP request body: {}", ec.message()));

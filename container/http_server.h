@@ -10,7 +10,8 @@
 //   - send a header over max_header_bytes: 431;
 //   - announce a body over max_body_bytes: 413 from Content-Length, before any of the body is
 //     read; a chunked body is cut off (413) as soon as it passes the limit;
-//   - trickle a body: it must be complete within body_timeout of the header, else 408;
+//   - trickle a body: it must be complete within body_timeout of the header, else the connection
+//     is closed (without an answer, like a header that does not arrive);
 //   - open connections without end: past max_connections a new one gets 503 at once and is closed;
 //   - send something that is not HTTP/1.x: 400 with the parser's reason.
 // Errors are JSON bodies {"error": "<reason>", "status": N}, like the handler's own. Keep-alive

@@ -364,6 +364,8 @@ json ParseJson(std::string_view text, const std::string& where) {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
     MLF_FAIL("{}: not valid JSON: {}", where, JsonReason(e));
+  } catch (const json::out_of_range& e) {  // a number past double's range ("1e999")
+    MLF_FAIL("{}: {}; features must be finite float32 numbers (|x| <= 3.4e38)", where, JsonReason(e));
   }
 }
 

@@ -780,6 +780,51 @@ TEST(Server, ClientErrorsAnswerJsonWithTheReason) {
   EXPECT_EQ(ok->body, "{\"score\": 3.0}\n{\"score\": 7.0}\n");
 }
 
+// What a hostile client sends is refused with the limit or the field named, and the server stays
+// up: 120,000 nested '[' (which once crashed it with SIGSEGV), the same in JSON lines, a JSON
+// number past float32, and NaN / infinite features in every request format (k-means would answer
+// cluster 0 with a null distance: a silently wrong answer).
+TEST(Server, HostileAndNonFiniteBodiesAreRefusedAndTheServerStaysUp) {
+  ServeOptions o = Fake(FakePredictor::Mode::kSum);
+  TestServer s(o);
+  auto expect = [&](const httplib::Result& r, int status, const std::string& part) {
+    ASSERT_TRUE(r) << "no answer: the server is down";
+    EXPECT_EQ(r->status, status) << r->body;
+    EXPECT_NE(ErrorOf(r).find(part), std::string::npos) << r->body;
+  };
+  const std::string deep = std::string(120000, '[') + std::string(120000, ']');
+  expect(s.Post("{\"instances\":" + deep + "}", "application/json"), 400, "JSON nested more than 64 levels deep");
+  expect(s.Post(deep, "application/json"), 400, "at byte 64");
+  expect(s.Post("[1, 2]\n" + deep + "\n", "application/jsonlines"), 400, "request: line 2: JSON nested more");
+  // 64 levels are parsed; the error then names the instance (the nesting is not a row).
+  expect(s.Post("{\"instances\":" + std::string(63, '[') + std::string(63, ']') + "}", "application/json"), 400,
+         "instance 0");
+  expect(s.Post("{\"instances\": [[1, 1e999]]}", "application/json"), 400, "number overflow parsing '1e999'");
+  expect(s.Post("{\"instances\": [[1, 1e39]]}", "application/json"), 400, "outside the float32 range");
+  expect(s.Post("1,2\n3,nan\n", "text/csv"), 400, "request: line 2: feature 1 (0-based column) is NaN");
+  expect(s.Post("-inf,2\n", "text/csv"), 400, "line 1: feature 0 (0-based column) is -infinity");
+  {
+    std::string body, payload;
+    const float x[2] = {1, std::numeric_limits<float>::infinity()};
+    io::EncodeDenseRecord(x, 2, nullptr, &payload);
+    io::AppendRecordIOFrame(payload, &body);
+    expect(s.Post(body, "application/x-recordio-protobuf"), 400,
+           "request: record 0 at byte 0: feature 1 (0-based column) is infinity");
+  }
+  {
+    std::string body, payload;
+    const uint32_t idx[1] = {1};
+    const float val[1] = {std::numeric_limits<float>::quiet_NaN()};
+    io::EncodeSparseRecord(idx, val, 1, 2, nullptr, &payload);
+    io::AppendRecordIOFrame(payload, &body);
+    expect(s.Post(body, "application/x-recordio-protobuf"), 400, "feature 1 (0-based column) is NaN");
+  }
+  auto ok = s.Post("1,2\n", "text/csv", "application/jsonlines");
+  ASSERT_TRUE(ok);
+  EXPECT_EQ(ok->status, 200);
+  EXPECT_EQ(ok->body, "{\"score\": 3.0}\n");
+}
+
 TEST(Server, InternalFaultIs500WithoutDetailsAndTheServerKeepsServing) {
   TestServer s(Fake(FakePredictor::Mode::kThrowInternal));
   for (int i = 0; i < 3; ++i) {

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <thread>
 
 #include "core/error.h"
@@ -698,6 +699,71 @@ TEST(BatchStreamRecordIOTest, FileShrinkingWhileMappedIsAnInputErrorNotACrash) {
   };
   EXPECT_EXIT(run(), ::testing::ExitedWithCode(2), "an input file shrank while mlforge was reading it");
   EXPECT_NE(test::ReadFile(failure).find("ClientError: an input file shrank"), std::string::npos);
+}
+
+// A NaN or infinite feature ends the epoch with an error naming the file, the record (or line) and
+// the column, whichever decoder met it: a record decoded in full (the chunk's first), an SDK dense
+// record on the fast path, a sparse record, a CSV line. allow_non_finite (the data tools) passes
+// them through unchanged.
+TEST(BatchStreamRecordIOTest, NonFiniteFeaturesAreNamedByRecordAndColumn) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const float inf = std::numeric_limits<float>::infinity();
+  TempDir dir;
+  auto dense_file = [](int64_t bad_record, int64_t bad_col, float bad) {
+    std::string file, payload;
+    for (int64_t i = 0; i < 8; ++i) {
+      std::vector<float> x = {1.0f * static_cast<float>(i), 2, 3, 4};
+      if (i == bad_record) x[static_cast<size_t>(bad_col)] = bad;
+      payload.clear();
+      EncodeDenseRecord(x.data(), 4, nullptr, &payload);
+      AppendRecordIOFrame(payload, &file);
+    }
+    return file;
+  };
+  struct Case {
+    std::string name;
+    std::string content;
+    std::string want;
+  };
+  std::string sparse, payload;
+  for (int64_t i = 0; i < 5; ++i) {
+    const uint32_t idx[2] = {1, 6};
+    const float val[2] = {1.5f, i == 3 ? -inf : 2.0f};
+    payload.clear();
+    EncodeSparseRecord(idx, val, 2, 9, nullptr, &payload);
+    AppendRecordIOFrame(payload, &sparse);
+  }
+  const std::vector<Case> cases = {
+      {"first.pbr", dense_file(0, 2, nan), "first.pbr: record 0 at byte 0: feature 2 (0-based column) is NaN"},
+      {"fast.pbr", dense_file(5, 3, inf), "fast.pbr: record 5 at byte"},
+      {"sparse.pbr", sparse, "sparse.pbr: record 3 at byte"},
+      // CSV: the first column is the label (label_size=1, the default for files).
+      {"lines.csv", "1,2,3\n4,inf,6\n", "lines.csv: line 2 at byte 6: feature 0 (0-based column) is infinity"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.name);
+    WriteFile(dir / c.name, c.content);
+    StreamOptions o = Opts(3, 2);
+    BatchStream s(Files({dir / c.name}), o);
+    Got g;
+    const std::string err = DrainUntilError(s, &g);
+    EXPECT_NE(err.find(c.want), std::string::npos) << err;
+    EXPECT_NE(err.find("impute or drop them"), std::string::npos) << err;
+    o.allow_non_finite = true;
+    BatchStream pass(Files({dir / c.name}), o);
+    Got all;
+    EXPECT_EQ(DrainUntilError(pass, &all), "");
+  }
+  {
+    BatchStream s(Files({dir / "fast.pbr"}), Opts(3, 2));
+    Got g;
+    EXPECT_NE(DrainUntilError(s, &g).find("feature 3 (0-based column) is infinity"), std::string::npos);
+  }
+  {
+    BatchStream s(Files({dir / "sparse.pbr"}), Opts(3, 2));
+    Got g;
+    EXPECT_NE(DrainUntilError(s, &g).find("feature 6 (0-based column) is -infinity"), std::string::npos);
+  }
 }
 
 // Inside a chunk, SDK dense records skip DecodeRecord only when they are as wide and as labeled

@@ -261,6 +261,22 @@ struct BadHp {
   std::string message;           // must appear in the failure reason
 };
 
+// A NaN feature in the training data stops the job with the file, line and column (exit 2 and the
+// failure file, as any input error), never a model trained on it; the same rule as predict and
+// the endpoint (tests/container/server_test.cc).
+TEST_F(KMeansTrain, NonFiniteFeatureFailsNamingLineAndColumn) {
+  std::string csv;
+  for (int i = 0; i < 40; ++i) {
+    csv += std::to_string(i % 3) + "," + std::to_string(i) + ",1,2,3," + (i == 27 ? "nan" : "4") + "\n";
+  }
+  test::WriteFile(dir_ / "nan.csv", csv);
+  RunResult r = Train({dir_ / "nan.csv"}, dir_ / "nan_model", {"k=2", "feature_dim=5"});
+  EXPECT_EQ(r.rc, 2);
+  EXPECT_NE(r.failure.find("nan.csv: line 28"), std::string::npos) << r.failure;
+  EXPECT_NE(r.failure.find("feature 4 (0-based column) is NaN"), std::string::npos) << r.failure;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "nan_model/model_algo-1"));
+}
+
 TEST_F(KMeansTrain, EveryBadHyperparameterFailsWithItsReason) {
   const std::vector<BadHp> cases = {
       {{"k=1"}, "'k'"},
