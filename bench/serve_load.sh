@@ -6,14 +6,19 @@
 # loopback. wrk runs on the same machine, so on a 2-core box client and server share the cores,
 # as they do in the issue's target (>= 5,000 single-row requests/s with p99 < 5 ms).
 #
-#   bench/serve_load.sh [--mlforge BIN] [--duration S] [--workers N] [--device cpu|gpu|auto] [--out FILE]
+#   bench/serve_load.sh [--mlforge BIN] [--duration S] [--workers N] [--device cpu|gpu|auto] [--slow N] [--out FILE]
+#
+# --slow N keeps N hostile connections open during every wrk run (bench/slow_clients.py: idle,
+# stopped inside a header, stopped inside a body; reopened when the server drops them) and times
+# GET /ping on fresh connections meanwhile: the requests/s and latencies then show what such
+# clients cost the valid ones, and a line per run gives /ping's p50 / p99 / max.
 #
 # wrk is Debian's `wrk` package (not one of the build dependencies: only this script needs it; it
 # is installed here when missing and apt-get is usable). The report (machine, sizes, wrk output,
 # medians) goes to stdout and, with --out, to FILE.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-mlforge=${MLFORGE_BIN:-$root/build/cli/mlforge} duration=20 workers=0 device=cpu out="" repeats=3
+mlforge=${MLFORGE_BIN:-$root/build/cli/mlforge} duration=20 workers=0 device=cpu out="" repeats=3 slow=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --mlforge) mlforge=$2; shift 2 ;;
@@ -21,8 +26,9 @@ while [ $# -gt 0 ]; do
     --workers) workers=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --repeats) repeats=$2; shift 2 ;;
+    --slow) slow=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "serve_load.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +62,7 @@ report "# mlforge serve load benchmark, $(date -u +%FT%TZ)"
 report "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores;" \
   "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
 report "mlforge: $("$mlforge" info 2>/dev/null | head -n 1); server: --device $device, workers ${workers/#0/=cores}"
+report "hostile connections open during each run: $slow (bench/slow_clients.py)"
 report "model: k-means k=100, d=100; bodies: single-row CSV $(wc -c < "$tmp/one.csv") B," \
   "1000-row recordIO $(wc -c < "$tmp/k.pbr") B; wrk $duration s per run, $repeats runs each"
 
@@ -65,9 +72,20 @@ run() {
   report ""
   report "## $name: $conns connections"
   for r in $(seq 1 "$repeats"); do
+    local slow_pid=""
+    if [ "$slow" -gt 0 ]; then
+      python3 "$root/bench/slow_clients.py" --port "$port" --connections "$slow" --duration "$duration" \
+        > "$tmp/slow.txt" &
+      slow_pid=$!
+      sleep 1  # the hostile connections are open before wrk starts
+    fi
     BODY=$body CTYPE=$ctype ACCEPT=$accept wrk -t1 -c"$conns" -d"${duration}s" --latency -s "$tmp/post.lua" \
       "http://127.0.0.1:$port/invocations" > "$tmp/wrk.txt"
     cat "$tmp/wrk.txt" >> "$tmp/report"
+    if [ -n "$slow_pid" ]; then
+      wait "$slow_pid" || true
+      report "$(cat "$tmp/slow.txt")"
+    fi
     local rps p50 p99 errs
     rps=$(awk '/Requests\/sec/ {print $2}' "$tmp/wrk.txt")
     p50=$(awk '$1 == "50%" {print $2}' "$tmp/wrk.txt")

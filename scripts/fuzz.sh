@@ -15,6 +15,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_recordio)
   [ -f "$root/fuzz/fuzz_csv.cc" ] && targets+=(fuzz_csv)
+  targets+=(fuzz_request_csv fuzz_request_json fuzz_request_jsonl fuzz_request_recordio)
 fi
 
 mkdir -p "$build"
@@ -31,6 +32,8 @@ for t in "${targets[@]}"; do
   case "$t" in
     fuzz_recordio) seeds=("$shared"/recordio/*.pbr) ;;
     fuzz_csv) seeds=("$shared"/recordio/*.csv "$shared"/csv/*.csv) ;;
+    # Request bodies: byte 0 is the target's option byte (fuzz/fuzz_request.cc), then the body.
+    fuzz_request_*) seeds=("$root"/fuzz/corpus/"$t"/*) ;;
     *) seeds=() ;;
   esac
   for s in "${seeds[@]}"; do

