@@ -76,7 +76,8 @@ struct HttpServer::Impl {
   std::condition_variable cv;
   std::unordered_map<Session*, std::weak_ptr<Session>> sessions;
   net::io_context ioc;
-  tcp::acceptor acceptor{ioc};
+  // On a strand of its own: the accept loop and the stop's close never run at once.
+  tcp::acceptor acceptor{net::make_strand(ioc)};
 
   Impl(HttpLimits l, Handler h, Logger g)
       : limits(l), handler(std::move(h)), logger(std::move(g)), ioc(std::max(1, l.io_threads)) {}
@@ -361,7 +362,7 @@ void HttpServer::Run(double grace_s) {
   Impl& s = *impl_;
   MLF_EXPECTS(s.acceptor.is_open(), "HttpServer::Run before Bind");
   if (s.stopping.load()) return;
-  net::post(s.ioc, [&s] { s.Accept(); });
+  net::post(s.acceptor.get_executor(), [&s] { s.Accept(); });
   auto guard = net::make_work_guard(s.ioc);
   std::vector<std::thread> threads;
   for (int i = 0; i < std::max(1, s.limits.io_threads); ++i) threads.emplace_back([&s] { s.ioc.run(); });
@@ -370,7 +371,7 @@ void HttpServer::Run(double grace_s) {
     s.cv.wait(lock, [&s] { return s.stopping.load(); });
   }
   // Stop: no new connections; connections between requests close; requests in flight finish.
-  net::post(s.ioc, [&s] {
+  net::post(s.acceptor.get_executor(), [&s] {
     beast::error_code ec;
     s.acceptor.close(ec);
   });
