@@ -4,22 +4,28 @@
 #   - samples the server's resident memory (VmRSS) every 5 s,
 #   - every 10 s sends each valid body once more with curl and compares the answer byte for byte
 #     with `mlforge predict` on the same file (no wrong answers under load),
+#   - with --slow N (default 300), keeps N hostile connections open the whole time
+#     (bench/slow_clients.py: idle, stopped inside a header, stopped inside a body; reopened as the
+#     server drops them) and times GET /ping on fresh connections,
 # and at the end checks: the server is still up and answers /ping; no 5xx; every status was the
 # one its request deserves (wrk counts them per status); RSS after the first minute stays within
-# 10% of its value at the one-minute mark; SIGTERM exits 0.
+# 10% of its value at the one-minute mark; no /ping failed or took over 2 s (SageMaker's health
+# check); SIGTERM exits 0. The malformed kinds include a body of 120,000 nested '[' and NaN / inf
+# features.
 #
-#   bench/serve_soak.sh [--mlforge BIN] [--duration S] [--out FILE]
+#   bench/serve_soak.sh [--mlforge BIN] [--duration S] [--slow N] [--out FILE]
 #
 # Needs wrk (Debian's package; installed here when missing and apt-get is usable) and curl.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
-mlforge=${MLFORGE_BIN:-$root/build/cli/mlforge} duration=300 out=""
+mlforge=${MLFORGE_BIN:-$root/build/cli/mlforge} duration=300 out="" slow=300
 while [ $# -gt 0 ]; do
   case "$1" in
     --mlforge) mlforge=$2; shift 2 ;;
     --duration) duration=$2; shift 2 ;;
+    --slow) slow=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
     *) echo "serve_soak.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -29,9 +35,10 @@ done
 serve_need_wrk serve_soak.sh
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/serve_soak.XXXXXX")
-pid="" wrk_pid=""
+pid="" wrk_pid="" slow_pid=""
 cleanup() {
   [ -n "$wrk_pid" ] && kill "$wrk_pid" 2>/dev/null
+  [ -n "$slow_pid" ] && kill "$slow_pid" 2>/dev/null
   [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null
   rm -rf "$tmp"
 }
@@ -53,6 +60,8 @@ cut -d, -f1-99 "$tmp/b/ok1.csv" > "$tmp/b/bad_width.csv"
 sed 's/^[^,]*/abc/' "$tmp/b/ok1.csv" > "$tmp/b/bad_number.csv"
 printf '{"instances": [{"features": [1, 2' > "$tmp/b/bad.json"
 head -c 300 "$tmp/b/ok50.pbr" > "$tmp/b/truncated.pbr"
+python3 -c "print('{\"instances\": ' + '[' * 120000 + ']' * 120000 + '}')" > "$tmp/b/deep.json"
+sed '1s/^[^,]*,[^,]*/nan,inf/' "$tmp/b/ok1.csv" > "$tmp/b/nan.csv"
 for f in ok1.csv ok50.csv ok50.pbr ok20.jsonl ok5.json; do
   "$mlforge" predict --model "$tmp/model" --input "$tmp/b/$f" --accept application/json \
     --output "$tmp/b/$f.expected" 2>/dev/null
@@ -71,6 +80,8 @@ local kinds = {
   {"bad_number.csv", "text/csv", "application/json", 400},
   {"bad.json", "application/json", "application/json", 400},
   {"truncated.pbr", "application/x-recordio-protobuf", "application/json", 400},
+  {"deep.json", "application/json", "application/json", 400},
+  {"nan.csv", "text/csv", "application/json", 400},
   {"ok1.csv", "text/html", "application/json", 415},
   {"ok1.csv", "text/csv", "image/png", 406},
 }
@@ -102,13 +113,19 @@ serve_start --device cpu
 report "# mlforge serve soak, $(date -u +%FT%TZ): ${duration} s, k-means k=100 d=100"
 report "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) cores"
 report "mix (round-robin, wrk 1 thread x 1 connection so the mix is exact): 5 valid kinds (CSV 1 and 50 rows," \
-  "recordIO 50, JSON lines 20, JSON 5) and 6 malformed (wrong width, non-number, broken JSON, truncated" \
-  "recordIO, unsupported content type, unsupported accept)"
+  "recordIO 50, JSON lines 20, JSON 5) and 8 malformed (wrong width, non-number, broken JSON, truncated" \
+  "recordIO, 120,000 nested '[', NaN/inf features, unsupported content type, unsupported accept);" \
+  "hostile connections held open: $slow"
 # One connection: wrk's round-robin request() is shared by its connections, and with several the
 # order a connection sees (and so the status mix) is no longer exact; the expected statuses are
 # still checked as a set.
 wrk -t1 -c1 -d"${duration}s" -s "$tmp/mix.lua" "http://127.0.0.1:$port/invocations" > "$tmp/wrk.txt" 2>&1 &
 wrk_pid=$!
+if [ "$slow" -gt 0 ]; then
+  python3 "$root/bench/slow_clients.py" --port "$port" --connections "$slow" --duration "$duration" \
+    --ping-every 0.2 > "$tmp/slow.txt" &
+  slow_pid=$!
+fi
 start=$(date +%s)
 rss_at_minute="" rss_max_late=0 spot=0 spot_bad=0
 report "t(s)  VmRSS(kB)"
@@ -133,16 +150,24 @@ while kill -0 "$wrk_pid" 2>/dev/null; do
   fi
 done
 wrk_pid=""
+if [ -n "$slow_pid" ]; then
+  wait "$slow_pid" || true
+  slow_pid=""
+  report "$(cat "$tmp/slow.txt")"
+  grep -q ' ping_failures=0 ' "$tmp/slow.txt" || fail "a /ping failed while hostile connections were open"
+  awk '{ for (i = 1; i <= NF; i++) if ($i ~ /^ping_max_ms=/) { split($i, a, "="); exit !(a[2] < 2000) } }' \
+    "$tmp/slow.txt" || fail "a /ping took 2 s or more while hostile connections were open"
+fi
 cat "$tmp/wrk.txt" >> "$tmp/report"
 report "statuses seen by wrk: $(sort -n "$tmp/statuses.txt" | tr '\n' ';')"
 awk '$1 >= 500 { bad = 1 } END { exit bad }' "$tmp/statuses.txt" || fail "5xx answers under the soak"
 awk '$1 != 200 && $1 != 400 && $1 != 406 && $1 != 415 { bad = 1 } END { exit bad }' "$tmp/statuses.txt" ||
   fail "unexpected statuses"
-# With one connection the mix is exact: 5 of every 11 requests are valid.
+# With one connection the mix is exact: 5 of every 13 requests are valid.
 total=$(awk '{s += $2} END {print s + 0}' "$tmp/statuses.txt")
 [ "$total" -gt 0 ] || fail "wrk counted no answers"
 ok=$(awk '$1 == 200 {print $2}' "$tmp/statuses.txt")
-expected_ok=$(( (total / 11) * 5 ))
+expected_ok=$(( (total / 13) * 5 ))
 [ "${ok:-0}" -ge "$expected_ok" ] && [ "${ok:-0}" -le $(( expected_ok + 5 )) ] ||
   fail "200s: ${ok:-0} of $total, expected about $expected_ok"
 report "spot checks against mlforge predict: $spot, wrong: $spot_bad"

@@ -34,7 +34,7 @@ struct ServeArgs {
   int port = -1;  // -1: $SAGEMAKER_BIND_TO_PORT, else 8080
   int workers = 0;
   int max_payload_mb = 0;  // 0: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6
-  container::ServeOptions limits;  // the HTTP layer's connection limits and deadlines (defaults)
+  container::HttpLimits http;  // the HTTP layer's connection limits and deadlines
 };
 
 int RunServe(const ServeArgs& args, const GlobalOptions& global) {
@@ -48,10 +48,7 @@ int RunServe(const ServeArgs& args, const GlobalOptions& global) {
   if (args.port >= 0) o.port = args.port;
   if (args.workers > 0) o.workers = args.workers;
   if (args.max_payload_mb > 0) o.max_payload_bytes = static_cast<size_t>(args.max_payload_mb) << 20;
-  o.max_connections = args.limits.max_connections;
-  o.header_timeout_s = args.limits.header_timeout_s;
-  o.body_timeout_s = args.limits.body_timeout_s;
-  o.keep_alive_timeout_s = args.limits.keep_alive_timeout_s;
+  o.http = args.http;
   return RunServer(std::move(o));
 }
 
@@ -83,22 +80,22 @@ void RegisterServe(CLI::App& app, const GlobalOptions& global, Registry& registr
           "Largest request body in MB; larger ones get 413 (default: $SAGEMAKER_MAX_PAYLOAD_IN_MB, else 6)")
       ->check(CLI::Range(1, 100));
   serve
-      ->add_option("--max-connections", a->limits.max_connections,
+      ->add_option("--max-connections", a->http.max_connections,
                    "Open connections at most; past it a new one gets 503 (also capped by the open-file limit)")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000000));
   serve
-      ->add_option("--header-timeout", a->limits.header_timeout_s,
+      ->add_option("--header-timeout", a->http.header_timeout_s,
                    "Seconds a request header may take to arrive; a slower client is disconnected")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   serve
-      ->add_option("--body-timeout", a->limits.body_timeout_s,
+      ->add_option("--body-timeout", a->http.body_timeout_s,
                    "Seconds a request body may take to arrive after its header; a slower client is disconnected")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));
   serve
-      ->add_option("--keep-alive-timeout", a->limits.keep_alive_timeout_s,
+      ->add_option("--keep-alive-timeout", a->http.keep_alive_timeout_s,
                    "Seconds an open connection may stay silent between requests")
       ->capture_default_str()
       ->check(CLI::Range(0.001, 3600.0));

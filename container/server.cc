@@ -339,12 +339,8 @@ struct Server::Impl {
   }
 
   void Configure() {
-    HttpLimits limits;
+    HttpLimits limits = opt.http;
     limits.max_body_bytes = opt.max_payload_bytes;
-    limits.max_connections = opt.max_connections;
-    limits.header_timeout_s = opt.header_timeout_s;
-    limits.body_timeout_s = opt.body_timeout_s;
-    limits.keep_alive_timeout_s = opt.keep_alive_timeout_s;
     limits.io_threads = opt.http_threads;
     http = std::make_unique<HttpServer>(
         limits, [this](const HttpRequest& req, HttpResponse& res) { Handle(req, res); },
@@ -360,8 +356,9 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>()) {
   s.opt = std::move(options);
   if (s.opt.workers <= 0) s.opt.workers = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   if (s.opt.http_threads <= 0) s.opt.http_threads = s.opt.workers;
-  MLF_EXPECTS(s.opt.max_connections >= 1, "the connection limit must be at least 1");
-  MLF_EXPECTS(s.opt.header_timeout_s > 0 && s.opt.body_timeout_s > 0 && s.opt.keep_alive_timeout_s > 0,
+  const HttpLimits& h = s.opt.http;
+  MLF_EXPECTS(h.max_connections >= 1, "the connection limit must be at least 1");
+  MLF_EXPECTS(h.header_timeout_s > 0 && h.body_timeout_s > 0 && h.keep_alive_timeout_s > 0,
               "the HTTP timeouts must be positive");
   MLF_EXPECTS(!s.opt.model_path.empty() || s.opt.load,
               "no model given: pass --model PATH (a directory, model.tar.gz or model_algo-1)");
@@ -380,7 +377,7 @@ int Server::Run() {
   const int port = s.http->Bind(s.opt.host, s.opt.port);
   bound_port_.store(port);
   spdlog::info("listening on {}:{} ({} I/O thread(s), at most {} connections); loading {}", s.opt.host, port,
-               s.opt.http_threads, s.opt.max_connections, s.opt.model_path);
+               s.opt.http_threads, s.opt.http.max_connections, s.opt.model_path);
 
   std::thread loader([&s] { s.Load(); });
   // The watcher: stop requests (Stop(), SIGTERM through the token, a failed load) and the periodic

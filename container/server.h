@@ -27,6 +27,7 @@
 #include <string>
 
 #include "algos/predictor.h"
+#include "container/http_server.h"
 #include "core/resources.h"
 #include "core/stop.h"
 
@@ -43,11 +44,9 @@ struct ServeOptions {
   size_t max_payload_bytes = size_t{6} << 20;   // larger bodies get 413 (from Content-Length, unread)
   // Connection limits of the HTTP layer (container/http_server.h): past max_connections a new
   // connection gets 503; a header must arrive within header_timeout_s, a body within
-  // body_timeout_s; a kept-alive connection may idle keep_alive_timeout_s between requests.
-  int max_connections = 10000;
-  double header_timeout_s = 10;
-  double body_timeout_s = 60;
-  double keep_alive_timeout_s = 60;
+  // body_timeout_s; a kept-alive connection may idle keep_alive_timeout_s between requests. Its
+  // max_body_bytes and io_threads come from max_payload_bytes and http_threads above.
+  HttpLimits http;
   std::string default_accept;                   // used when Accept is absent or */* ("" = JSON)
   int summary_seconds = 60;                     // access summary at info level this often (and at exit)
   StopToken stop = StopToken::Never();          // polled; a stop request shuts the server down
