@@ -366,7 +366,7 @@ struct Wire {
         const uint8_t* q = p + n;
         if (kKind == kF32) {
           if (n % 4 != 0) return Err(p, "packed float32 values not a multiple of 4 bytes");
-          if (store) {
+          if (store && n > 0) {  // an empty packed field: nothing to copy (and data() may be null)
             const size_t old = t->values->size();
             t->values->resize(old + n / 4);
             std::memcpy(t->values->data() + old, p, n);
