@@ -139,18 +139,7 @@ trap 'exit 143' TERM
 
 # ---------------------------------------------------------------- tools
 ensure_packages() {  # installs the Debian packages $@ that are missing (idempotent)
-  local p missing=()
-  for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-  done
-  if [ ${#missing[@]} -eq 0 ]; then
-    log "tools: $* present"
-    return 0
-  fi
-  log "tools: installing ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${missing[@]}"
+  bash "$repo/scripts/setup.sh" --recommends "$@" | sed 's/^/[image.sh tools] /'
 }
 
 # The Debian mirror apt uses on this machine (deb822 .sources first, then one-line .list files).

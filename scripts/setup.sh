@@ -6,6 +6,14 @@ pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-co
       libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libboost-dev libcli11-dev
       libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev
       python3-venv)
+# With arguments it installs those packages instead (container/image.sh's tools); a leading
+# --recommends also installs what they recommend.
+recommends=(--no-install-recommends)
+if [ "${1:-}" = --recommends ]; then
+  recommends=()
+  shift
+fi
+[ $# -gt 0 ] && pkgs=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -19,4 +27,4 @@ SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+$SUDO apt-get install -y -qq "${recommends[@]}" "${missing[@]}"
