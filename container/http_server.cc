@@ -93,8 +93,8 @@ struct HttpServer::Impl {
     return *acceptor_holder;
   }
 
-  void Log(int status, std::string_view method, std::string_view path, size_t in, size_t out) const {
-    if (logger) logger(status, method, path, in, out);
+  void Log(int status, const HttpRequest& request, size_t out_bytes) const {
+    if (logger) logger(status, request, out_bytes);
   }
   void Accept();
   void Refuse(tcp::socket& socket) const;
@@ -105,7 +105,8 @@ struct HttpServer::Impl {
 // connection's strand, one at a time.
 class Session : public std::enable_shared_from_this<Session> {
  public:
-  Session(HttpServer::Impl* server, tcp::socket&& socket) : server_(server), stream_(std::move(socket)) {
+  Session(HttpServer::Impl* server, tcp::socket&& socket)
+      : server_(server), stream_(std::move(socket)), buffer_(server->limits.max_header_bytes + kReadSlack) {
     beast::error_code ec;
     const tcp::endpoint ep = stream_.socket().remote_endpoint(ec);
     if (!ec) remote_ = ep.address().to_string();
@@ -167,7 +168,7 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void OnHeader(beast::error_code ec) {
-    if (ec == http::error::header_limit)
+    if (ec == http::error::header_limit || ec == http::error::buffer_overflow)
       return Reject(431, fmt::format("the request header is larger than {} bytes", limits().max_header_bytes));
     if (ec == http::error::body_limit) return RejectTooLarge();
     if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == net::error::eof ||
@@ -196,6 +197,10 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.expires_after(Seconds(limits().body_timeout_s));
     http::async_read(stream_, buffer_, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec == http::error::body_limit) return self->RejectTooLarge();
+      if (ec == http::error::buffer_overflow) {
+        return self->Reject(400, fmt::format("a chunk-size line (with its extensions) is longer than {} bytes",
+                                             kReadSlack));
+      }
       // A body that did not arrive in time: the stream has closed the socket already (no answer
       // can be written, as for a header that did not arrive).
       if (ec == beast::error::timeout || ec == http::error::end_of_stream || ec == net::error::eof || ec == net::error::connection_reset ||
@@ -216,15 +221,16 @@ class Session : public std::enable_shared_from_this<Session> {
   void Reject(int status, const std::string& reason) {
     HttpResponse out;
     HttpFail(out, status, reason);
-    std::string_view method, path;
+    HttpRequest in;
+    in.remote = remote_;
     unsigned version = 11;
     if (parser_ && parser_->is_header_done()) {
       const auto& req = parser_->get();
-      method = View(req.method_string());
-      path = View(req.target());
+      in.method = View(req.method_string());
+      in.path = View(req.target());
       version = req.version();
     }
-    server_->Log(status, method, path, 0, out.body.size());
+    server_->Log(status, in, out.body.size());
     Write(std::move(out), version, /*keep_alive=*/false, /*linger=*/true);
   }
 
@@ -246,7 +252,7 @@ class Session : public std::enable_shared_from_this<Session> {
       spdlog::error("{} {}: internal error: {}", in.method, in.path, e.what());
       HttpFail(out, 500, "internal error while handling the request; the server log has the details");
     }
-    server_->Log(out.status, in.method, in.path, in.body.size(), out.body.size());
+    server_->Log(out.status, in, out.body.size());
     const bool keep = req.keep_alive() && !server_->stopping.load();
     Write(std::move(out), req.version(), keep, /*linger=*/false);
   }
@@ -295,6 +301,12 @@ class Session : public std::enable_shared_from_this<Session> {
     stream_.close();
   }
 
+  // What the read buffer may hold beyond a whole header. A body passes through it into the
+  // request (64 KB reads); the bound stops what the parser must see whole before it can consume
+  // it from growing without end: a chunk-size line with an endless extension once made one
+  // connection hold 900 MB.
+  static constexpr size_t kReadSlack = 64 << 10;
+
   HttpServer::Impl* server_;
   beast::tcp_stream stream_;
   beast::flat_buffer buffer_;
@@ -314,11 +326,15 @@ void HttpServer::Impl::Refuse(tcp::socket& socket) const {
       "Connection: close\r\nRetry-After: 1\r\n\r\n{}",
       body.size(), body);
   beast::error_code ec;
+  std::string remote;
+  if (const tcp::endpoint ep = socket.remote_endpoint(ec); !ec) remote = ep.address().to_string();
   socket.non_blocking(true, ec);
   net::write(socket, net::buffer(text), ec);  // a fresh socket's send buffer takes it whole
   socket.shutdown(tcp::socket::shutdown_both, ec);
   socket.close(ec);
-  Log(503, "", "", 0, body.size());
+  HttpRequest none;
+  none.remote = remote;
+  Log(503, none, body.size());
 }
 
 void HttpServer::Impl::Accept() {

@@ -13,7 +13,8 @@
 //   - trickle a body: it must be complete within body_timeout of the header, else the connection
 //     is closed (without an answer, like a header that does not arrive);
 //   - open connections without end: past max_connections a new one gets 503 at once and is closed;
-//   - send something that is not HTTP/1.x: 400 with the parser's reason.
+//   - send something that is not HTTP/1.x: 400 with the parser's reason; a chunk-size line
+//     (with extensions) over 64 KB: 400 (the read buffer of a connection is bounded);
 // Errors are JSON bodies {"error": "<reason>", "status": N}, like the handler's own. Keep-alive
 // follows HTTP/1.1 (and Connection: keep-alive on 1.0); "Expect: 100-continue" is honoured.
 #pragma once
@@ -67,10 +68,10 @@ class HttpServer {
   // Called on an I/O thread for every complete request; must not throw (the server answers 500 and
   // logs if it does).
   using Handler = std::function<void(const HttpRequest&, HttpResponse&)>;
-  // Called after every answer, the layer's own errors included (status, request or "" when the
-  // request line was never read): counting and access logs.
-  using Logger = std::function<void(int status, std::string_view method, std::string_view path, size_t in,
-                                    size_t out)>;
+  // Called after every answer, the layer's own errors included, with the answer's status and
+  // body size: counting and access logs. For the layer's own errors the request has no body, and
+  // no method or path when its request line was never read.
+  using Logger = std::function<void(int status, const HttpRequest& request, size_t out_bytes)>;
 
   HttpServer(HttpLimits limits, Handler handler, Logger logger = nullptr);
   ~HttpServer();

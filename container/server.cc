@@ -27,8 +27,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-void Fail(HttpResponse& res, int status, const std::string& reason) { HttpFail(res, status, reason); }
-
 // Latencies of /invocations in log-spaced buckets (8 per decade from 1 us to 1000 s): lock-free
 // recording from every worker, approximate percentiles (within one bucket, ~33%) for the summary.
 class LatencyHistogram {
@@ -188,7 +186,7 @@ struct Server::Impl {
   void Invocations(const HttpRequest& req, HttpResponse& res) {
     const auto t0 = Clock::now();
     if (!ready.load()) {
-      Fail(res, 503, "the model is still loading; retry when GET /ping answers 200");
+      HttpFail(res, 503, "the model is still loading; retry when GET /ping answers 200");
       return;
     }
     const algos::Predictor& p = *predictor;
@@ -201,7 +199,7 @@ struct Server::Impl {
       type = ParseContentType(content_type);
       CheckRequestType(type, p, "content type '" + content_type + "'");
     } catch (const UserError& e) {
-      Fail(res, 415, e.what());
+      HttpFail(res, 415, e.what());
       return;
     }
     std::string accept(req.accept);
@@ -214,17 +212,17 @@ struct Server::Impl {
     try {
       format = ParseAccept(accept, p.csv_response());
     } catch (const UserError& e) {
-      Fail(res, 406, e.what());
+      HttpFail(res, 406, e.what());
       return;
     }
     if (req.body.empty() && !req.has_length) {
-      Fail(res, 400,
+      HttpFail(res, 400,
            "POST /invocations: the request has no Content-Length (and is not chunked); send the rows as "
            "the body with its length");
       return;
     }
     if (req.body.empty()) {
-      Fail(res, 400,
+      HttpFail(res, 400,
            "the request body is empty; send at least one row (" +
                std::string(RequestFormatName(type.format)) + ")");
       return;
@@ -236,7 +234,7 @@ struct Server::Impl {
       ctx.expected_cols = p.feature_dim();
       batch = DecodeRequest(type, req.body, ctx);
     } catch (const UserError& e) {
-      Fail(res, 400, e.what());
+      HttpFail(res, 400, e.what());
       return;
     }
     algos::PredictionTable table;
@@ -291,13 +289,13 @@ struct Server::Impl {
     try {
       Route(req, res);
     } catch (const UserError& e) {
-      Fail(res, 400, e.what());
+      HttpFail(res, 400, e.what());
     } catch (const std::exception& e) {
       spdlog::error("{} {}: internal error: {}", req.method, req.path, e.what());
-      Fail(res, 500, "internal error while handling the request; the server log has the details");
+      HttpFail(res, 500, "internal error while handling the request; the server log has the details");
     } catch (...) {
       spdlog::error("{} {}: internal error (unknown exception)", req.method, req.path);
-      Fail(res, 500, "internal error while handling the request; the server log has the details");
+      HttpFail(res, 500, "internal error while handling the request; the server log has the details");
     }
   }
 
@@ -309,7 +307,7 @@ struct Server::Impl {
         if (ready.load()) {
           res.status = 200;
         } else {
-          Fail(res, 503, "the model is still loading");
+          HttpFail(res, 503, "the model is still loading");
         }
         return;
       }
@@ -328,14 +326,14 @@ struct Server::Impl {
       }
     }
     if (allowed == nullptr) {
-      Fail(res, 404,
+      HttpFail(res, 404,
            fmt::format("{} {}: no such endpoint; this server answers GET /ping, POST /invocations and GET "
                        "/execution-parameters",
                        req.method, req.path));
       return;
     }
     res.headers.emplace_back("Allow", allowed);
-    Fail(res, 405, fmt::format("{} {}: method not allowed; use {}", req.method, req.path, allowed));
+    HttpFail(res, 405, fmt::format("{} {}: method not allowed; use {}", req.method, req.path, allowed));
   }
 
   void Configure() {
@@ -344,9 +342,10 @@ struct Server::Impl {
     limits.io_threads = opt.http_threads;
     http = std::make_unique<HttpServer>(
         limits, [this](const HttpRequest& req, HttpResponse& res) { Handle(req, res); },
-        [this](int status, std::string_view method, std::string_view path, size_t in, size_t out) {
+        [this](int status, const HttpRequest& req, size_t out_bytes) {
           Count(status);
-          spdlog::debug("{} {} -> {} ({} byte(s) in, {} out)", method, path, status, in, out);
+          spdlog::debug("{} {} {} -> {} ({} byte(s) in, {} out)", req.remote, req.method, req.path, status,
+                        req.body.size(), out_bytes);
         });
   }
 };
