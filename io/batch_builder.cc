@@ -1,37 +1,45 @@
 #include "io/batch_builder.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstring>
 #include <iterator>
-
-#include <fmt/format.h>
-
-#include <cmath>
 
 #include "core/error.h"
 
 namespace mlforge::io {
 
-int64_t FirstNonFinite(const float* x, int64_t n) {
+int64_t FirstNonFinite(const void* x, int64_t n) {
   // Branch-free per block so that the common all-finite case runs at memory speed: a float is
-  // non-finite exactly when its exponent bits are all ones.
+  // non-finite exactly when its exponent bits are all ones. Read through memcpy: `x` may be
+  // unaligned (floats inside a protobuf payload).
+  const char* bytes = static_cast<const char*>(x);
+  auto non_finite = [&](int64_t i) {
+    uint32_t bits;
+    std::memcpy(&bits, bytes + i * 4, sizeof bits);
+    return static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
+  };
   constexpr int64_t kBlock = 64;
   for (int64_t i = 0; i < n; i += kBlock) {
     const int64_t m = std::min(kBlock, n - i);
     uint32_t bad = 0;
-    for (int64_t j = 0; j < m; ++j) {
-      uint32_t bits;
-      std::memcpy(&bits, x + i + j, sizeof bits);
-      bad |= static_cast<uint32_t>((bits & 0x7f800000u) == 0x7f800000u);
-    }
+    for (int64_t j = 0; j < m; ++j) bad |= non_finite(i + j);
     if (bad) {
       for (int64_t j = 0; j < m; ++j) {
-        if (!std::isfinite(x[i + j])) return i + j;
+        if (non_finite(i + j)) return i + j;
       }
     }
   }
   return -1;
+}
+
+float FloatAt(const void* x, int64_t i) {
+  float v;
+  std::memcpy(&v, static_cast<const char*>(x) + i * 4, sizeof v);
+  return v;
 }
 
 std::string NonFiniteMessage(const std::string& where, int64_t column, float v) {

@@ -17,8 +17,10 @@ namespace mlforge::io {
 // margin label 0): an error naming the row and the column beats a silently wrong answer.
 // The data tools (`data inspect`, `data convert`) pass them through.
 //
-// Index of the first NaN or infinite value among x[0..n), or -1.
-int64_t FirstNonFinite(const float* x, int64_t n);
+// Index of the first NaN or infinite float32 among x[0..n), or -1; `x` may be unaligned.
+int64_t FirstNonFinite(const void* x, int64_t n);
+// The float32 at index i of `x` (unaligned read).
+float FloatAt(const void* x, int64_t i);
 // The UserError message for feature `column` (0-based) of the row `where` names, holding `v`.
 std::string NonFiniteMessage(const std::string& where, int64_t column, float v);
 

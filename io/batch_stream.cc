@@ -633,12 +633,11 @@ struct BatchStream::Impl {
         SdkDenseRecord sdk;
         if (i > 0 && MatchSdkDense(payload, &sdk) && sdk.cols == d->cols &&
             (sdk.label != nullptr) == d->labeled) {
-          builder.AddDenseBytes(sdk.features, sdk.label);
           if (!opt.allow_non_finite) {
-            const float* x = d->batch.values.data() + d->batch.values.size() - static_cast<size_t>(d->cols);
-            if (const int64_t j = FirstNonFinite(x, d->cols); j >= 0)
-              throw UserError(NonFiniteMessage(Where(raw, i), j, x[j]));
+            if (const int64_t j = FirstNonFinite(sdk.features, d->cols); j >= 0)
+              throw UserError(NonFiniteMessage(Where(raw, i), j, FloatAt(sdk.features, j)));
           }
+          builder.AddDenseBytes(sdk.features, sdk.label);
           continue;
         }
         RecordContext ctx;
