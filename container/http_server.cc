@@ -71,6 +71,7 @@ struct HttpServer::Impl {
   // themselves here.
   std::atomic<bool> stopping{false};
   std::atomic<int> live{0};
+  std::atomic<size_t> unsent{0};  // answer bytes being written (see HttpLimits::max_unsent_bytes)
   int cap = 0;
   std::mutex mu;
   std::condition_variable cv;
@@ -258,6 +259,19 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void Write(HttpResponse out, unsigned version, bool keep_alive, bool linger) {
+    // Answers wait in memory until their clients read them: past the budget, a 503 instead (a
+    // client that sends large requests and never reads the answers could otherwise fill memory).
+    const size_t size = out.body.size();
+    if (server_->unsent.fetch_add(size) + size > limits().max_unsent_bytes && out.status < 400) {
+      server_->unsent.fetch_sub(size);
+      HttpFail(out, 503,
+               fmt::format("the server holds {} MB of answers that their clients have not read yet, its "
+                           "limit; retry shortly",
+                           limits().max_unsent_bytes >> 20));
+      server_->unsent.fetch_add(out.body.size());
+      keep_alive = false;
+    }
+    unsent_ = out.body.size();
     res_ = {};
     res_.version(version);
     res_.result(static_cast<unsigned>(out.status));
@@ -268,6 +282,8 @@ class Session : public std::enable_shared_from_this<Session> {
     res_.prepare_payload();
     stream_.expires_after(Seconds(limits().write_timeout_s));
     http::async_write(stream_, res_, [self = shared_from_this(), keep_alive, linger](beast::error_code ec, size_t) {
+      self->server_->unsent.fetch_sub(self->unsent_);
+      self->unsent_ = 0;
       if (ec) return self->Close();
       if (keep_alive) return self->WaitForRequest(false);
       if (linger) return self->Linger();
@@ -314,6 +330,7 @@ class Session : public std::enable_shared_from_this<Session> {
   std::optional<http::response<http::empty_body>> continue_;
   http::response<http::string_body> res_;
   std::string remote_;
+  size_t unsent_ = 0;  // this connection's share of Impl::unsent
   bool idle_ = false;
   size_t drained_ = 0;
 };

@@ -13,6 +13,8 @@
 //   - trickle a body: it must be complete within body_timeout of the header, else the connection
 //     is closed (without an answer, like a header that does not arrive);
 //   - open connections without end: past max_connections a new one gets 503 at once and is closed;
+//   - send requests and never read the answers: once max_unsent_bytes of answers wait to be
+//     written, further answers are 503 (and each unread one is dropped at write_timeout);
 //   - send something that is not HTTP/1.x: 400 with the parser's reason; a chunk-size line
 //     (with extensions) over 64 KB: 400 (the read buffer of a connection is bounded);
 // Errors are JSON bodies {"error": "<reason>", "status": N}, like the handler's own. Keep-alive
@@ -37,6 +39,9 @@ struct HttpLimits {
   double body_timeout_s = 60;
   double write_timeout_s = 60;
   int max_connections = 10000;  // also capped by the open-file limit (raised to its hard maximum)
+  // Answer bytes being written, over all connections; an answer past it becomes a 503 (clients
+  // that never read their answers cannot fill memory).
+  size_t max_unsent_bytes = size_t{1} << 30;
   int io_threads = 2;
 };
 

@@ -38,6 +38,8 @@ class Fixture {
       if (req.path == "/slow") std::this_thread::sleep_for(std::chrono::milliseconds(300));
       if (req.path == "/ping") {
         res.status = 200;
+      } else if (req.path == "/big") {
+        res.body = std::string(32 << 20, 'b');
       } else {
         res.content_type = "text/plain";
         res.body = std::string(req.body);
@@ -328,6 +330,39 @@ TEST(HttpServer, ConnectionCapAnswers503) {
   while (f.server().open_connections() > 0 && Clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   EXPECT_GE(PingMs(f.port()), 0);
+}
+
+// Answers that their clients do not read stay in memory until written: past max_unsent_bytes
+// the next answer is a 503, and once the first client reads, answers flow again. (32 MB answers:
+// more than loopback's socket buffers take, so the first one stays unsent while it is not read.)
+TEST(HttpServer, UnreadAnswersAreBoundedIn503s) {
+  HttpLimits l = Limits();
+  l.max_unsent_bytes = size_t{40} << 20;
+  Fixture f(l);
+  Conn hoarder(f.port());
+  hoarder.Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+  // Its answer is being written (the status line arrived); the client reads no further, for now.
+  ASSERT_TRUE(hoarder.WaitFor("HTTP/1.1 200", 10));
+  {
+    Conn c(f.port());
+    c.Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    const std::string r = c.Read(1, 10);
+    EXPECT_EQ(Status(r), 503) << r.substr(0, 300);
+    EXPECT_NE(r.find("have not read yet"), std::string::npos) << r.substr(0, 300);
+  }
+  const std::string got = hoarder.Read(1, 20);
+  EXPECT_EQ(Status(got), 200);
+  EXPECT_GE(got.size(), size_t{32} << 20);
+  const auto deadline = Clock::now() + std::chrono::seconds(5);
+  std::string again;
+  while (Clock::now() < deadline) {
+    Conn c(f.port());
+    c.Send("GET /big HTTP/1.1\r\nHost: x\r\n\r\n");
+    again = c.Read(1, 20);
+    if (Status(again) == 200) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(Status(again), 200);
 }
 
 // Keep-alive, pipelining (two requests in one write), chunked bodies and 100-continue.
