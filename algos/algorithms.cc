@@ -4,6 +4,7 @@
 
 #include "algos/kmeans/kmeans.h"
 #include "algos/linear_learner/linear_learner.h"
+#include "algos/pca/pca.h"
 #include "core/error.h"
 
 namespace mlforge::algos {
@@ -37,7 +38,7 @@ const char* RecordWrapperName(RecordWrapper w) { return w == RecordWrapper::kRec
 
 const std::vector<Algorithm>& BuiltinAlgorithms() {
   // One entry per algorithm, in the order `mlforge --help` lists them. k-means comes first.
-  static const std::vector<Algorithm> table = {kmeans::Entry(), linear_learner::Entry()};
+  static const std::vector<Algorithm> table = {kmeans::Entry(), linear_learner::Entry(), pca::Entry()};
   return table;
 }
 

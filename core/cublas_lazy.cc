@@ -30,6 +30,7 @@ struct CublasLib {
   cublasStatus_t (*gemm_ex)(cublasHandle_t, cublasOperation_t, cublasOperation_t, int, int, int, const void*,
                             const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
+  decltype(&::cublasDsyrk_v2) dsyrk = nullptr;
 };
 
 template <typename T>
@@ -56,7 +57,8 @@ CublasLib& Lib() {
     const bool ok = Bind(lib, lib.create, "cublasCreate_v2") && Bind(lib, lib.destroy, "cublasDestroy_v2") &&
                     Bind(lib, lib.set_stream, "cublasSetStream_v2") &&
                     Bind(lib, lib.status_name, "cublasGetStatusName") &&
-                    Bind(lib, lib.status_string, "cublasGetStatusString") && Bind(lib, lib.gemm_ex, "cublasGemmEx");
+                    Bind(lib, lib.status_string, "cublasGetStatusString") && Bind(lib, lib.gemm_ex, "cublasGemmEx") &&
+                    Bind(lib, lib.dsyrk, "cublasDsyrk_v2");
     if (!ok) {
       dlclose(lib.handle);
       lib.handle = nullptr;
@@ -108,6 +110,12 @@ cublasStatus_t cublasGemmEx(cublasHandle_t handle, cublasOperation_t transa, cub
   return lib.gemm_ex ? lib.gemm_ex(handle, transa, transb, m, n, k, alpha, A, Atype, lda, B, Btype, ldb, beta, C,
                                    Ctype, ldc, computeType, algo)
                      : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasDsyrk_v2(cublasHandle_t handle, cublasFillMode_t uplo, cublasOperation_t trans, int n, int k,
+                              const double* alpha, const double* A, int lda, const double* beta, double* C, int ldc) {
+  auto& lib = Lib();
+  return lib.dsyrk ? lib.dsyrk(handle, uplo, trans, n, k, alpha, A, lda, beta, C, ldc) : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
 }  // extern "C"

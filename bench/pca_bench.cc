@@ -1,0 +1,68 @@
+// Throughput of PCA's accumulation step (kernels/pca_accumulate.h) on in-memory batches, CPU:
+// PcaAccumulateCpu per mini-batch, the way the training loop calls it, on 1 and 2 threads.
+//  Scatter: counters GEMM_GFLOP/s = 2 n d^2 / time (the flops of a plain X^T X GEMM, what numpy's
+//           SGEMM rate is compared with) and SYRK_GFLOP/s = n d^2 / time (the work a symmetric
+//           rank update actually does: half).
+//  Sketch / Project: 2 n d l (sketch) and 4 n d l (project) flops.
+// The GPU side is measured by the same loop with --device gpu in bench/pca_vs_sklearn.py and by
+// the gpu test; these are CPU-only.
+#include <benchmark/benchmark.h>
+
+#include <string>
+#include <vector>
+
+#include "bench/bench_util.h"
+#include "kernels/pca_accumulate.h"
+
+namespace {
+
+using namespace mlforge;
+using namespace mlforge::kernels;
+
+void Run(benchmark::State& state, PcaAccumulation mode) {
+  const int64_t n = state.range(0), d = state.range(1), l = state.range(2), batch = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  const auto x = mlforge::bench::RandomNormal(static_cast<size_t>(n * d), 1);
+  PcaPass pass;
+  pass.mode = mode;
+  pass.d = d;
+  pass.l = l;
+  pass.shift.assign(static_cast<size_t>(d), 0.1f);
+  if (mode == PcaAccumulation::kProject) pass.q = mlforge::bench::RandomNormal(static_cast<size_t>(d * l), 2);
+  for (auto _ : state) {
+    PcaSums sums(mode, d, l);
+    for (int64_t i0 = 0; i0 < n; i0 += batch) {
+      const int64_t rows = std::min(batch, n - i0);
+      PcaAccumulateCpu(pass, HostDenseView{x.data() + i0 * d, rows, d}, i0, &sums, threads);
+    }
+    benchmark::DoNotOptimize(sums.matrix.data());
+  }
+  const double it = static_cast<double>(state.iterations());
+  if (mode == PcaAccumulation::kScatter) {
+    state.counters["GEMM_GFLOP/s"] = benchmark::Counter(it * 2.0 * n * d * d / 1e9, benchmark::Counter::kIsRate);
+    state.counters["SYRK_GFLOP/s"] = benchmark::Counter(it * 1.0 * n * d * d / 1e9, benchmark::Counter::kIsRate);
+  } else {
+    const double f = mode == PcaAccumulation::kSketch ? 2.0 : 4.0;
+    state.counters["GFLOP/s"] = benchmark::Counter(it * f * n * d * l / 1e9, benchmark::Counter::kIsRate);
+  }
+  state.counters["rows/s"] = benchmark::Counter(it * n, benchmark::Counter::kIsRate);
+  state.SetLabel("n=" + std::to_string(n) + " d=" + std::to_string(d) + (l ? " l=" + std::to_string(l) : "") +
+                 " batch=" + std::to_string(batch) + " threads=" + std::to_string(threads));
+}
+
+void BM_ScatterCpu(benchmark::State& s) { Run(s, PcaAccumulation::kScatter); }
+void BM_SketchCpu(benchmark::State& s) { Run(s, PcaAccumulation::kSketch); }
+void BM_ProjectCpu(benchmark::State& s) { Run(s, PcaAccumulation::kProject); }
+
+// {n, d, l, batch, threads}
+BENCHMARK(BM_ScatterCpu)
+    ->Args({200000, 100, 0, 500, 1})->Args({200000, 100, 0, 500, 2})
+    ->Args({200000, 100, 0, 5000, 1})->Args({200000, 100, 0, 5000, 2})
+    ->Args({20000, 1024, 0, 5000, 1})->Args({20000, 1024, 0, 5000, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SketchCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_ProjectCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+}  // namespace
