@@ -894,10 +894,8 @@ std::string DetectAlgorithm(const io::ModelSource& source) {
   try {
     if (source.model_kind() == io::FileKind::kNDArrayList) {
       const io::NDArrayList list = io::ParseNDArrayList(bytes, source.model_source());
-      if (list.named && io::FindByName(list, "s") && io::FindByName(list, "v") &&
-          io::FindByName(list, "mean")) {
-        return "pca";
-      }
+      // PCA: named s, v and (when the mean was subtracted) mean.
+      if (list.named && io::FindByName(list, "s") && io::FindByName(list, "v")) return "pca";
       if (!list.named && !list.arrays.empty() && list.arrays[0].storage == io::NDStorage::kDense &&
           list.arrays[0].shape.size() == 2) {
         return "kmeans";
@@ -933,7 +931,7 @@ std::unique_ptr<algos::Predictor> LoadPredictor(const io::ModelSource& source, c
   std::string key = Lower(name);
   for (char& c : key) c = c == '_' ? '-' : c;
   if (key == "k-means") key = "kmeans";
-  if (key == "pca" || key == "factorization-machines") {
+  if (key == "factorization-machines") {
     MLF_FAIL("{}: this is a {} model{}; mlforge has no {} predictor yet (it predicts with {})", source.path(),
              key, detected ? " (detected from model_algo-1)" : "", key, predicting);
   }

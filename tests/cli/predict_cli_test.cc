@@ -301,10 +301,19 @@ TEST_F(PredictCli, RealSageMakerArtifact) {
   EXPECT_OK(js);
   EXPECT_EQ(FromJson(js.out).size(), 8u);
 
-  // A PCA artifact is recognised and refused with the reason.
+  // A factorization-machines artifact is recognised and refused with the reason.
+  const std::string fm = test::SharedData("artifacts/fm_movielens100k_regressor_d2625_k64.model.tar.gz");
+  ExpectUserError(RunCli(d, {"predict", "--model", fm, "--input", "centroids.csv"}),
+                  "this is a factorization-machines model (detected from model_algo-1); mlforge has no "
+                  "factorization-machines predictor yet");
+  // A PCA artifact predicts: 7 features in, 6 projections out per row.
   const std::string pca = test::SharedData("artifacts/pca_regular_d7_k6.model.tar.gz");
-  ExpectUserError(RunCli(d, {"predict", "--model", pca, "--input", "centroids.csv"}),
-                  "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet");
+  test::WriteFile(d / "seven.csv", "1,2,3,4,5,6,7\n0,0,0,0,0,0,0\n");
+  const Result pr = RunCli(d, {"predict", "--model", pca, "--input", "seven.csv"});
+  EXPECT_OK(pr);
+  const nlohmann::json pj = nlohmann::json::parse(pr.out);
+  ASSERT_EQ(pj["projections"].size(), 2u) << pr.out;
+  EXPECT_EQ(pj["projections"][0]["projection"].size(), 6u) << pr.out;
 }
 
 TEST_F(PredictCli, OutputThroughSymlinkFifoAndDash) {
@@ -382,7 +391,7 @@ TEST_F(PredictCli, BadInputExitsTwoWithOneLineAndNoOutputFile) {
   ExpectUserError(RunCli(d, {"predict", "--model", "no-such-model", "--input", "features.csv"}), "no-such-model");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "no-such.csv"}), "no-such.csv");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--algorithm", "pca"}),
-                  "this is a pca model; mlforge has no pca predictor yet");
+                  "not a PCA model");
   ExpectUserError(RunCli(d, {"predict", "--model", "model", "--input", "features.csv", "--algorithm", "kmeens"}),
                   "kmeens");
   // Not a model at all.

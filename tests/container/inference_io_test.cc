@@ -400,8 +400,15 @@ TEST(LoadPredictor, RealArtifactsAndRefusals) {
   EXPECT_TRUE(t.columns[1].json_integer);
   // Models without a predictor yet, and a wrong override.
   EXPECT_TRUE(HasSubstr(
-      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz")); }),
-      "this is a pca model (detected from model_algo-1); mlforge has no pca predictor yet"));
+      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/fm_movielens100k_regressor_d2625_k64.model.tar.gz")); }),
+      "this is a factorization-machines model (detected from model_algo-1); mlforge has no factorization-machines "
+      "predictor yet"));
+  {
+    // PCA artifacts load (SageMaker's projections), detected from model_algo-1.
+    auto pca = LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz"));
+    EXPECT_EQ(pca->algorithm(), "pca");
+    EXPECT_EQ(pca->json_list_key(), "projections");
+  }
   EXPECT_TRUE(HasSubstr(ErrorOf([&] {
                           LoadPredictor(io::ModelSource::Open(dir + "/kmeans_ufo_k10_d2.model.tar.gz"),
                                         "linear_learner");

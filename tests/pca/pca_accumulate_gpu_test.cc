@@ -219,6 +219,8 @@ struct Case {
   std::vector<int64_t> rows;
   double density;  // 1: dense; (0, 1): CSR; < 0: dense and CSR batches alternating, CSR density -density
 };
+// The case's name in test output (ctest lists GetParam() otherwise as a byte dump).
+void PrintTo(const Case& c, std::ostream* os) { *os << c.name; }
 
 class GpuPcaAccumulate : public ::testing::TestWithParam<Case> {};
 
