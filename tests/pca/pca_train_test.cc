@@ -23,6 +23,7 @@
 #include "algos/algorithms.h"
 #include "algos/pca/model.h"
 #include "algos/pca/pca.h"
+#include "container/config.h"
 #include "container/inference_io.h"
 #include "container/train.h"
 #include "core/batch.h"
@@ -392,6 +393,32 @@ TEST_F(PcaTrain, NonFiniteTrainingValueNamesTheRecord) {
   EXPECT_EQ(r.rc, 2);
   EXPECT_NE(r.failure.find("bad.pbr"), std::string::npos) << r.failure;
   EXPECT_FALSE(fs::exists(dir_ / "m/model_algo-1"));
+}
+
+TEST_F(PcaTrain, ContainerContractWithStringHyperparametersAndCsvTest) {
+  // /opt/ml as SageMaker lays it out: hyperparameters as strings (the SDK's "True"), a recordIO
+  // train channel and a CSV test channel without labels; the model files land in <root>/model.
+  test::TempDir root;
+  const container::OptMlPaths p = container::ResolveOptMl(root.path());
+  test::WriteFile(p.hyperparameters, R"({"feature_dim": "30", "num_components": "4", "algorithm_mode": "randomized",
+      "subtract_mean": "True", "extra_components": "-1", "mini_batch_size": "300", "power_iterations": "2"})");
+  test::WriteFile(p.inputdataconfig, R"({"train": {"ContentType": "application/x-recordio-protobuf",
+      "TrainingInputMode": "File", "RecordWrapperType": "RecordIO"},
+      "test": {"ContentType": "text/csv;label_size=0", "TrainingInputMode": "File"}})");
+  test::WriteFile(p.resourceconfig, R"({"current_host": "algo-1", "hosts": ["algo-1"]})");
+  fs::create_directories(p.data_dir + "/train");
+  fs::create_directories(p.data_dir + "/test");
+  fs::copy_file(dir_ / "train.pbr", p.data_dir + "/train/part-0.pbr");
+  Write(MakeData(500, 30, 5, {20, 12, 8, 5, 3}, 0.3, 100.0, false, 3, 6000), p.data_dir + "/test/part-0.csv", false);
+  const int rc = container::RunContainerTrain(root.path(), "pca", algos::BuiltinAlgorithms(),
+                                              test::TrainOptionsForTests());
+  ASSERT_EQ(rc, 0) << (fs::exists(p.failure_file) ? test::ReadFile(p.failure_file) : "");
+  const Model m = algos::pca::LoadModel(p.model_dir);
+  EXPECT_EQ(m.components, 4);
+  EXPECT_EQ(m.mode, "randomized");
+  EXPECT_TRUE(m.metrics.count("test:reconstruction_error"));
+  const Reference ref = Exact(data_, true);
+  EXPECT_NEAR(m.s[0], std::sqrt(ref.values(data_.d - 1)), 1e-4 * std::sqrt(ref.values(data_.d - 1)));
 }
 
 // ---------------------------------------------------------------------------------------------
