@@ -4,8 +4,16 @@
 //           SGEMM rate is compared with) and SYRK_GFLOP/s = n d^2 / time (the work a symmetric
 //           rank update actually does: half).
 //  Sketch / Project: 2 n d l (sketch) and 4 n d l (project) flops.
-// The GPU side is measured by the same loop with --device gpu in bench/pca_vs_sklearn.py and by
-// the gpu test; these are CPU-only.
+// The GPU side of the accumulation is measured by the same loop with --device gpu in
+// bench/pca_vs_sklearn.py and by the gpu test.
+//
+// Regular mode's d x d eigendecomposition (kernels/sym_eigen.h), for placing kSymEigenGpuMinDim:
+//  BM_SymEigenCpu: SymmetricEigenCpu (Eigen SelfAdjointEigenSolver, values and vectors).
+//  BM_SymEigenGpu: SymmetricEigenGpu from and to host memory, as the dispatch runs it (upload,
+//                  cusolverDnDsyevd, download, transpose; the handle is created by a warm-up call
+//                  outside the timing). Skips with an error line when no GPU is usable.
+// Both on a Gaussian symmetric matrix (no spectral structure to deflate); wall time. The switch
+// belongs at the smallest d from which the GPU is faster.
 #include <benchmark/benchmark.h>
 
 #include <string>
@@ -13,6 +21,7 @@
 
 #include "bench/bench_util.h"
 #include "kernels/pca_accumulate.h"
+#include "kernels/sym_eigen.h"
 
 namespace {
 
@@ -63,6 +72,51 @@ BENCHMARK(BM_ScatterCpu)
 BENCHMARK(BM_SketchCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ProjectCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+// A d x d symmetric matrix with N(0, 1) entries (row-major, float64).
+std::vector<double> RandomSymmetric(int64_t d) {
+  const auto g = mlforge::bench::RandomNormal(static_cast<size_t>(d * d), 3);
+  std::vector<double> a(static_cast<size_t>(d * d));
+  for (int64_t i = 0; i < d; ++i)
+    for (int64_t j = i; j < d; ++j) a[i * d + j] = a[j * d + i] = g[i * d + j];
+  return a;
+}
+
+void BM_SymEigenCpu(benchmark::State& state) {
+  const int64_t d = state.range(0);
+  const std::vector<double> a = RandomSymmetric(d);
+  for (auto _ : state) {
+    SymEigenResult r = SymmetricEigenCpu(a.data(), d);
+    benchmark::DoNotOptimize(r.vectors.data());
+  }
+  state.SetLabel("d=" + std::to_string(d));
+}
+
+#if MLFORGE_HAVE_CUDA
+void BM_SymEigenGpu(benchmark::State& state) {
+  std::string why;
+  Resources* res = mlforge::bench::GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t d = state.range(0);
+  const std::vector<double> a = RandomSymmetric(d);
+  SymmetricEigenGpu(res->cuda(), a.data(), 1);  // opens cuSOLVER and creates the handle
+  for (auto _ : state) {
+    SymEigenResult r = SymmetricEigenGpu(res->cuda(), a.data(), d);
+    benchmark::DoNotOptimize(r.vectors.data());
+  }
+  state.SetLabel("d=" + std::to_string(d));
+}
+#else
+void BM_SymEigenGpu(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+#endif
+
+BENCHMARK(BM_SymEigenCpu)->ArgName("d")->Arg(256)->Arg(512)->Arg(1024)->Arg(2048)
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+BENCHMARK(BM_SymEigenGpu)->ArgName("d")->Arg(256)->Arg(512)->Arg(1024)->Arg(2048)->Arg(4096)
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 }  // namespace

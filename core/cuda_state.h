@@ -1,5 +1,5 @@
 // The CUDA half of Resources (DESIGN.md "One Resources object"): the stream and the library
-// handles bound to it, plus the checks every CUDA runtime / cuBLAS call goes through.
+// handles bound to it, plus the checks every CUDA runtime / cuBLAS / cuSOLVER call goes through.
 //
 // Only for builds with CUDA (MLFORGE_HAVE_CUDA): included by core/resources.cc under that flag and
 // by the .cu files in kernels/. Plain C++ (no device code, no fmt) so that both g++ and nvcc
@@ -14,9 +14,12 @@
 
 #include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+#include <cusolverDn.h>
 
 #include <stdexcept>
 #include <string>
+
+#include "core/cusolver_lazy.h"
 
 namespace mlforge {
 
@@ -42,6 +45,42 @@ namespace detail {
                   ": " + cublasGetStatusName(st) + ": " + cublasGetStatusString(st));
 }
 
+// cuSOLVER has no status-name function.
+inline const char* CusolverStatusName(cusolverStatus_t st) {
+  switch (st) {
+    case CUSOLVER_STATUS_SUCCESS:
+      return "CUSOLVER_STATUS_SUCCESS";
+    case CUSOLVER_STATUS_NOT_INITIALIZED:
+      return "CUSOLVER_STATUS_NOT_INITIALIZED";
+    case CUSOLVER_STATUS_ALLOC_FAILED:
+      return "CUSOLVER_STATUS_ALLOC_FAILED";
+    case CUSOLVER_STATUS_INVALID_VALUE:
+      return "CUSOLVER_STATUS_INVALID_VALUE";
+    case CUSOLVER_STATUS_ARCH_MISMATCH:
+      return "CUSOLVER_STATUS_ARCH_MISMATCH";
+    case CUSOLVER_STATUS_EXECUTION_FAILED:
+      return "CUSOLVER_STATUS_EXECUTION_FAILED";
+    case CUSOLVER_STATUS_INTERNAL_ERROR:
+      return "CUSOLVER_STATUS_INTERNAL_ERROR";
+    case CUSOLVER_STATUS_NOT_SUPPORTED:
+      return "CUSOLVER_STATUS_NOT_SUPPORTED";
+    case CUSOLVER_STATUS_INVALID_WORKSPACE:
+      return "CUSOLVER_STATUS_INVALID_WORKSPACE";
+    default:
+      return "CUSOLVER_STATUS_(other)";
+  }
+}
+
+[[noreturn]] inline void ThrowCusolverError(cusolverStatus_t st, const char* expr, const char* file,
+                                            int line) {
+  std::string why = std::string("cuSOLVER error: ") + expr + " failed at " + file + ":" +
+                    std::to_string(line) + ": " + CusolverStatusName(st) + " (" +
+                    std::to_string(static_cast<int>(st)) + ")";
+  const std::string load = CusolverLoadError();  // why the library is missing, if it is
+  if (!load.empty()) why += ": " + load;
+  throw CudaError(why);
+}
+
 }  // namespace detail
 }  // namespace mlforge
 
@@ -58,6 +97,14 @@ namespace detail {
     cublasStatus_t _mlf_st = (call);                                           \
     if (_mlf_st != CUBLAS_STATUS_SUCCESS)                                      \
       ::mlforge::detail::ThrowCublasError(_mlf_st, #call, __FILE__, __LINE__); \
+  } while (0)
+
+// MLF_CUSOLVER_TRY(cusolverDnFoo(...)): every cuSOLVER call goes through this; throws CudaError.
+#define MLF_CUSOLVER_TRY(call)                                                   \
+  do {                                                                           \
+    cusolverStatus_t _mlf_st = (call);                                           \
+    if (_mlf_st != CUSOLVER_STATUS_SUCCESS)                                      \
+      ::mlforge::detail::ThrowCusolverError(_mlf_st, #call, __FILE__, __LINE__); \
   } while (0)
 
 namespace mlforge::detail {
@@ -87,6 +134,7 @@ struct CudaState {
   ~CudaState() {
     // Errors are ignored here: a destructor must not throw, and at process exit the driver may
     // already be shutting down.
+    if (cusolver_ != nullptr) cusolverDnDestroy(cusolver_);
     if (cublas != nullptr) cublasDestroy(cublas);
     if (stream != nullptr) {
       cudaStreamSynchronize(stream);
@@ -99,10 +147,29 @@ struct CudaState {
   // Waits for everything queued on `stream`; surfaces asynchronous kernel faults as CudaError.
   void Synchronize() const { MLF_CUDA_TRY(cudaStreamSynchronize(stream)); }
 
+  // The cuSOLVER dense handle bound to `stream`, created on first use (only eigendecompositions
+  // need it, and creating it opens libcusolver: core/cusolver_lazy.cc).
+  cusolverDnHandle_t Cusolver() {
+    if (cusolver_ == nullptr) {
+      cusolverDnHandle_t h = nullptr;
+      MLF_CUSOLVER_TRY(cusolverDnCreate(&h));
+      const cusolverStatus_t st = cusolverDnSetStream(h, stream);
+      if (st != CUSOLVER_STATUS_SUCCESS) {
+        cusolverDnDestroy(h);
+        ThrowCusolverError(st, "cusolverDnSetStream", __FILE__, __LINE__);
+      }
+      cusolver_ = h;
+    }
+    return cusolver_;
+  }
+
   int device = 0;
   int sm_count = 1;  // streaming multiprocessors, for sizing grids
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
+
+ private:
+  cusolverDnHandle_t cusolver_ = nullptr;  // see Cusolver()
 };
 
 }  // namespace mlforge::detail

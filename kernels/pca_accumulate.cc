@@ -15,9 +15,26 @@
 #include <omp.h>
 #endif
 
+#if MLFORGE_HAVE_LAPACK
+// OpenBLAS (cmake/MlforgeDeps.cmake). Declared here rather than through cblas.h, which Debian
+// resolves to whichever BLAS provides it.
+extern "C" {
+void cblas_ssyrk(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
+                 float* c, int ldc);
+void openblas_set_num_threads(int threads);
+}
+#endif
+
 namespace mlforge::kernels {
 
 namespace {
+
+#if MLFORGE_HAVE_LAPACK
+constexpr int kCblasColMajor = 102, kCblasNoTrans = 111, kCblasLower = 122;
+#endif
+// Above this d, a dense scatter block is one multi-threaded BLAS SYRK into a single float64 total
+// (no per-thread partials to zero and merge per call); at or below it threads split the rows.
+constexpr int64_t kSequentialBlasMinDim = 256;
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 using ColMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;
@@ -86,6 +103,30 @@ void FillSigns(uint64_t seed, int64_t first_row, int64_t rows, int64_t l, float*
   }
 }
 
+// The l signs of one row (SketchSign(seed, row, j) for j < l), one hash per 64 components.
+void RowSigns(uint64_t seed, int64_t row, int64_t l, double* out) {
+  for (int64_t w = 0; w * 64 < l; ++w) {
+    const uint64_t bits = SketchSignWord(seed, row, w);
+    const int64_t j1 = std::min<int64_t>(l, (w + 1) * 64);
+    for (int64_t j = w * 64; j < j1; ++j) out[j] = ((bits >> (j % 64)) & 1ULL) ? 1.0 : -1.0;
+  }
+}
+
+// f (column-major d x d, lower triangle) = Y^T Y for the row-major rows x d block yb: OpenBLAS SYRK
+// (a row-major rows x d matrix is a column-major d x rows one) or Eigen's rank update. The upper
+// part of f is not written (the BLAS path) or zero (Eigen); callers read the lower triangle only.
+void ScatterBlock(const float* yb, int64_t rows, int64_t d, float* f) {
+#if MLFORGE_HAVE_LAPACK
+  cblas_ssyrk(kCblasColMajor, kCblasLower, kCblasNoTrans, static_cast<int>(d), static_cast<int>(rows), 1.0f, yb,
+              static_cast<int>(d), 0.0f, f, static_cast<int>(d));
+#else
+  Eigen::Map<const RowMajorF> Y(yb, rows, d);
+  Eigen::Map<ColMajorF> F(f, d, d);
+  F.setZero();
+  F.selfadjointView<Eigen::Lower>().rankUpdate(Y.transpose(), 1.0f);
+#endif
+}
+
 // One block of shifted rows yb (rows x d, float32) into `acc` (float64 matrix of the mode's shape)
 // and sign_sums. f, h, t are scratch buffers sized by the caller.
 void BlockProduct(const PcaPass& pass, const float* yb, int64_t rows, int64_t first_row, double* acc,
@@ -94,14 +135,15 @@ void BlockProduct(const PcaPass& pass, const float* yb, int64_t rows, int64_t fi
   Eigen::Map<const RowMajorF> Y(yb, rows, d);
   switch (pass.mode) {
     case PcaAccumulation::kScatter: {
-      // Lower triangle of Y^T Y (column-major d x d), added to acc, mirrored once at the end.
-      f.assign(static_cast<size_t>(d * d), 0.0f);
-      Eigen::Map<ColMajorF> F(f.data(), d, d);
-      F.selfadjointView<Eigen::Lower>().rankUpdate(Y.transpose(), 1.0f);
+      // The lower triangle of Y^T Y in column-major order is, read row-major, its upper triangle:
+      // column j's entries i >= j are row j's entries from the diagonal on, so the float64 add
+      // below runs along contiguous memory. acc's upper triangle is mirrored once per call.
+      f.resize(static_cast<size_t>(d * d));
+      ScatterBlock(yb, rows, d, f.data());
       for (int64_t j = 0; j < d; ++j) {
-        const float* col = f.data() + j * d;
-        double* dst = acc + j;  // acc is row-major; (i, j) with i >= j lands at acc[i * d + j]
-        for (int64_t i = j; i < d; ++i) dst[i * d] += col[i];
+        const float* src = f.data() + j * d;
+        double* dst = acc + j * d;
+        for (int64_t i = j; i < d; ++i) dst[i] += src[i];
       }
       break;
     }
@@ -134,7 +176,7 @@ void BlockProduct(const PcaPass& pass, const float* yb, int64_t rows, int64_t fi
   }
 }
 
-// Scatter of a block by lower-triangular output tiles (large d): every thread owns whole tiles of
+// Scatter of a block by upper-triangular output tiles (large d): every thread owns whole tiles of
 // acc, so nothing is shared and nothing is merged.
 void TiledScatter(const float* yb, int64_t rows, int64_t d, double* acc, int nt) {
   const int64_t tiles = (d + kTile - 1) / kTile;
@@ -148,10 +190,10 @@ void TiledScatter(const float* yb, int64_t rows, int64_t d, double* acc, int nt)
 #pragma omp for schedule(dynamic, 1)
 #endif
     for (int64_t p = 0; p < pairs; ++p) {
-      // p -> (ti, tj) with tj <= ti, row by row of the lower triangle of tiles.
-      int64_t ti = 0;
-      while ((ti + 1) * (ti + 2) / 2 <= p) ++ti;
-      const int64_t tj = p - ti * (ti + 1) / 2;
+      // p -> (ti, tj) with ti <= tj: tile rows of the upper triangle of tiles.
+      int64_t tj = 0;
+      while ((tj + 1) * (tj + 2) / 2 <= p) ++tj;
+      const int64_t ti = p - tj * (tj + 1) / 2;
       const int64_t i0 = ti * kTile, i1 = std::min(d, i0 + kTile), j0 = tj * kTile, j1 = std::min(d, j0 + kTile);
       Eigen::Map<const RowMajorF, 0, Eigen::OuterStride<>> Yi(yb + i0, rows, i1 - i0, Eigen::OuterStride<>(d));
       Eigen::Map<const RowMajorF, 0, Eigen::OuterStride<>> Yj(yb + j0, rows, j1 - j0, Eigen::OuterStride<>(d));
@@ -160,15 +202,16 @@ void TiledScatter(const float* yb, int64_t rows, int64_t d, double* acc, int nt)
       for (int64_t i = i0; i < i1; ++i) {
         const float* src = f.data() + (i - i0) * (j1 - j0);
         double* dst = acc + i * d;
-        for (int64_t j = j0; j < std::min(j1, i + 1); ++j) dst[j] += src[j - j0];
+        for (int64_t j = std::max(j0, i); j < j1; ++j) dst[j] += src[j - j0];
       }
     }
   }
 }
 
-void MirrorLower(double* m, int64_t d) {
+// Copies the upper triangle over the lower one (dense scatter totals live in the upper triangle).
+void MirrorUpper(double* m, int64_t d) {
   for (int64_t i = 0; i < d; ++i)
-    for (int64_t j = i + 1; j < d; ++j) m[i * d + j] = m[j * d + i];
+    for (int64_t j = i + 1; j < d; ++j) m[j * d + i] = m[i * d + j];
 }
 
 }  // namespace
@@ -218,8 +261,35 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first
   const float* shift = pass.shift.empty() ? nullptr : pass.shift.data();
   const int nt = ThreadsFor(n, threads);
 
+#if MLFORGE_HAVE_LAPACK
+  if (pass.mode == PcaAccumulation::kScatter && d > kSequentialBlasMinDim && partial_budget_bytes > 0) {
+    // Wide scatter: blocks in order, each one multi-threaded OpenBLAS SYRK added into the single
+    // float64 total (its upper triangle, contiguously), mirrored once at the end.
+    openblas_set_num_threads(static_cast<int>(ResolveThreads(threads)));
+    const int64_t br = PcaBlockRows(d);
+    std::vector<float> yb(static_cast<size_t>(std::min(n, br) * d)), f(static_cast<size_t>(d * d));
+    double* acc = out->matrix.data();
+    for (int64_t i0 = 0; i0 < n; i0 += br) {
+      const int64_t i1 = std::min(n, i0 + br);
+      ShiftBlock(x, shift, i0, i1, yb.data(), out->sum.data(), &out->sum_sq);
+      ScatterBlock(yb.data(), i1 - i0, d, f.data());
+      for (int64_t j = 0; j < d; ++j) {
+        const float* src = f.data() + j * d;
+        double* dst = acc + j * d;
+        for (int64_t i = j; i < d; ++i) dst[i] += src[i];
+      }
+    }
+    out->n += static_cast<double>(n);
+    MirrorUpper(acc, d);
+    return;
+  }
+  // The row split below runs one single-threaded SYRK per OpenMP thread.
+  if (pass.mode == PcaAccumulation::kScatter) openblas_set_num_threads(1);
+#endif
+
   if (!RowSplit(pass, nt, partial_budget_bytes)) {
-    // Large-d scatter: blocks in order; each block shifted once, then its tiles in parallel.
+    // Large-d scatter without BLAS (or forced by partial_budget_bytes = 0): blocks in order; each
+    // block shifted once, then its tiles in parallel.
     const int64_t br = PcaBlockRows(d);
     std::vector<float> yb(static_cast<size_t>(std::min(n, br) * d));
     for (int64_t i0 = 0; i0 < n; i0 += br) {
@@ -228,9 +298,9 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first
       TiledScatter(yb.data(), i1 - i0, d, out->matrix.data(), nt);
     }
     out->n += static_cast<double>(n);
-    // out->matrix holds the lower triangle of every block so far; mirror it (idempotent: the upper
-    // triangle is always recomputed from the lower one).
-    MirrorLower(out->matrix.data(), d);
+    // out->matrix's upper triangle holds every block so far; mirror it (the lower triangle is
+    // always recomputed from the upper one).
+    MirrorUpper(out->matrix.data(), d);
     return;
   }
 
@@ -264,9 +334,9 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first
   for (int c = 0; c < nt; ++c) {
     const double* p = partial.data() + c * msize;
     if (pass.mode == PcaAccumulation::kScatter) {
-      // Partials hold lower triangles; add them to the lower triangle of the totals.
+      // Partials hold upper triangles; add them to the upper triangle of the totals.
       for (int64_t i = 0; i < d; ++i)
-        for (int64_t j = 0; j <= i; ++j) out->matrix[i * d + j] += p[i * d + j];
+        for (int64_t j = i; j < d; ++j) out->matrix[i * d + j] += p[i * d + j];
     } else {
       for (size_t k = 0; k < msize; ++k) out->matrix[k] += p[k];
     }
@@ -275,7 +345,7 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first
     for (size_t j = 0; j < out->sign_sums.size(); ++j) out->sign_sums[j] += part_signs[c * out->sign_sums.size() + j];
   }
   out->n += static_cast<double>(n);
-  if (pass.mode == PcaAccumulation::kScatter) MirrorLower(out->matrix.data(), d);
+  if (pass.mode == PcaAccumulation::kScatter) MirrorUpper(out->matrix.data(), d);
 }
 
 void PcaAccumulateCpu(const PcaPass& pass, const HostCsrView& x, int64_t first_row, PcaSums* out, int threads) {
@@ -354,9 +424,11 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostCsrView& x, int64_t first_r
       // Column-owned: thread t adds v * H[:, i] into columns [d t / nt, d (t + 1) / nt) of H X,
       // kept transposed (d x l) so the inner loop is contiguous.
       std::vector<double> bt(static_cast<size_t>(d * l), 0.0);
-      std::vector<double> signs(static_cast<size_t>(l), 0.0);
-      for (int64_t i = 0; i < n; ++i)
-        for (int64_t j = 0; j < l; ++j) signs[j] += SketchSign(pass.sketch_seed, first_row + i, j);
+      std::vector<double> signs(static_cast<size_t>(l), 0.0), row_signs(static_cast<size_t>(l));
+      for (int64_t i = 0; i < n; ++i) {
+        RowSigns(pass.sketch_seed, first_row + i, l, row_signs.data());
+        for (int64_t j = 0; j < l; ++j) signs[j] += row_signs[j];
+      }
 #ifdef _OPENMP
 #pragma omp parallel for schedule(static, 1) num_threads(nt) if (nt > 1)
 #endif
@@ -367,7 +439,7 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostCsrView& x, int64_t first_r
           bool any = false;
           for (int64_t p = x.indptr[i]; p < x.indptr[i + 1] && !any; ++p) any = x.indices[p] >= lo && x.indices[p] < hi;
           if (!any) continue;
-          for (int64_t j = 0; j < l; ++j) hrow[j] = SketchSign(pass.sketch_seed, first_row + i, j);
+          RowSigns(pass.sketch_seed, first_row + i, l, hrow.data());
           for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
             const uint32_t a = x.indices[p];
             if (a < lo || a >= hi) continue;

@@ -15,11 +15,13 @@
 // and in every mode n (rows), sum = Y^T 1 (d) and sum_sq = sum_i ||y_i||^2.
 //
 // Numerics (CPU). Dense rows: the shifted rows of a block of PcaBlockRows(d) rows are multiplied in
-// float32 (Eigen GEMM / SYRK) and each block's product is added to the
+// float32 (OpenBLAS SYRK when the build has it, else Eigen; Eigen GEMMs for the sketch and the
+// projection) and each block's product is added to the
 // float64 totals, so float32 rounding accumulates over at most that many terms. The depth is a
 // trade: shallower is more accurate, but every block costs a d x d float64 add, which for large d
-// costs more than the product itself. Measured (tests/pca, 6000 x 30 rows whose eigenvalues span
-// 4,400x): singular values within 1.1e-6 relative of float64 at depth 64, 7e-6 at depth 256. sum and
+// costs more than the product itself. Measured (6000 x 30 rows whose eigenvalues span 4,400x):
+// singular values within 1.1e-6 (Eigen) / 2.2e-6 (OpenBLAS) relative of float64 at depth 64, 7e-6
+// at depth 256 (Eigen). sum and
 // sum_sq are float64 throughout. CSR rows are never densified and never
 // shifted: their products are formed and added in float64 (products of two floats are exact in
 // float64) and the shift is applied to the totals algebraically, e.g.
@@ -105,8 +107,10 @@ struct PcaPass {
 // PcaBlockRows(d); up to `threads` OpenMP threads (<= 0: all), each adding into its own float64
 // partial that is merged in thread order, so for a fixed thread count the result is deterministic.
 // first_row: the ordinal of x's first row (kSketch signs); CSR rows may carry column indices in any
-// order and repeats (they add up). Dense kScatter splits rows over threads while the per-thread
-// partials fit in partial_budget_bytes, else it splits the d x d output into tiles (no partials).
+// order and repeats (they add up). Dense kScatter: with OpenBLAS and d > 256, one multi-threaded
+// SYRK per block into the single float64 total; otherwise threads split the rows while their
+// float64 partials fit in partial_budget_bytes, else split the d x d output into tiles (Eigen
+// GEMMs, no partials). partial_budget_bytes = 0 forces the tiles (tests).
 constexpr size_t kPcaPartialBudgetBytes = size_t{256} << 20;
 void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first_row, PcaSums* out, int threads,
                       size_t partial_budget_bytes = kPcaPartialBudgetBytes);

@@ -4,7 +4,7 @@
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
       libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libboost-dev libcli11-dev
-      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev
+      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev libopenblas-dev
       python3-venv)
 # With arguments it installs those packages instead (container/image.sh's tools); a leading
 # --recommends also installs what they recommend.

@@ -47,6 +47,7 @@ void SaveModel(const Model& m, const std::string& dir) {
       {"singular_value_order", m.mode == "regular" ? "ascending" : "descending"},
       {"explained_variance", Numbers(m.explained_variance)},
       {"explained_variance_ratio", Numbers(m.explained_variance_ratio)},
+      {"explained_variance_estimated", m.explained_variance_estimated},
       {"hyperparameters", nlohmann::json::parse(m.hyperparameters_json)},
       {"metrics", m.metrics},
   };
@@ -114,6 +115,8 @@ Model LoadModel(const io::ModelSource& src) {
     if (meta.contains("algorithm_mode") && meta["algorithm_mode"].is_string()) m.mode = meta["algorithm_mode"];
     if (meta.contains("rows") && meta["rows"].is_number_integer()) m.rows = meta["rows"].get<int64_t>();
     if (meta.contains("explained_variance")) m.explained_variance = ReadNumbers(meta["explained_variance"]);
+    if (meta.contains("explained_variance_estimated") && meta["explained_variance_estimated"].is_boolean())
+      m.explained_variance_estimated = meta["explained_variance_estimated"].get<bool>();
     if (meta.contains("explained_variance_ratio"))
       m.explained_variance_ratio = ReadNumbers(meta["explained_variance_ratio"]);
     if (meta.contains("metrics") && meta["metrics"].is_object()) {

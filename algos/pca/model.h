@@ -31,6 +31,9 @@ struct Model {
   // explained_variance_) and its share of the total variance. Empty for foreign models.
   std::vector<double> explained_variance;
   std::vector<double> explained_variance_ratio;
+  // True for SageMaker's single-pass randomized mode: the variances are sketch estimates (the
+  // ratios are then of max(total, their sum), so they never add up past 1).
+  bool explained_variance_estimated = false;
   int64_t rows = 0;  // training rows (0 when unknown)
   std::map<std::string, double> metrics;  // "test:reconstruction_error", ...
 };

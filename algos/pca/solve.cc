@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "kernels/sym_eigen.h"
 
 namespace mlforge::algos::pca {
 
@@ -54,22 +55,24 @@ double TotalScatter(const kernels::PcaSums& sums, bool subtract_mean) {
   return std::max(0.0, t);
 }
 
-Solution SolveRegular(const kernels::PcaSums& sums, bool subtract_mean, int64_t k) {
+Solution SolveRegular(Resources& res, const kernels::PcaSums& sums, bool subtract_mean, int64_t k) {
   MLF_ASSERT(sums.mode == kernels::PcaAccumulation::kScatter && k >= 1 && k <= sums.d);
   const int64_t d = sums.d;
-  MatrixXd a = Eigen::Map<const RowMajorD>(sums.matrix.data(), d, d);
+  RowMajorD a = Eigen::Map<const RowMajorD>(sums.matrix.data(), d, d);
   if (subtract_mean && sums.n > 0) {
     const Eigen::Map<const VectorXd> s(sums.sum.data(), d);
     a.noalias() -= (s * s.transpose()) / sums.n;
   }
   a = (0.5 * (a + a.transpose())).eval();
-  Eigen::SelfAdjointEigenSolver<MatrixXd> es(a);
-  MLF_EXPECTS(es.info() == Eigen::Success,
-              "PCA: the eigensolver did not converge on the {} x {} covariance (non-finite values in the data?)", d, d);
-  // Eigen returns ascending eigenvalues: the top k are the last k, kept ascending.
-  std::vector<int64_t> order;
-  for (int64_t j = d - k; j < d; ++j) order.push_back(j);
-  return Pick(es.eigenvalues(), es.eigenvectors(), order);
+  // Ascending eigenvalues on either device (kernels/sym_eigen.h; UserError when it does not converge).
+  // Only the top k pairs, ascending.
+  const kernels::SymEigenResult es = kernels::SymmetricEigen(res, a.data(), d, k);
+  Solution s;
+  s.d = d;
+  s.k = k;
+  s.eigenvalues = es.values;
+  s.components = es.vectors;
+  return s;
 }
 
 Solution SolveSketch(const kernels::PcaSums& sums, bool subtract_mean) {

@@ -1,11 +1,16 @@
-// The dense linear algebra that turns PCA's accumulated sums into components (host, float64,
-// Eigen). Kept apart from the loop so tests can drive it with exact sums.
+// The dense linear algebra that turns PCA's accumulated sums into components (float64; host Eigen,
+// except regular mode's large eigendecompositions on a GPU run: kernels/sym_eigen.h). Kept apart
+// from the loop so tests can drive it with exact sums.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
 #include "kernels/pca_accumulate.h"
+
+namespace mlforge {
+class Resources;
+}
 
 namespace mlforge::algos::pca {
 
@@ -26,8 +31,9 @@ std::vector<double> ShiftedMean(const kernels::PcaSums& sums);
 double TotalScatter(const kernels::PcaSums& sums, bool subtract_mean);
 
 // Regular mode: the top k eigenpairs of A from the kScatter sums, in ASCENDING order of eigenvalue
-// (SageMaker's regular-mode order: the largest last).
-Solution SolveRegular(const kernels::PcaSums& sums, bool subtract_mean, int64_t k);
+// (SageMaker's regular-mode order: the largest last). The d x d eigendecomposition runs on
+// kernels::SymmetricEigenDevice(res, d): the GPU for large d on a GPU run, else the host.
+Solution SolveRegular(Resources& res, const kernels::PcaSums& sums, bool subtract_mean, int64_t k);
 
 // Randomized mode, SageMaker's single pass: the SVD of C = H Y_c (H Y - (H 1) sum^T / n); right
 // singular vectors are the components, eigenvalue estimates sigma^2 / l (E[H^T H] = l I). All l

@@ -1,3 +1,4 @@
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -13,6 +14,7 @@
 #include "io/batch_stream.h"
 #include "kernels/column_stats.h"
 #include "kernels/pca_accumulate.h"
+#include "kernels/sym_eigen.h"
 
 namespace mlforge::algos::pca {
 namespace {
@@ -105,6 +107,7 @@ void Train(TrainContext& ctx) {
   const int64_t d = cfg.feature_dim, k = cfg.num_components;
   const bool randomized = cfg.mode == Mode::kRandomized;
   const auto t_start = Clock::now();
+  const auto wall_start = std::chrono::system_clock::now();
   const TrainChannel& train = *ctx.channel("train");
   io::BatchStream stream(train.source, MakeStreamOptions(cfg, ctx, train));
   kernels::PcaAccumulator acc(res);
@@ -159,8 +162,9 @@ void Train(TrainContext& ctx) {
   Solution sol;
   if (!randomized) {
     const auto t_eig = Clock::now();
-    sol = SolveRegular(sums, cfg.subtract_mean, k);
-    spdlog::info("eigendecomposition of the {} x {} covariance: {:.3f} s", d, d, Seconds(t_eig));
+    sol = SolveRegular(res, sums, cfg.subtract_mean, k);
+    spdlog::info("eigendecomposition of the {} x {} covariance: {:.3f} s on {}", d, d, Seconds(t_eig),
+                 DeviceName(kernels::SymmetricEigenDevice(res, d)));
   } else {
     sol = SolveSketch(sums, cfg.subtract_mean);
     for (int64_t it = 1; it <= cfg.power_iterations; ++it) {
@@ -194,11 +198,19 @@ void Train(TrainContext& ctx) {
   model.rows = n;
   model.s.resize(static_cast<size_t>(k));
   model.v.resize(static_cast<size_t>(d * k));
+  // SageMaker's single pass only estimates the eigenvalues (sigma(sketch)^2 / l, noisy and biased
+  // upwards at the top), so their sum can exceed the exact total; the ratios are then taken of the
+  // larger of the two, so that they never sum past 1, and the metadata says they are estimates.
+  const bool estimated = randomized && cfg.power_iterations == 0;
+  double top_sum = 0;
+  for (int64_t j = 0; j < k; ++j) top_sum += std::max(0.0, sol.eigenvalues[j]);
+  const double ratio_base = estimated ? std::max(total, top_sum) : total;
+  model.explained_variance_estimated = estimated;
   for (int64_t j = 0; j < k; ++j) {
     // sqrt of a negative eigenvalue is NaN, as in SageMaker's regular-mode artifacts.
     model.s[j] = static_cast<float>(std::sqrt(sol.eigenvalues[j]));
     model.explained_variance.push_back(sol.eigenvalues[j] / static_cast<double>(std::max<int64_t>(1, n - 1)));
-    model.explained_variance_ratio.push_back(total > 0 ? sol.eigenvalues[j] / total : 0.0);
+    model.explained_variance_ratio.push_back(ratio_base > 0 ? sol.eigenvalues[j] / ratio_base : 0.0);
   }
   for (size_t p = 0; p < model.v.size(); ++p) model.v[p] = static_cast<float>(sol.components[p]);
   if (cfg.subtract_mean) {
@@ -207,8 +219,9 @@ void Train(TrainContext& ctx) {
   }
   double explained = 0;
   for (double r : model.explained_variance_ratio) explained += std::isfinite(r) ? r : 0.0;
-  spdlog::info("{} component(s) explain {:.6f} of the training data's {}variance", k, explained,
-               cfg.subtract_mean ? "" : "uncentred ");
+  spdlog::info("{} component(s) explain {:.6f} of the training data's {}variance{}", k, explained,
+               cfg.subtract_mean ? "" : "uncentred ",
+               estimated ? " (estimated from the single-pass sketch; power_iterations >= 1 computes it)" : "");
 
   // --- Test channel: reconstruction error of the final model. ---
   if (const TrainChannel* test = ctx.channel("test")) {
@@ -239,6 +252,26 @@ void Train(TrainContext& ctx) {
   }
   model.metrics["train:explained_variance_ratio"] = explained;
   model.hyperparameters_json = ctx.hyperparameters.ToJson();
+  {
+    // The #metrics line SageMaker's PCA image prints (SPEC.md 2.9), with what this run measured.
+    auto stat = [](double v) { return nlohmann::ordered_json{{"sum", v}, {"count", 1}, {"min", v}, {"max", v}}; };
+    const auto unix_seconds = [](std::chrono::system_clock::time_point t) {
+      return std::chrono::duration<double>(t.time_since_epoch()).count();
+    };
+    nlohmann::ordered_json metrics;
+    metrics["total_records"] = stat(static_cast<double>(n));
+    metrics["total_passes"] = stat(static_cast<double>(passes));
+    metrics["train_explained_variance_ratio"] = stat(explained);
+    for (const auto& [name, value] : model.metrics) {
+      if (name.rfind("test:", 0) == 0) metrics["test_" + name.substr(5)] = stat(value);
+    }
+    const nlohmann::ordered_json line = {
+        {"StartTime", unix_seconds(wall_start)},
+        {"EndTime", unix_seconds(std::chrono::system_clock::now())},
+        {"Dimensions", {{"Algorithm", "PCA"}, {"Host", ctx.host}, {"Operation", "training"}}},
+        {"Metrics", metrics}};
+    spdlog::info("#metrics {}", line.dump());
+  }
   if (comm.rank() == 0) SaveModel(model, ctx.model_dir);
   spdlog::info("PCA training finished in {:.3f} s", Seconds(t_start));
 }
