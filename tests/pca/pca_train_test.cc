@@ -244,9 +244,10 @@ TEST_F(PcaTrain, ModelDoesNotDependOnBatchSizeThreadsOrFormat) {
   ASSERT_EQ(a.rc, 0) << a.failure;
   ASSERT_EQ(b.rc, 0) << b.failure;
   ASSERT_EQ(c.rc, 0) << c.failure;
-  // Each is within ~1.1e-6 of float64 (kernels/pca_accumulate.h), so within 3e-6 of each other.
-  ExpectSameModel(a.model, b.model, 3e-6, "batch 37 vs 6000");
-  ExpectSameModel(c.model, b.model, 3e-6, "csv vs recordio");
+  // Each is within ~2e-6 of float64 here (kernels/pca_accumulate.h); the spec's 1e-5 leaves room for
+  // another CPU's BLAS kernels.
+  ExpectSameModel(a.model, b.model, 1e-5, "batch 37 vs 6000");
+  ExpectSameModel(c.model, b.model, 1e-5, "csv vs recordio");
 }
 
 TEST_F(PcaTrain, SparseRowsGiveTheDenseModel) {
@@ -277,7 +278,7 @@ TEST_F(PcaTrain, RanksOnALocalGroupEqualOneProcess) {
   for (size_t r = 0; r < rcs.size(); ++r) EXPECT_EQ(rcs[r], 0) << "rank " << r;
   RunResult one = Train({dir_ / "train.pbr"}, dir_ / "one", args.hyperparameters);
   ASSERT_EQ(one.rc, 0) << one.failure;
-  ExpectSameModel(algos::pca::LoadModel(dir_ / "ranks/rank0"), one.model, 1e-6, "3 ranks vs 1");
+  ExpectSameModel(algos::pca::LoadModel(dir_ / "ranks/rank0"), one.model, 1e-5, "3 ranks vs 1");
 }
 
 TEST_F(PcaTrain, RandomizedSinglePassAndPowerIterations) {
