@@ -250,6 +250,23 @@ TEST_F(PcaTrain, ModelDoesNotDependOnBatchSizeThreadsOrFormat) {
   ExpectSameModel(c.model, b.model, 1e-5, "csv vs recordio");
 }
 
+TEST(PcaStreaming, SeveralReadBatchesEqualTheInMemoryFloat64Answer) {
+  // 140,000 rows of d = 8: the loop reads 65,536 rows per batch (algos/pca/train.cc), so three
+  // batches, whose float64 sums must give the in-memory float64 answer.
+  test::TempDir dir;
+  const Data big = MakeData(140000, 8, 3, {6, 3, 1}, 0.2, 40.0, false, 11);
+  Write(big, dir / "big.pbr", false);
+  RunResult r = Train({dir / "big.pbr"}, dir / "m", {"feature_dim=8", "num_components=4"});
+  ASSERT_EQ(r.rc, 0) << r.failure;
+  const Reference ref = Exact(big, true);
+  for (int64_t j = 0; j < 4; ++j) {
+    const double want = std::sqrt(ref.values(8 - 4 + j));
+    EXPECT_NEAR(r.model.s[j], want, 1e-5 * want) << "s[" << j << "]";
+    if (j >= 1) EXPECT_GE(AbsCos(r.model, j, ref.vectors.col(8 - 4 + j)), 0.99999) << "component " << j;
+  }
+  EXPECT_EQ(r.model.rows, 140000);
+}
+
 TEST_F(PcaTrain, SparseRowsGiveTheDenseModel) {
   const Data zeros = MakeData(4000, 30, 5, {20, 12, 8, 5, 3}, 0.3, 1.0, true, 5);
   Write(zeros, dir_ / "dense.pbr", false);
