@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Creates (idempotently) a Python virtual environment and prints the path of its python on stdout.
 #
-#   scripts/pyenv.sh [sklearn|sdk]
+#   scripts/pyenv.sh [sklearn|intelex|sdk]
 #     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks
+#     intelex            the same plus scikit-learn-intelex (benchmark peer only); venv <repo>/.venv-intelex
 #     sdk                the SageMaker Python SDK 2.x (its serializers and deserializers): the
 #                        server's compatibility test; venv <repo>/.venv-sdk
 #
@@ -31,6 +32,21 @@ case "$profile" in
     )
     imports="import numpy, sklearn, threadpoolctl"
     ;;
+  intelex)
+    # Benchmarks only (bench/pca_vs_sklearn.py's peer): scikit-learn-intelex with the scikit-learn it
+    # supports; kept apart so the test venv does not download oneDAL.
+    venv="${MLFORGE_VENV:-$repo/.venv-intelex}"
+    requirements=(
+      "numpy==1.26.4"
+      "scipy==1.13.1"
+      "joblib==1.4.2"
+      "threadpoolctl==3.5.0"
+      "scikit-learn==1.5.2"
+      "scikit-learn-intelex==2024.7.0"
+      "packaging==24.1"
+    )
+    imports="import numpy, sklearn, threadpoolctl, sklearnex"
+    ;;
   sdk)
     venv="${MLFORGE_VENV:-$repo/.venv-sdk}"
     # The last 2.x release line (3.x dropped sagemaker.amazon, whose RecordSerializer we test).
@@ -38,7 +54,7 @@ case "$profile" in
     imports="import numpy, sagemaker.serializers, sagemaker.deserializers, sagemaker.amazon.common"
     ;;
   *)
-    echo "pyenv.sh: unknown profile '$profile' (sklearn or sdk)" >&2
+    echo "pyenv.sh: unknown profile '$profile' (sklearn, intelex or sdk)" >&2
     exit 2
     ;;
 esac
