@@ -117,40 +117,9 @@ def machine_info():
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: dense float32 recordIO, feature-only records (Record{features: {"values": float32 tensor}}).
-def _varint(v):
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def record_head(d):
-    """The bytes before the d floats of a dense feature-only record, and the payload length."""
-    tensor_head = _varint((1 << 3) | 2) + _varint(4 * d)               # Float32Tensor.values, packed
-    value_head = _varint((2 << 3) | 2) + _varint(len(tensor_head) + 4 * d)  # Value.float32_tensor
-    value_len = len(value_head) + len(tensor_head) + 4 * d
-    entry_head = _varint((1 << 3) | 2) + _varint(6) + b"values" + _varint((2 << 3) | 2) + _varint(value_len)
-    entry_len = len(entry_head) + value_len
-    head = _varint((1 << 3) | 2) + _varint(entry_len) + entry_head + value_head + tensor_head  # Record.features
-    return head, len(head) + 4 * d
-
-
-def write_recordio(f, x):
-    n, d = x.shape
-    head, payload = record_head(d)
-    pad = (4 - payload % 4) % 4
-    prefix = np.frombuffer(np.array([0xCED7230A, payload], dtype="<u4").tobytes() + head, np.uint8)
-    rec = len(prefix) + 4 * d + pad
-    buf = np.zeros((n, rec), np.uint8)
-    buf[:, :len(prefix)] = prefix
-    buf[:, len(prefix):len(prefix) + 4 * d] = np.ascontiguousarray(x, dtype="<f4").view(np.uint8).reshape(n, 4 * d)
-    f.write(buf.tobytes())
+# Data: dense float32 recordIO, feature-only records (tests/mlforge_files.py).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from mlforge_files import append_recordio_dense as write_recordio  # noqa: E402
 
 
 def make_data(n, d, path, seed=1, chunk=100_000):

@@ -13,7 +13,6 @@ model_algo-1, an MXNet NDArray list file. Exit status: 0 pass, 1 fail, 77 skip.
 """
 import argparse
 import os
-import struct
 import subprocess
 import sys
 import tempfile
@@ -24,73 +23,9 @@ from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score
 from threadpoolctl import threadpool_limits
 
-# ---------------------------------------------------------------------------------------------
-# A small reader for MXNet NDArray list files (mx.nd.save), dense arrays only.
-# Layout (little-endian): u64 0x112, u64 reserved, u64 count, count x NDArray, u64 n_names,
-# n_names x (u64 length, bytes). NDArray V2/V3: u32 magic, i32 storage type, [i32 ndim,
-# ndim x i64 dims], i32 dev_type, i32 dev_id, i32 dtype, raw data. V1: the same without the
-# storage type. Legacy (no magic): u32 ndim (the first word), ndim x u32 dims, then as V1.
-# ---------------------------------------------------------------------------------------------
-_LIST_MAGIC = 0x112
-_V1, _V2, _V3 = 0xF993FAC8, 0xF993FAC9, 0xF993FACA
-_DTYPES = {0: np.float32, 1: np.float64, 2: np.float16, 3: np.uint8, 4: np.int32, 5: np.int8, 6: np.int64}
-
-
-class _Cursor:
-    def __init__(self, data):
-        self.data, self.pos = data, 0
-
-    def take(self, fmt):
-        size = struct.calcsize(fmt)
-        if self.pos + size > len(self.data):
-            raise ValueError(f"NDArray file truncated at byte {self.pos}")
-        values = struct.unpack_from(fmt, self.data, self.pos)
-        self.pos += size
-        return values if len(values) > 1 else values[0]
-
-    def raw(self, size):
-        if self.pos + size > len(self.data):
-            raise ValueError(f"NDArray file truncated at byte {self.pos}")
-        out = self.data[self.pos:self.pos + size]
-        self.pos += size
-        return out
-
-
-def _read_ndarray(cur):
-    magic = cur.take("<I")
-    if magic in (_V2, _V3):
-        stype = cur.take("<i")
-        if stype != 0:
-            raise ValueError(f"sparse NDArray (storage type {stype}) not supported by this reader")
-        ndim = cur.take("<i")
-        shape = tuple(cur.take(f"<{ndim}q")) if ndim > 1 else ((cur.take("<q"),) if ndim == 1 else ())
-    elif magic == _V1:
-        ndim = cur.take("<i")
-        shape = tuple(cur.take(f"<{ndim}q")) if ndim > 1 else ((cur.take("<q"),) if ndim == 1 else ())
-    else:  # legacy: the word just read is ndim, dims are u32
-        ndim = magic
-        shape = tuple(cur.take(f"<{ndim}I")) if ndim > 1 else ((cur.take("<I"),) if ndim == 1 else ())
-    if ndim == 0:
-        return np.zeros((0,), np.float32)
-    cur.take("<ii")  # dev_type, dev_id
-    dtype = np.dtype(_DTYPES[cur.take("<i")])
-    count = int(np.prod(shape))
-    return np.frombuffer(cur.raw(count * dtype.itemsize), dtype=dtype.newbyteorder("<")).reshape(shape).copy()
-
-
-def read_ndarray_list(path):
-    """Returns [(name or None, array)] of an MXNet NDArray list file."""
-    with open(path, "rb") as f:
-        cur = _Cursor(f.read())
-    magic, _reserved = cur.take("<QQ")
-    if magic != _LIST_MAGIC:
-        raise ValueError(f"{path}: not an NDArray list file (magic {magic:#x})")
-    arrays = [_read_ndarray(cur) for _ in range(cur.take("<Q"))]
-    n_names = cur.take("<Q")
-    names = [cur.raw(cur.take("<Q")).decode() for _ in range(n_names)]
-    if cur.pos != len(cur.data):
-        raise ValueError(f"{path}: {len(cur.data) - cur.pos} trailing bytes")
-    return list(zip(names if names else [None] * len(arrays), arrays))
+# The NDArray list reader: tests/mlforge_files.py.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from mlforge_files import read_ndarray_list  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------------
