@@ -182,6 +182,20 @@ TEST(PcaAccumulateCpu, TiledLargeDimensionPathMatches) {
     for (int64_t b = 0; b < a; ++b) ASSERT_EQ(got.matrix[a * r.d + b], got.matrix[b * r.d + a]);
 }
 
+TEST(PcaAccumulateCpu, WideDenseScatterInDeepBlocksMatchesFloat64) {
+  // d >= 1024: 512-row float32 blocks (one multi-threaded SYRK each with OpenBLAS), 1300 rows so
+  // that the last block is partial.
+  const Rows r = MakeRows(1300, 1030, 20.0, 1.0, 12);
+  const std::vector<float> shift = MeanOfFirst(r, 400);
+  const PcaPass p = MakePass(PcaAccumulation::kScatter, r.d, 0, shift, 0);
+  const PcaSums want = Reference(p, r.dense, r.n, 0);
+  PcaSums got(PcaAccumulation::kScatter, r.d, 0);
+  PcaAccumulateCpu(p, HostDenseView{r.dense.data(), r.n, r.d}, 0, &got, 2);
+  ExpectClose(got, want, 2e-6, "wide");
+  for (int64_t a = 0; a < r.d; a += 97)
+    for (int64_t b = 0; b < a; b += 89) ASSERT_EQ(got.matrix[a * r.d + b], got.matrix[b * r.d + a]);
+}
+
 TEST(PcaAccumulateCpu, CsrMatchesFloat64WithRepeatsAndShift) {
   const Rows r = MakeRows(700, 40, 3.0, 0.2, 5);
   std::vector<float> shift(static_cast<size_t>(r.d));
