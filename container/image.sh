@@ -398,8 +398,8 @@ free_port() {
   die "no free loopback port found"
 }
 
-serve_check() {  # serve_check NAME ROWS_FIELD: IMAGE serve on NAME's model.tar.gz, requests, SIGTERM
-  local name=$1 field=$2
+serve_check() {  # serve_check NAME ROWS_FIELD [LIST_KEY]: IMAGE serve on NAME's model.tar.gz, requests, SIGTERM
+  local name=$1 field=$2 list_key=${3:-predictions}
   local dir=$work/jobs/serve-$name port code i status=0 rows answers
   local logf=$work/logs/serve_$name.log req=$work/io/${name}_request.csv
   rm -rf "$dir"
@@ -440,7 +440,7 @@ serve_check() {  # serve_check NAME ROWS_FIELD: IMAGE serve on NAME's model.tar.
   log "$name: POST /invocations 200: $(head -c 300 "$work/io/${name}_answer.json")"
   rows=$(grep -c . "$req")
   answers=$(grep -o "\"$field\"" "$work/io/${name}_answer.json" | wc -l)
-  grep -q '^{"predictions": *\[' "$work/io/${name}_answer.json" || die "$name: the answer is not {\"predictions\": [...]}"
+  grep -q "^{\"$list_key\": *\\[" "$work/io/${name}_answer.json" || die "$name: the answer is not {\"$list_key\": [...]}"
   [ "$answers" -eq "$rows" ] || die "$name: $rows rows sent, $answers \"$field\" values answered"
   cmp -s "$work/io/${name}_answer.json" "$work/io/${name}_expected.json" \
     || die "$name: the endpoint's answer differs from IMAGE predict's: $(head -c 300 "$work/io/${name}_expected.json")"
@@ -508,7 +508,12 @@ do_test() {
     --label-size 0 || die "IMAGE data convert exited $?"
   head -n 20000 "$work/io/linear.csv" > "$work/io/linear_train.csv"
   tail -n 2000 "$work/io/linear.csv" > "$work/io/linear_validation.csv"
+  run_image "$work/logs/synth_lowrank.log" -- data synth lowrank /mnt/io/lowrank.pbr \
+    --rows 6000 --cols 12 --rank 3 --seed 13 --no-labels --no-truth || die "IMAGE data synth lowrank exited $?"
+  run_image "$work/logs/convert_lowrank.log" -- data convert /mnt/io/lowrank.pbr /mnt/io/lowrank.csv \
+    --label-size 0 || die "IMAGE data convert lowrank exited $?"
   head -n 5 "$work/io/blobs.csv" > "$work/io/kmeans_request.csv"                      # features only
+  head -n 5 "$work/io/lowrank.csv" > "$work/io/pca_request.csv"
   tail -n 5 "$work/io/linear_validation.csv" | cut -d, -f2- > "$work/io/linear-learner_request.csv"
   phase_end
 
@@ -528,8 +533,16 @@ do_test() {
   train_job linear-learner MLFORGE_ALGORITHM=linear-learner
   phase_end
 
+  phase_begin "train pca"   # OpenBLAS's LAPACK and SYRK inside the image
+  make_tree "$work/jobs/pca" application/x-recordio-protobuf train="$work/io/lowrank.pbr" \
+    test="$work/io/lowrank.pbr" -- \
+    feature_dim=12 num_components=3 mini_batch_size=500 subtract_mean=True
+  train_job pca MLFORGE_ALGORITHM=pca
+  phase_end
+
   phase_begin "serve kmeans"; serve_check kmeans closest_cluster; phase_end
   phase_begin "serve linear-learner"; serve_check linear-learner predicted_label; phase_end
+  phase_begin "serve pca"; serve_check pca projection projections; phase_end
 
   unmount_under "$rootfs" || die "cannot unmount below $rootfs"
   phase=""
