@@ -80,8 +80,8 @@ import sklearn  # noqa: E402
 from sklearn.decomposition import PCA  # noqa: E402
 from threadpoolctl import threadpool_info, threadpool_limits  # noqa: E402
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "pca"))
-from sklearn_compare import read_named_arrays  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from mlforge_files import append_recordio_dense as write_recordio, read_named_arrays  # noqa: E402
 
 LINES = []
 
@@ -117,9 +117,7 @@ def machine_info():
 
 
 # ---------------------------------------------------------------------------------------------
-# Data: dense float32 recordIO, feature-only records (tests/mlforge_files.py).
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from mlforge_files import append_recordio_dense as write_recordio  # noqa: E402
+# Data: dense float32 recordIO, feature-only records (tests/mlforge_files.py's writer).
 
 
 def make_data(n, d, path, seed=1, chunk=100_000):
