@@ -348,6 +348,20 @@ TEST(LinearLoss, NullOutputsAndNullWeights) {
   EXPECT_NEAR(loss[1], r.loss[1], 1e-5 * (1 + r.loss[1]));
 }
 
+TEST(LinearLoss, ManyLogisticModelsWithLargeScoresMatchReference) {
+  // m >= 8 logistic models take the vectorised block path (64 rows x m at a time, log1p through a
+  // corrected log); weights x 25 push scores to |s| ~ 30-60, where e^-|s| is far below 2^-53 of 1.
+  for (int64_t m : {int64_t{8}, int64_t{32}}) {
+    Problem p = MakeProblem(K::kLogistic, 333, 11, m, 77 + static_cast<uint32_t>(m));
+    for (float& w : p.w) w *= 25.0f;
+    const LinearLossSpec spec = SpecFor(K::kLogistic);
+    Output o = MakeOutput(p);
+    LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(),
+                      Models(p, true, true), spec, o.view(), 2);
+    ExpectMatches(o, ComputeReference(p, spec, true, true), "many logistic models, m = " + std::to_string(m));
+  }
+}
+
 TEST(LinearLoss, ParallelPathMatchesReference) {
   // Large enough (n * m * k > 20000) for the OpenMP element-wise path and per-thread partial sums.
   for (K kind : {K::kLogistic, K::kSoftmax, K::kQuantile}) {
