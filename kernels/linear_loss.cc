@@ -36,25 +36,27 @@ void CheckModels(const HostLinearModels& models, const LinearLossSpec& spec, int
 // weights to my_loss / my_w (m entries, float64) and writes their weighted derivatives into the
 // same rows of G (n x mk; null: not needed). Serial: callers parallelise over row ranges.
 // The logistic loss of LossRows for many models (m >= 8), vectorised across a block of rows and all
-// models at once: the same float64 formulas as LinearLossValue (softplus from one e^-|s|), through
-// Eigen's packet exp / log1p instead of one libm call per element, which dominated the step at
-// m = 32 (issue 18: 25% of the time in log1p and exp).
+// models at once: LinearLossValue's formulas (softplus from one e^-|s|) in float32 through Eigen's
+// packet exp and log instead of one float64 libm call per element, which dominated the step at
+// m = 32 (issue 18: 25% of the time in log1p and exp). Per-element loss and derivative carry float32
+// rounding (~1e-7 relative; the scores and gradients are float32 anyway); sums are float64.
 void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const float* labels, const float* row_weights,
                          const HostLinearModels& models, float* g, double* my_loss, double* my_w) {
-  using ArrD = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   using ArrF = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using ArrD = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   const int64_t m = models.m;
   constexpr int64_t kRows = 64;
-  ArrD s, e, u, w, y01;
+  ArrF e, u, y01;
+  ArrD w;  // row weight x positive weight in float64, as the scalar path and the sums use them
   Eigen::Map<Eigen::ArrayXd> loss_acc(my_loss, m), w_acc(my_w, m);
   for (int64_t b0 = i0; b0 < i1; b0 += kRows) {
     const int64_t rows = std::min(kRows, i1 - b0);
-    s = Eigen::Map<const ArrF>(scores + b0 * m, rows, m).cast<double>();
+    const Eigen::Map<const ArrF> s(scores + b0 * m, rows, m);
     y01.resize(rows, 1);
     w.resize(rows, m);
     for (int64_t r = 0; r < rows; ++r) {
       const bool positive = labels[b0 + r] > 0.5f;
-      y01(r, 0) = positive ? 1.0 : 0.0;
+      y01(r, 0) = positive ? 1.0f : 0.0f;
       const double rw = row_weights ? row_weights[b0 + r] : 1.0;
       if (positive && models.positive_weight) {
         for (int64_t j = 0; j < m; ++j) w(r, j) = rw * models.positive_weight[j];
@@ -65,14 +67,14 @@ void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const floa
     e = (-s.abs()).exp();
     const auto y = y01.replicate(1, m);
     // log1p(e) for e in (0, 1] as log(u) - ((u - 1) - e) / u with u = 1 + e: the classic correction
-    // for the rounding of u, accurate to a few ulp, and Eigen vectorises log (not log1p) for double.
-    u = 1.0 + e;
-    u = u.log() - ((u - 1.0) - e) / u;
+    // for the rounding of u, accurate to a few ulp (Eigen vectorises log, not log1p).
+    u = 1.0f + e;
+    u = u.log() - ((u - 1.0f) - e) / u;
     w_acc += w.colwise().sum().transpose();
-    loss_acc += (w * (s.max(0.0) + u - y * s)).colwise().sum().transpose();
+    loss_acc += (w * (s.max(0.0f) + u - y * s).cast<double>()).colwise().sum().transpose();
     if (g != nullptr) {
       Eigen::Map<ArrF>(g + b0 * m, rows, m) =
-          (w * ((s >= 0.0).select(ArrD::Ones(rows, m), e) / (1.0 + e) - y)).cast<float>();
+          (w * ((s >= 0.0f).select(ArrF::Ones(rows, m), e) / (1.0f + e) - y).cast<double>()).cast<float>();
     }
   }
 }
