@@ -92,23 +92,25 @@ void ShiftBlock(const HostDenseView& x, const float* shift, int64_t i0, int64_t 
   *sum_sq += sq;
 }
 
-void FillSigns(uint64_t seed, int64_t first_row, int64_t rows, int64_t l, float* h /* l x rows */) {
-  const int64_t words = (l + 63) / 64;
-  for (int64_t i = 0; i < rows; ++i) {
-    for (int64_t w = 0; w < words; ++w) {
-      const uint64_t bits = SketchSignWord(seed, first_row + i, w);
-      const int64_t j1 = std::min<int64_t>(l, (w + 1) * 64);
-      for (int64_t j = w * 64; j < j1; ++j) h[j * rows + i] = ((bits >> (j % 64)) & 1ULL) ? 1.0f : -1.0f;
-    }
-  }
-}
-
-// The l signs of one row (SketchSign(seed, row, j) for j < l), one hash per 64 components.
-void RowSigns(uint64_t seed, int64_t row, int64_t l, double* out) {
+// The l signs of one row (SketchSign(seed, row, j) for j < l) into out[j * stride], one hash per 64
+// components.
+template <typename T>
+void RowSigns(uint64_t seed, int64_t row, int64_t l, T* out, int64_t stride = 1) {
   for (int64_t w = 0; w * 64 < l; ++w) {
     const uint64_t bits = SketchSignWord(seed, row, w);
     const int64_t j1 = std::min<int64_t>(l, (w + 1) * 64);
-    for (int64_t j = w * 64; j < j1; ++j) out[j] = ((bits >> (j % 64)) & 1ULL) ? 1.0 : -1.0;
+    for (int64_t j = w * 64; j < j1; ++j) out[j * stride] = ((bits >> (j % 64)) & 1ULL) ? T(1) : T(-1);
+  }
+}
+
+// acc's upper triangle (row-major d x d, float64) += the lower triangle of f (column-major d x d),
+// which read row-major is the upper one: column j's entries i >= j are row j's entries from the
+// diagonal on, so the add runs along contiguous memory.
+void AddUpper(const float* f, int64_t d, double* acc) {
+  for (int64_t j = 0; j < d; ++j) {
+    const float* src = f + j * d;
+    double* dst = acc + j * d;
+    for (int64_t i = j; i < d; ++i) dst[i] += src[i];
   }
 }
 
@@ -135,21 +137,15 @@ void BlockProduct(const PcaPass& pass, const float* yb, int64_t rows, int64_t fi
   Eigen::Map<const RowMajorF> Y(yb, rows, d);
   switch (pass.mode) {
     case PcaAccumulation::kScatter: {
-      // The lower triangle of Y^T Y in column-major order is, read row-major, its upper triangle:
-      // column j's entries i >= j are row j's entries from the diagonal on, so the float64 add
-      // below runs along contiguous memory. acc's upper triangle is mirrored once per call.
+      // Into acc's upper triangle; mirrored once per call.
       f.resize(static_cast<size_t>(d * d));
       ScatterBlock(yb, rows, d, f.data());
-      for (int64_t j = 0; j < d; ++j) {
-        const float* src = f.data() + j * d;
-        double* dst = acc + j * d;
-        for (int64_t i = j; i < d; ++i) dst[i] += src[i];
-      }
+      AddUpper(f.data(), d, acc);
       break;
     }
     case PcaAccumulation::kSketch: {
-      h.resize(static_cast<size_t>(l * rows));
-      FillSigns(pass.sketch_seed, first_row, rows, l, h.data());
+      h.resize(static_cast<size_t>(l * rows));  // l x rows: row i's signs are column i
+      for (int64_t i = 0; i < rows; ++i) RowSigns(pass.sketch_seed, first_row + i, l, h.data() + i, rows);
       f.resize(static_cast<size_t>(l * d));
       Eigen::Map<const RowMajorF> H(h.data(), l, rows);
       Eigen::Map<RowMajorF> F(f.data(), l, d);
@@ -245,10 +241,10 @@ size_t PcaAccumulateCpuBytes(const PcaPass& pass, int threads) {
   const size_t block = static_cast<size_t>(PcaBlockRows(pass.d) * pass.d) * sizeof(float);
   const size_t scratch = pass.mode == PcaAccumulation::kScatter ? static_cast<size_t>(pass.d * pass.d) * sizeof(float)
                                                                 : static_cast<size_t>(pass.d * pass.l) * sizeof(float) +
-                                                                      static_cast<size_t>(kPcaBlockRows * pass.l) * 4;
+                                                                      static_cast<size_t>(PcaBlockRows(pass.d) * pass.l) * 4;
   if (!RowSplit(pass, nt)) return m + block + static_cast<size_t>(nt) * kTile * kTile * sizeof(float);
-  // Thread 0 adds into the totals directly; the others into partials.
-  return m + static_cast<size_t>(nt) * (block + scratch) + static_cast<size_t>(nt - 1) * m;
+  // The totals, and per thread a float64 partial, a block and the product scratch.
+  return m + static_cast<size_t>(nt) * (m + block + scratch);
 }
 
 void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first_row, PcaSums* out, int threads,
@@ -273,11 +269,7 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostDenseView& x, int64_t first
       const int64_t i1 = std::min(n, i0 + br);
       ShiftBlock(x, shift, i0, i1, yb.data(), out->sum.data(), &out->sum_sq);
       ScatterBlock(yb.data(), i1 - i0, d, f.data());
-      for (int64_t j = 0; j < d; ++j) {
-        const float* src = f.data() + j * d;
-        double* dst = acc + j * d;
-        for (int64_t i = j; i < d; ++i) dst[i] += src[i];
-      }
+      AddUpper(f.data(), d, acc);
     }
     out->n += static_cast<double>(n);
     MirrorUpper(acc, d);
@@ -361,25 +353,19 @@ void PcaAccumulateCpu(const PcaPass& pass, const HostCsrView& x, int64_t first_r
   }
   const int nt = ThreadsFor(std::max<int64_t>(n, nnz / 8), threads);
 
-  // Raw (unshifted) row sums and squares in float64.
-  std::vector<double> s(static_cast<size_t>(d), 0.0);
+  // Raw (unshifted) column sums s and sum_i ||x_i||^2 in float64, a row's repeated columns merged
+  // first (through `row`, a d-long scratch that is zeroed again behind each row).
+  std::vector<double> s(static_cast<size_t>(d), 0.0), row(static_cast<size_t>(d), 0.0);
   double sq = 0;
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
-      const double v = x.values[p];
-      s[x.indices[p]] += v;
+      row[x.indices[p]] += x.values[p];
+      s[x.indices[p]] += x.values[p];
     }
-  }
-  // ||x_i||^2 with repeated columns merged: sum_j (sum of the row's values at j)^2.
-  {
-    std::vector<double> row(static_cast<size_t>(d), 0.0);
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) row[x.indices[p]] += x.values[p];
-      for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
-        double& r = row[x.indices[p]];
-        sq += r * r;
-        r = 0;
-      }
+    for (int64_t p = x.indptr[i]; p < x.indptr[i + 1]; ++p) {
+      double& r = row[x.indices[p]];
+      sq += r * r;
+      r = 0;
     }
   }
   const std::vector<float>& c = pass.shift;

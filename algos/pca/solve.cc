@@ -99,8 +99,7 @@ std::vector<float> Basis(const Solution& s) {
   return out;
 }
 
-Solution SolveProjected(const kernels::PcaSums& sums, const std::vector<float>& qf, bool subtract_mean,
-                        std::vector<float>* next) {
+Solution SolveProjected(const kernels::PcaSums& sums, const std::vector<float>& qf, bool subtract_mean) {
   MLF_ASSERT(sums.mode == kernels::PcaAccumulation::kProject && sums.l >= 1);
   const int64_t d = sums.d, l = sums.l;
   MLF_ASSERT(static_cast<int64_t>(qf.size()) == d * l);
@@ -112,13 +111,6 @@ Solution SolveProjected(const kernels::PcaSums& sums, const std::vector<float>& 
     // sum (y - delta)(y - delta)^T Q = Y^T Y Q - n delta (delta^T Q)
     const VectorXd delta = Eigen::Map<const VectorXd>(sums.sum.data(), d) / sums.n;
     z.noalias() -= sums.n * delta * (delta.transpose() * q);
-  }
-  if (next != nullptr) {
-    Eigen::HouseholderQR<MatrixXd> qr(z);
-    MatrixXd qn = qr.householderQ() * MatrixXd::Identity(d, l);
-    next->resize(static_cast<size_t>(d * l));
-    for (int64_t i = 0; i < d; ++i)
-      for (int64_t j = 0; j < l; ++j) (*next)[i * l + j] = static_cast<float>(qn(i, j));
   }
   // Stable Nystrom (Tropp, Yurtsever, Udell, Cevher 2017, Alg. 3): shift by nu for a safe Cholesky.
   const double nu = std::sqrt(static_cast<double>(d)) * std::numeric_limits<double>::epsilon() * z.norm();

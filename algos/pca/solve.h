@@ -45,10 +45,9 @@ std::vector<float> Basis(const Solution& s);
 
 // Power-iteration pass result: Z = A Q from the kProject sums for the basis q (d x l, as passed).
 // Returns the Nystrom approximation's eigenpairs within span(Z) (Tropp et al.'s stable variant;
-// Rayleigh-Ritz on span(Q) when Z is rank deficient), all l, DESCENDING; and in *next an
-// orthonormal basis of span(Z) for the next pass.
-Solution SolveProjected(const kernels::PcaSums& sums, const std::vector<float>& q, bool subtract_mean,
-                        std::vector<float>* next);
+// Rayleigh-Ritz on span(Q) when Z is rank deficient), all l, DESCENDING. Basis() of the result
+// (orthonormal eigenvectors within about span(Z)) is the next pass's Q.
+Solution SolveProjected(const kernels::PcaSums& sums, const std::vector<float>& q, bool subtract_mean);
 
 // Flips each component's sign so that its entry of largest magnitude is positive (deterministic
 // output; components are defined up to sign).

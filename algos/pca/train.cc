@@ -190,8 +190,7 @@ void Train(TrainContext& ctx) {
       p.q = Basis(sol);
       const std::vector<float> q = p.q;
       kernels::PcaSums z = RunPass(ctx, stream, acc, std::move(p), static_cast<int>(it), nullptr, passes);
-      std::vector<float> next;
-      sol = SolveProjected(z, q, cfg.subtract_mean, &next);
+      sol = SolveProjected(z, q, cfg.subtract_mean);
     }
     // Keep the top k, descending (SageMaker's randomized order).
     Solution top;
