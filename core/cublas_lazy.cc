@@ -15,13 +15,12 @@
 #include <string>
 
 #include "core/cublas_lazy.h"
+#include "core/lazy_library.h"
 
 namespace mlforge {
 namespace {
 
-struct CublasLib {
-  void* handle = nullptr;
-  std::string error;
+struct CublasLib : detail::LazyLibrary {
   decltype(&::cublasCreate_v2) create = nullptr;
   decltype(&::cublasDestroy_v2) destroy = nullptr;
   decltype(&::cublasSetStream_v2) set_stream = nullptr;
@@ -33,36 +32,20 @@ struct CublasLib {
   decltype(&::cublasDsyrk_v2) dsyrk = nullptr;
 };
 
-template <typename T>
-bool Bind(CublasLib& lib, T& fn, const char* name) {
-  fn = reinterpret_cast<T>(dlsym(lib.handle, name));
-  if (fn == nullptr) lib.error = std::string("libcublas has no symbol ") + name;
-  return fn != nullptr;
-}
-
 CublasLib& Lib() {
   static CublasLib lib;
   static std::once_flag once;
   std::call_once(once, [] {
-    const std::string names[] = {"libcublas.so." + std::to_string(CUBLAS_VER_MAJOR), "libcublas.so"};
-    for (const std::string& n : names) {
-      lib.handle = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (lib.handle != nullptr) break;
-      const char* e = dlerror();
-      lib.error = "cannot load " + names[0] + ": " + (e ? e : "unknown dlopen error") +
-                  " (install the CUDA toolkit's cuBLAS or add its lib folder to LD_LIBRARY_PATH)";
+    if (!lib.Open({"libcublas.so." + std::to_string(CUBLAS_VER_MAJOR), "libcublas.so"},
+                  "install the CUDA toolkit's cuBLAS or add its lib folder to LD_LIBRARY_PATH")) {
+      return;
     }
-    if (lib.handle == nullptr) return;
-    lib.error.clear();
-    const bool ok = Bind(lib, lib.create, "cublasCreate_v2") && Bind(lib, lib.destroy, "cublasDestroy_v2") &&
-                    Bind(lib, lib.set_stream, "cublasSetStream_v2") &&
-                    Bind(lib, lib.status_name, "cublasGetStatusName") &&
-                    Bind(lib, lib.status_string, "cublasGetStatusString") && Bind(lib, lib.gemm_ex, "cublasGemmEx") &&
-                    Bind(lib, lib.dsyrk, "cublasDsyrk_v2");
-    if (!ok) {
-      dlclose(lib.handle);
-      lib.handle = nullptr;
-    }
+    const bool ok = lib.Bind(lib.create, "cublasCreate_v2") && lib.Bind(lib.destroy, "cublasDestroy_v2") &&
+                    lib.Bind(lib.set_stream, "cublasSetStream_v2") &&
+                    lib.Bind(lib.status_name, "cublasGetStatusName") &&
+                    lib.Bind(lib.status_string, "cublasGetStatusString") && lib.Bind(lib.gemm_ex, "cublasGemmEx") &&
+                    lib.Bind(lib.dsyrk, "cublasDsyrk_v2");
+    if (!ok) lib.Close();
   });
   return lib;
 }

@@ -16,26 +16,18 @@
 #include <string>
 
 #include "core/cusolver_lazy.h"
+#include "core/lazy_library.h"
 
 namespace mlforge {
 namespace {
 
-struct CusolverLib {
-  void* handle = nullptr;
-  std::string error;
+struct CusolverLib : detail::LazyLibrary {
   decltype(&::cusolverDnCreate) create = nullptr;
   decltype(&::cusolverDnDestroy) destroy = nullptr;
   decltype(&::cusolverDnSetStream) set_stream = nullptr;
   decltype(&::cusolverDnDsyevd_bufferSize) dsyevd_buffer_size = nullptr;
   decltype(&::cusolverDnDsyevd) dsyevd = nullptr;
 };
-
-template <typename T>
-bool Bind(CusolverLib& lib, T& fn, const char* name) {
-  fn = reinterpret_cast<T>(dlsym(lib.handle, name));
-  if (fn == nullptr) lib.error = std::string("libcusolver has no symbol ") + name;
-  return fn != nullptr;
-}
 
 CusolverLib& Lib() {
   static CusolverLib lib;
@@ -44,26 +36,15 @@ CusolverLib& Lib() {
     // The major version of the cusolverDn.h mlforge was compiled against (12 for CUDA 13.x, 11
     // for CUDA 12.x: cuSOLVER's soname does not follow the toolkit's), then the unversioned name.
     // Not another major: it would pull in a second CUDA runtime and cuBLAS next to ours.
-    const std::string names[] = {"libcusolver.so." + std::to_string(CUSOLVER_VER_MAJOR), "libcusolver.so"};
-    for (const std::string& n : names) {
-      lib.handle = dlopen(n.c_str(), RTLD_NOW | RTLD_LOCAL);
-      if (lib.handle != nullptr) break;
-      const char* e = dlerror();
-      if (n == names[0])  // the first name's reason is the informative one
-        lib.error = "cannot load " + names[0] + ": " + (e ? e : "unknown dlopen error") +
-                    " (install the CUDA toolkit's cuSOLVER or add its lib folder to LD_LIBRARY_PATH)";
+    if (!lib.Open({"libcusolver.so." + std::to_string(CUSOLVER_VER_MAJOR), "libcusolver.so"},
+                  "install the CUDA toolkit's cuSOLVER or add its lib folder to LD_LIBRARY_PATH")) {
+      return;
     }
-    if (lib.handle == nullptr) return;
-    lib.error.clear();
-    const bool ok = Bind(lib, lib.create, "cusolverDnCreate") &&
-                    Bind(lib, lib.destroy, "cusolverDnDestroy") &&
-                    Bind(lib, lib.set_stream, "cusolverDnSetStream") &&
-                    Bind(lib, lib.dsyevd_buffer_size, "cusolverDnDsyevd_bufferSize") &&
-                    Bind(lib, lib.dsyevd, "cusolverDnDsyevd");
-    if (!ok) {
-      dlclose(lib.handle);
-      lib.handle = nullptr;
-    }
+    const bool ok = lib.Bind(lib.create, "cusolverDnCreate") && lib.Bind(lib.destroy, "cusolverDnDestroy") &&
+                    lib.Bind(lib.set_stream, "cusolverDnSetStream") &&
+                    lib.Bind(lib.dsyevd_buffer_size, "cusolverDnDsyevd_bufferSize") &&
+                    lib.Bind(lib.dsyevd, "cusolverDnDsyevd");
+    if (!ok) lib.Close();
   });
   return lib;
 }
