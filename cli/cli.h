@@ -50,6 +50,8 @@ void RegisterServe(CLI::App& app, const GlobalOptions& global, Registry& registr
 void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& registry);
 // demo: VCF (or synthetic genotypes) -> recordIO -> k-means -> ARI against population labels
 void RegisterDemo(CLI::App& app, const GlobalOptions& global, Registry& registry);
+// genotype: PCA of VCF/BCF genotypes with plink2's definition and files, projection of new samples
+void RegisterGenotype(CLI::App& app, const GlobalOptions& global, Registry& registry);
 
 }  // namespace mlforge::cli
 

@@ -75,6 +75,7 @@ int main(int argc, char** argv) {
   cli::RegisterPredict(app, global, registry);
   cli::RegisterServe(app, global, registry);
   cli::RegisterContainer(app, global, registry);
+  cli::RegisterGenotype(app, global, registry);
   cli::RegisterDemo(app, global, registry);
 
   try {

@@ -1,8 +1,6 @@
 #include "io/vcf.h"
 
 #include <fcntl.h>
-#include <htslib/hts.h>
-#include <htslib/vcf.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -20,6 +18,7 @@
 
 #include "core/batch.h"
 #include "core/error.h"
+#include "io/vcf_scanner.h"
 
 namespace mlforge::io {
 namespace {
@@ -28,119 +27,6 @@ using Clock = std::chrono::steady_clock;
 
 double SecondsSince(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-// ---------------------------------------------------------------------------------------------
-// htslib handles, owned.
-
-struct HtsFileCloser {
-  void operator()(htsFile* f) const { hts_close(f); }
-};
-struct HdrDestroyer {
-  void operator()(bcf_hdr_t* h) const { bcf_hdr_destroy(h); }
-};
-struct RecDestroyer {
-  void operator()(bcf1_t* r) const { bcf_destroy(r); }
-};
-
-// One input file, read sequentially. Plain-gzip (non-BGZF) VCFs such as the 1000 Genomes subset
-// are fine here because nothing seeks.
-class VcfFile {
- public:
-  VcfFile(const std::string& path, int threads) : path_(path) {
-    file_.reset(hts_open(path.c_str(), "r"));
-    MLF_EXPECTS(file_ != nullptr, "cannot open VCF/BCF '{}': {}; check the path and permissions", path,
-                std::strerror(errno));
-    const htsFormat* fmt = hts_get_format(file_.get());
-    if (fmt->category != variant_data) {
-      char* desc = hts_format_description(fmt);
-      std::string d = desc ? desc : "unknown";
-      std::free(desc);
-      MLF_FAIL("'{}' is not a VCF or BCF file (htslib detected: {}); pass a .vcf, .vcf.gz or .bcf file", path,
-               d);
-    }
-    // Decompression threads only help BGZF (bgzipped VCF, BCF); htslib ignores them otherwise.
-    if (threads > 0) hts_set_threads(file_.get(), threads);
-    hdr_.reset(bcf_hdr_read(file_.get()));
-    MLF_EXPECTS(hdr_ != nullptr,
-                "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must "
-                "start with ##fileformat=VCFv4.x and a #CHROM line",
-                path);
-    rec_.reset(bcf_init());
-    MLF_ASSERT(rec_ != nullptr);
-  }
-
-  const std::string& path() const { return path_; }
-  bcf_hdr_t* hdr() const { return hdr_.get(); }
-  bcf1_t* rec() const { return rec_.get(); }
-  int samples() const { return bcf_hdr_nsamples(hdr_.get()); }
-  const char* sample(int i) const { return hdr_->samples[i]; }
-  int64_t records() const { return records_; }
-
-  // Reads the next record into rec(); false at end of file.
-  bool Next() {
-    int r = bcf_read(file_.get(), hdr_.get(), rec_.get());
-    if (r == -1) return false;
-    MLF_EXPECTS(r >= 0 && rec_->errcode == 0,
-                "'{}': cannot parse variant record {} ({}; htslib error code {}, see its message above); fix "
-                "or drop the record (bcftools view reports the same error)",
-                path_, records_ + 1, last_site_.empty() ? "the first record" : "after " + last_site_,
-                r < 0 ? r : rec_->errcode);
-    // htslib reads a non-numeric or zero POS as position -1 without an error code.
-    MLF_EXPECTS(rec_->pos >= 0,
-                "'{}': variant record {} ({}) has no valid POS (column 2 must be a position >= 1); fix or "
-                "drop the record",
-                path_, records_ + 1, last_site_.empty() ? "the first record" : "after " + last_site_);
-    ++records_;
-    last_site_ = Site();
-    return true;
-  }
-
-  // CHROM:POS of the current record (1-based POS), for messages.
-  std::string Site() const {
-    const char* chrom = bcf_seqname(hdr_.get(), rec_.get());
-    return fmt::format("{}:{}", chrom ? chrom : "?", rec_->pos + 1);
-  }
-
- private:
-  std::string path_;
-  std::unique_ptr<htsFile, HtsFileCloser> file_;
-  std::unique_ptr<bcf_hdr_t, HdrDestroyer> hdr_;
-  std::unique_ptr<bcf1_t, RecDestroyer> rec_;
-  int64_t records_ = 0;
-  std::string last_site_;
-};
-
-// ---------------------------------------------------------------------------------------------
-// Allele classes (rule 1 in vcf.h).
-
-enum class AlleleClass { kSnv, kIndel, kMultiAllelic, kOther };
-
-bool IsBases(const char* s) {
-  if (*s == '\0') return false;
-  for (; *s; ++s) {
-    switch (*s) {
-      case 'A': case 'C': case 'G': case 'T': case 'N':
-      case 'a': case 'c': case 'g': case 't': case 'n':
-        break;
-      default:
-        return false;
-    }
-  }
-  return true;
-}
-
-AlleleClass Classify(const bcf1_t* rec) {
-  if (rec->n_allele > 2) return AlleleClass::kMultiAllelic;
-  if (rec->n_allele < 2) return AlleleClass::kOther;  // ALT '.': a reference-only site
-  const char* ref = rec->d.allele[0];
-  const char* alt = rec->d.allele[1];
-  // Symbolic (<DEL>, <CN0>), breakends (N[1:2[), spanning deletions ('*') are not sequences.
-  if (!IsBases(ref) || !IsBases(alt)) return AlleleClass::kOther;
-  size_t lr = std::strlen(ref), la = std::strlen(alt);
-  if (lr == 1 && la == 1) return AlleleClass::kSnv;
-  if (lr != la) return AlleleClass::kIndel;
-  return AlleleClass::kOther;  // MNP: neither a single-base change nor an indel
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -321,17 +207,7 @@ class AtomicTextFile {
 // The scan shared by ReadVcfMatrix and ConvertVcf: applies the rules of vcf.h to every record,
 // appends kept columns to the tiles and calls on_kept(hdr, rec, af) for each kept variant.
 
-// htslib grows this with realloc; we only free it.
-struct GtBuffer {
-  int32_t* p = nullptr;
-  int cap = 0;
-  GtBuffer() = default;
-  GtBuffer(const GtBuffer&) = delete;
-  GtBuffer& operator=(const GtBuffer&) = delete;
-  ~GtBuffer() { std::free(p); }
-};
-
-using KeptFn = std::function<void(const bcf_hdr_t*, bcf1_t*, double)>;
+using KeptFn = std::function<void(const ScannedVariant&)>;
 
 struct Scan {
   std::vector<std::string> sample_ids;
@@ -346,123 +222,24 @@ void ScanVcf(const std::vector<std::string>& inputs, const VcfOptions& opt, cons
   MLF_EXPECTS(!inputs.empty(), "no VCF/BCF input given; pass one or more .vcf, .vcf.gz or .bcf files");
   const auto t0 = Clock::now();
   VcfStats& st = out->stats;
-  std::vector<uint8_t> column;
-  GtBuffer gtb;
-
+  ScannedVariant v;
   for (size_t fi = 0; fi < inputs.size(); ++fi) {
-    VcfFile f(inputs[fi], opt.threads);
-    const int n = f.samples();
-    MLF_EXPECTS(n > 0,
-                "'{}' has no sample columns (a sites-only VCF); a dosage matrix needs genotypes (FORMAT GT "
-                "and one column per sample)",
-                f.path());
+    VcfFileScanner f(inputs[fi], opt, opt.threads);
+    const int64_t n = f.samples();
     if (fi == 0) {
-      out->sample_ids.reserve(static_cast<size_t>(n));
-      for (int i = 0; i < n; ++i) out->sample_ids.emplace_back(f.sample(i));
+      out->sample_ids = f.sample_ids();
       out->tiles = std::make_unique<DosageTiles>(n, opt.tile_variants, opt.memory_budget_bytes, opt.temp_dir);
-      column.resize(static_cast<size_t>(n));
       st.samples = n;
     } else {
-      const auto& ids = out->sample_ids;
-      MLF_EXPECTS(n == static_cast<int>(ids.size()),
-                  "'{}' has {} samples but '{}' has {}: every input must list the same samples in the same "
-                  "order (bcftools view -s <list> selects and reorders samples)",
-                  f.path(), n, inputs[0], ids.size());
-      for (int i = 0; i < n; ++i) {
-        MLF_EXPECTS(ids[static_cast<size_t>(i)] == f.sample(i),
-                    "'{}': sample {} (0-based, after FORMAT) is '{}' but '{}' has '{}' there: every input "
-                    "must list the same samples in the same order (bcftools view -s <list> reorders them)",
-                    f.path(), i, f.sample(i), inputs[0], ids[static_cast<size_t>(i)]);
-      }
+      CheckSameSamples(inputs[0], out->sample_ids, f.path(), f.sample_ids());
     }
     ++st.files;
-
-    bcf1_t* rec = f.rec();
-    while (f.Next()) {
-      opt.stop.ThrowIfStopped();
-      ++st.variants_seen;
-      bcf_unpack(rec, BCF_UN_STR);
-      const AlleleClass cls = Classify(rec);
-      if (cls == AlleleClass::kMultiAllelic) {
-        ++st.skipped_multiallelic;
-        continue;
-      }
-      if (cls == AlleleClass::kOther) {
-        ++st.skipped_other_allele;
-        continue;
-      }
-      if (cls == AlleleClass::kIndel && !opt.keep_indels) {
-        ++st.skipped_indel;
-        continue;
-      }
-      const int ngt = bcf_get_genotypes(f.hdr(), rec, &gtb.p, &gtb.cap);
-      const int32_t* gt = gtb.p;
-      if (ngt <= 0) {  // GT not in the header or not in this record
-        ++st.skipped_no_genotypes;
-        continue;
-      }
-      MLF_ASSERT(ngt % n == 0);
-      const int ploidy_max = ngt / n;
-
-      bool non_diploid = false;
-      int64_t missing = 0, alt_sum = 0;
-      for (int s = 0; s < n && !non_diploid; ++s) {
-        const int32_t* p = gt + static_cast<int64_t>(s) * ploidy_max;
-        int present = 0, miss = 0, alt = 0;
-        for (int j = 0; j < ploidy_max && p[j] != bcf_int32_vector_end; ++j) {
-          ++present;
-          if (p[j] == bcf_int32_missing || bcf_gt_is_missing(p[j])) {
-            ++miss;
-            continue;
-          }
-          const int a = bcf_gt_allele(p[j]);
-          MLF_EXPECTS(a >= 0 && a < rec->n_allele,
-                      "'{}': {} sample '{}': GT allele index {} but the record has only {} alleles; fix the "
-                      "genotype",
-                      f.path(), f.Site(), f.sample(s), a, static_cast<int>(rec->n_allele));
-          alt += a > 0;
-        }
-        uint8_t d;
-        if (present == 0 || miss == present) {
-          d = kMissingDosage;  // './.', '.', or no value at all
-        } else if (present == 2 && miss == 0) {
-          d = static_cast<uint8_t>(alt);
-        } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
-          d = kMissingDosage;
-        } else {
-          non_diploid = true;  // haploid, polyploid, or half-missing read as haploid
-          break;
-        }
-        column[static_cast<size_t>(s)] = d;
-        if (d == kMissingDosage) {
-          ++missing;
-        } else {
-          alt_sum += d;
-        }
-      }
-      if (non_diploid) {
-        ++st.skipped_non_diploid;
-        continue;
-      }
-      const int64_t called = n - missing;
-      if (called == 0) {
-        ++st.skipped_no_calls;
-        continue;
-      }
-      if (static_cast<double>(missing) / n > opt.max_missing) {
-        ++st.skipped_missingness;
-        continue;
-      }
-      const double af = static_cast<double>(alt_sum) / (2.0 * static_cast<double>(called));
-      if (std::min(af, 1.0 - af) < opt.min_maf) {
-        ++st.skipped_maf;
-        continue;
-      }
-      out->tiles->Append(column.data());
-      out->means.push_back(static_cast<float>(2.0 * af));
-      st.imputed_cells += missing;
-      ++st.variants_kept;
-      if (on_kept) on_kept(f.hdr(), rec, af);
+    while (f.Next(&v)) {
+      CountFate(v, &st);
+      if (v.fate != VariantFate::kKept) continue;
+      out->tiles->Append(v.dosage);
+      out->means.push_back(static_cast<float>(2.0 * v.af));
+      if (on_kept) on_kept(v);
     }
     spdlog::debug("VCF: '{}': {} records, {} samples", f.path(), f.records(), n);
   }
@@ -481,15 +258,14 @@ void ScanVcf(const std::vector<std::string>& inputs, const VcfOptions& opt, cons
   }
 }
 
-VcfVariant MakeVariant(const bcf_hdr_t* hdr, bcf1_t* rec, double af) {
+VcfVariant MakeVariant(const ScannedVariant& s) {
   VcfVariant v;
-  const char* chrom = bcf_seqname(hdr, rec);
-  v.chrom = chrom ? chrom : ".";
-  v.pos = rec->pos + 1;
-  v.id = rec->d.id ? rec->d.id : ".";
-  v.ref = rec->d.allele[0];
-  v.alt = rec->d.allele[1];
-  v.af = af;
+  v.chrom = s.chrom.empty() ? std::string(".") : std::string(s.chrom);
+  v.pos = s.pos;
+  v.id = std::string(s.id);
+  v.ref = std::string(s.ref);
+  v.alt = std::string(s.alt);
+  v.af = s.af;
   return v;
 }
 
@@ -564,7 +340,7 @@ VcfMatrix ReadVcfMatrix(const std::vector<std::string>& inputs, const VcfOptions
   Scan scan;
   ScanVcf(
       inputs, options,
-      [&m](const bcf_hdr_t* hdr, bcf1_t* rec, double af) { m.variants_info.push_back(MakeVariant(hdr, rec, af)); },
+      [&m](const ScannedVariant& v) { m.variants_info.push_back(MakeVariant(v)); },
       &scan);
   const auto t1 = Clock::now();
   m.samples = scan.stats.samples;
@@ -587,8 +363,8 @@ VcfStats ConvertVcf(const std::vector<std::string>& inputs, const VcfOptions& op
   if (!sidecar_prefix.empty() && options.write_variants) {
     variants_file = std::make_unique<AtomicTextFile>(sidecar_prefix + ".variants.tsv");
     variants_file->Write("CHROM\tPOS\tID\tREF\tALT\tAF\n");
-    on_kept = [&variants_file](const bcf_hdr_t* hdr, bcf1_t* rec, double af) {
-      VcfVariant v = MakeVariant(hdr, rec, af);
+    on_kept = [&variants_file](const ScannedVariant& sv) {
+      VcfVariant v = MakeVariant(sv);
       variants_file->Write(fmt::format("{}\t{}\t{}\t{}\t{}\t{:.6g}\n", v.chrom, v.pos, v.id, v.ref, v.alt, v.af));
     };
   }

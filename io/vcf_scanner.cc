@@ -1,0 +1,424 @@
+#include "io/vcf_scanner.h"
+
+#include <htslib/hts.h>
+#include <htslib/kstring.h>
+#include <htslib/vcf.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace mlforge::io {
+namespace {
+
+struct HtsFileCloser {
+  void operator()(htsFile* f) const { hts_close(f); }
+};
+struct HdrDestroyer {
+  void operator()(bcf_hdr_t* h) const { bcf_hdr_destroy(h); }
+};
+struct RecDestroyer {
+  void operator()(bcf1_t* r) const { bcf_destroy(r); }
+};
+
+bool IsBases(std::string_view s) {
+  if (s.empty()) return false;
+  for (char c : s) {
+    switch (c) {
+      case 'A': case 'C': case 'G': case 'T': case 'N':
+      case 'a': case 'c': case 'g': case 't': case 'n':
+        break;
+      default:
+        return false;
+    }
+  }
+  return true;
+}
+
+// Rule 1 of vcf.h on the allele strings (n_allele counts REF; ALT "." is no allele).
+VariantFate ClassifyAlleles(int n_allele, std::string_view ref, std::string_view alt, bool keep_indels) {
+  if (n_allele > 2) return VariantFate::kMultiallelic;
+  if (n_allele < 2) return VariantFate::kOtherAllele;
+  if (!IsBases(ref) || !IsBases(alt)) return VariantFate::kOtherAllele;
+  if (ref.size() == 1 && alt.size() == 1) return VariantFate::kKept;  // SNV
+  if (ref.size() != alt.size()) return keep_indels ? VariantFate::kKept : VariantFate::kIndel;
+  return VariantFate::kOtherAllele;  // MNP
+}
+
+}  // namespace
+
+struct VcfFileScanner::Impl {
+  std::string path;
+  VcfOptions opt;
+  std::unique_ptr<htsFile, HtsFileCloser> file;
+  std::unique_ptr<bcf_hdr_t, HdrDestroyer> hdr;
+  std::unique_ptr<bcf1_t, RecDestroyer> rec;  // BCF only
+  bool bcf = false;
+  std::vector<std::string> ids;
+  int64_t n = 0;
+  int64_t records = 0;
+  std::string last_site;  // CHROM:POS of the previous record, for messages
+  kstring_t line = {0, 0, nullptr};
+  std::vector<uint8_t> column;
+  int32_t* gt = nullptr;  // BCF: htslib grows it with realloc
+  int gt_cap = 0;
+
+  ~Impl() {
+    std::free(line.s);
+    std::free(gt);
+  }
+
+  std::string Where() const { return last_site.empty() ? "the first record" : "after " + last_site; }
+
+  [[noreturn]] void Fail(const std::string& what) const {
+    MLF_FAIL("'{}': variant record {} ({}): {}; fix or drop the record", path, records, Where(), what);
+  }
+
+  // Applies rules 3-6 to the column (filled by the caller): fate and af.
+  void Finish(ScannedVariant* v, int64_t missing, int64_t alt_sum) const {
+    v->dosage = column.data();
+    v->missing = missing;
+    const int64_t called = n - missing;
+    if (called == 0) {
+      v->fate = VariantFate::kNoCalls;
+      return;
+    }
+    v->af = static_cast<double>(alt_sum) / (2.0 * static_cast<double>(called));
+    if (static_cast<double>(missing) / static_cast<double>(n) > opt.max_missing) {
+      v->fate = VariantFate::kMissingness;
+    } else if (std::min(v->af, 1.0 - v->af) < opt.min_maf) {
+      v->fate = VariantFate::kMaf;
+    } else {
+      v->fate = VariantFate::kKept;
+    }
+  }
+
+  bool NextText(ScannedVariant* v);
+  bool NextBcf(ScannedVariant* v);
+};
+
+VcfFileScanner::VcfFileScanner(const std::string& path, const VcfOptions& options, int threads)
+    : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  m.path = path;
+  m.opt = options;
+  m.file.reset(hts_open(path.c_str(), "r"));
+  MLF_EXPECTS(m.file != nullptr, "cannot open VCF/BCF '{}': {}; check the path and permissions", path,
+              std::strerror(errno));
+  const htsFormat* fmt = hts_get_format(m.file.get());
+  if (fmt->category != variant_data) {
+    char* desc = hts_format_description(fmt);
+    std::string d = desc ? desc : "unknown";
+    std::free(desc);
+    MLF_FAIL("'{}' is not a VCF or BCF file (htslib detected: {}); pass a .vcf, .vcf.gz or .bcf file", path, d);
+  }
+  m.bcf = fmt->format == bcf;
+  // Decompression threads only help BGZF (bgzipped VCF, BCF); htslib ignores them otherwise.
+  if (threads > 0) hts_set_threads(m.file.get(), threads);
+  m.hdr.reset(bcf_hdr_read(m.file.get()));
+  MLF_EXPECTS(m.hdr != nullptr,
+              "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must "
+              "start with ##fileformat=VCFv4.x and a #CHROM line",
+              path);
+  m.n = bcf_hdr_nsamples(m.hdr.get());
+  MLF_EXPECTS(m.n > 0,
+              "'{}' has no sample columns (a sites-only VCF); a dosage matrix needs genotypes (FORMAT GT "
+              "and one column per sample)",
+              path);
+  m.ids.reserve(static_cast<size_t>(m.n));
+  for (int64_t i = 0; i < m.n; ++i) m.ids.emplace_back(m.hdr->samples[i]);
+  m.column.resize(static_cast<size_t>(m.n));
+  if (m.bcf) {
+    m.rec.reset(bcf_init());
+    MLF_ASSERT(m.rec != nullptr);
+  }
+}
+
+VcfFileScanner::~VcfFileScanner() = default;
+
+const std::string& VcfFileScanner::path() const { return impl_->path; }
+const std::vector<std::string>& VcfFileScanner::sample_ids() const { return impl_->ids; }
+int64_t VcfFileScanner::samples() const { return impl_->n; }
+int64_t VcfFileScanner::records() const { return impl_->records; }
+bool VcfFileScanner::is_bcf() const { return impl_->bcf; }
+
+bool VcfFileScanner::Next(ScannedVariant* out) {
+  impl_->opt.stop.ThrowIfStopped();
+  return impl_->bcf ? impl_->NextBcf(out) : impl_->NextText(out);
+}
+
+bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
+  int r;
+  do {
+    r = hts_getline(file.get(), '\n', &line);
+    if (r == -1) return false;
+    MLF_EXPECTS(r >= 0, "'{}': cannot read after variant record {} ({}): the file is truncated or corrupt "
+                "(htslib error {}); re-download or re-compress it",
+                path, records, last_site.empty() ? "at the first record" : last_site, r);
+    // A CR of a CRLF file, blank lines and stray header lines are not records.
+    if (line.l > 0 && line.s[line.l - 1] == '\r') line.s[--line.l] = '\0';
+  } while (line.l == 0 || line.s[0] == '#');
+  ++records;
+  *v = ScannedVariant{};
+  char* p = line.s;
+  char* const end = line.s + line.l;
+  // The 8 fixed columns and FORMAT.
+  std::string_view f[9];
+  int nf = 0;
+  bool sample_columns = false;  // a tab follows FORMAT
+  while (nf < 9) {
+    char* tab = static_cast<char*>(std::memchr(p, '\t', static_cast<size_t>(end - p)));
+    char* stop = tab ? tab : end;
+    f[nf++] = std::string_view(p, static_cast<size_t>(stop - p));
+    if (!tab) {
+      p = end;
+      break;
+    }
+    p = tab + 1;
+    if (nf == 9) sample_columns = true;
+  }
+  v->chrom = f[0];
+  if (nf < 8) Fail(fmt::format("it has {} tab-separated columns; a VCF record needs at least 8", nf));
+  // POS: digits only, >= 1 (what vcf_parse reads as -1 without an error code is an error here).
+  int64_t pos = 0;
+  bool pos_ok = !f[1].empty() && f[1].size() <= 18;
+  for (char c : f[1]) {
+    if (c < '0' || c > '9') {
+      pos_ok = false;
+      break;
+    }
+    pos = pos * 10 + (c - '0');
+  }
+  if (!pos_ok || pos < 1) {
+    MLF_FAIL("'{}': variant record {} ({}) has no valid POS (column 2 is '{}'; it must be a position >= 1); "
+             "fix or drop the record",
+             path, records, Where(), f[1]);
+  }
+  v->pos = pos;
+  v->id = f[2];
+  v->ref = f[3];
+  v->alt = f[4];
+  last_site = fmt::format("{}:{}", v->chrom, pos);
+  const int n_allele = v->alt == "." ? 1 : 2 + static_cast<int>(std::count(v->alt.begin(), v->alt.end(), ','));
+  v->fate = ClassifyAlleles(n_allele, v->ref, v->alt, opt.keep_indels);
+  if (v->fate != VariantFate::kKept) return true;
+  if (nf < 9) {  // no FORMAT column
+    v->fate = VariantFate::kNoGenotypes;
+    return true;
+  }
+  // The position of GT among the FORMAT keys (the spec puts it first; others are tolerated).
+  int gt_index = -1;
+  {
+    int k = 0;
+    size_t start = 0;
+    const std::string_view fmtf = f[8];
+    while (start <= fmtf.size()) {
+      size_t colon = fmtf.find(':', start);
+      if (colon == std::string_view::npos) colon = fmtf.size();
+      if (fmtf.substr(start, colon - start) == "GT") {
+        gt_index = k;
+        break;
+      }
+      ++k;
+      start = colon + 1;
+    }
+  }
+  if (gt_index < 0) {
+    v->fate = VariantFate::kNoGenotypes;
+    return true;
+  }
+  if (!sample_columns) Fail(fmt::format("it has no sample columns but the header lists {}", n));
+  int64_t missing = 0, alt_sum = 0;
+  uint8_t* col = column.data();
+  for (int64_t s = 0; s < n; ++s) {
+    for (int k = 0; k < gt_index; ++k) {  // skip FORMAT subfields before GT
+      while (p < end && *p != ':' && *p != '\t') ++p;
+      if (p < end && *p == ':') ++p;
+    }
+    int present = 0, miss = 0, alt = 0;
+    if (end - p >= 3 && static_cast<unsigned>(p[0] - '0') < 10u && (p[1] == '|' || p[1] == '/') &&
+        static_cast<unsigned>(p[2] - '0') < 10u && (p + 3 == end || p[3] == '\t' || p[3] == ':')) {
+      // The common case: two single-digit alleles.
+      const int x = p[0] - '0', y = p[2] - '0';
+      if (x >= n_allele || y >= n_allele) {
+        MLF_FAIL("'{}': {} sample '{}': GT allele index {} but the record has only {} alleles; fix the genotype",
+                 path, last_site, ids[static_cast<size_t>(s)], std::max(x, y), n_allele);
+      }
+      present = 2;
+      alt = (x > 0) + (y > 0);
+      p += 3;
+    } else {
+      // General: alleles ('.' or an index) separated by '|' or '/', up to ':' or a tab.
+      for (;;) {
+        if (p < end && *p == '.') {
+          ++miss;
+          ++p;
+        } else if (p < end && static_cast<unsigned>(*p - '0') < 10u) {
+          int64_t a = 0;
+          while (p < end && static_cast<unsigned>(*p - '0') < 10u && a < 1000000) a = a * 10 + (*p++ - '0');
+          if (a >= n_allele) {
+            MLF_FAIL("'{}': {} sample '{}': GT allele index {} but the record has only {} alleles; fix the "
+                     "genotype",
+                     path, last_site, ids[static_cast<size_t>(s)], a, n_allele);
+          }
+          alt += a > 0;
+        } else {
+          const char* q = p;
+          while (q < end && *q != '\t' && *q != ':') ++q;
+          MLF_FAIL("'{}': {} sample '{}': malformed GT '{}' (expected alleles such as 0/1, 1|0, ./.); fix the "
+                   "genotype",
+                   path, last_site, ids[static_cast<size_t>(s)], std::string_view(p, static_cast<size_t>(q - p)));
+        }
+        ++present;
+        if (p < end && (*p == '|' || *p == '/')) {
+          ++p;
+          continue;
+        }
+        break;
+      }
+      if (p < end && *p != '\t' && *p != ':') {
+        const char* q = p;
+        while (q < end && *q != '\t') ++q;
+        MLF_FAIL("'{}': {} sample '{}': malformed GT field '{}'; fix the genotype", path, last_site,
+                 ids[static_cast<size_t>(s)], std::string_view(p, static_cast<size_t>(q - p)));
+      }
+    }
+    // Past the rest of this sample's subfields to the next column.
+    if (p < end && *p == ':') {
+      char* tab = static_cast<char*>(std::memchr(p, '\t', static_cast<size_t>(end - p)));
+      p = tab ? tab : end;
+    }
+    if (s + 1 < n) {
+      if (p >= end) Fail(fmt::format("it has {} sample columns but the header lists {}", s + 1, n));
+      ++p;  // the tab
+    } else if (p < end) {
+      Fail(fmt::format("it has more sample columns than the {} the header lists", n));
+    }
+    uint8_t d;
+    if (present == 2 && miss == 0) {
+      d = static_cast<uint8_t>(alt);
+    } else if (miss == present) {
+      d = kMissingDosage;  // './.' or '.'
+    } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
+      d = kMissingDosage;
+    } else {
+      v->fate = VariantFate::kNonDiploid;  // haploid, polyploid, or half-missing read as haploid
+      return true;
+    }
+    col[s] = d;
+    if (d == kMissingDosage) {
+      ++missing;
+    } else {
+      alt_sum += d;
+    }
+  }
+  Finish(v, missing, alt_sum);
+  return true;
+}
+
+bool VcfFileScanner::Impl::NextBcf(ScannedVariant* v) {
+  bcf1_t* r = rec.get();
+  const int rc = bcf_read(file.get(), hdr.get(), r);
+  if (rc == -1) return false;
+  ++records;
+  MLF_EXPECTS(rc >= 0 && r->errcode == 0,
+              "'{}': cannot parse variant record {} ({}; htslib error code {}, see its message above); fix "
+              "or drop the record (bcftools view reports the same error)",
+              path, records, last_site.empty() ? "the first record" : "after " + last_site,
+              rc < 0 ? rc : r->errcode);
+  MLF_EXPECTS(r->pos >= 0,
+              "'{}': variant record {} ({}) has no valid POS (column 2 must be a position >= 1); fix or drop the "
+              "record",
+              path, records, Where());
+  *v = ScannedVariant{};
+  bcf_unpack(r, BCF_UN_STR);
+  const char* chrom = bcf_seqname(hdr.get(), r);
+  v->chrom = chrom ? chrom : "?";
+  v->pos = r->pos + 1;
+  v->id = r->d.id ? r->d.id : ".";
+  v->ref = r->n_allele > 0 ? r->d.allele[0] : "";
+  v->alt = r->n_allele > 1 ? r->d.allele[1] : ".";
+  last_site = fmt::format("{}:{}", v->chrom, v->pos);
+  v->fate = ClassifyAlleles(r->n_allele, v->ref, v->alt, opt.keep_indels);
+  if (v->fate != VariantFate::kKept) return true;
+  const int ngt = bcf_get_genotypes(hdr.get(), r, &gt, &gt_cap);
+  if (ngt <= 0) {
+    v->fate = VariantFate::kNoGenotypes;
+    return true;
+  }
+  MLF_ASSERT(ngt % n == 0);
+  const int ploidy_max = static_cast<int>(ngt / n);
+  int64_t missing = 0, alt_sum = 0;
+  for (int64_t s = 0; s < n; ++s) {
+    const int32_t* q = gt + s * ploidy_max;
+    int present = 0, miss = 0, alt = 0;
+    for (int j = 0; j < ploidy_max && q[j] != bcf_int32_vector_end; ++j) {
+      ++present;
+      if (q[j] == bcf_int32_missing || bcf_gt_is_missing(q[j])) {
+        ++miss;
+        continue;
+      }
+      const int a = bcf_gt_allele(q[j]);
+      MLF_EXPECTS(a >= 0 && a < r->n_allele,
+                  "'{}': {} sample '{}': GT allele index {} but the record has only {} alleles; fix the genotype",
+                  path, last_site, ids[static_cast<size_t>(s)], a, static_cast<int>(r->n_allele));
+      alt += a > 0;
+    }
+    uint8_t d;
+    if (present == 0 || miss == present) {
+      d = kMissingDosage;
+    } else if (present == 2 && miss == 0) {
+      d = static_cast<uint8_t>(alt);
+    } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
+      d = kMissingDosage;
+    } else {
+      v->fate = VariantFate::kNonDiploid;
+      return true;
+    }
+    column[static_cast<size_t>(s)] = d;
+    if (d == kMissingDosage) {
+      ++missing;
+    } else {
+      alt_sum += d;
+    }
+  }
+  Finish(v, missing, alt_sum);
+  return true;
+}
+
+void CountFate(const ScannedVariant& v, VcfStats* st) {
+  ++st->variants_seen;
+  switch (v.fate) {
+    case VariantFate::kKept:
+      ++st->variants_kept;
+      st->imputed_cells += v.missing;
+      break;
+    case VariantFate::kMultiallelic: ++st->skipped_multiallelic; break;
+    case VariantFate::kIndel: ++st->skipped_indel; break;
+    case VariantFate::kOtherAllele: ++st->skipped_other_allele; break;
+    case VariantFate::kNoGenotypes: ++st->skipped_no_genotypes; break;
+    case VariantFate::kNonDiploid: ++st->skipped_non_diploid; break;
+    case VariantFate::kNoCalls: ++st->skipped_no_calls; break;
+    case VariantFate::kMissingness: ++st->skipped_missingness; break;
+    case VariantFate::kMaf: ++st->skipped_maf; break;
+  }
+}
+
+void CheckSameSamples(const std::string& first_path, const std::vector<std::string>& first_ids,
+                      const std::string& path, const std::vector<std::string>& ids) {
+  MLF_EXPECTS(ids.size() == first_ids.size(),
+              "'{}' has {} samples but '{}' has {}: every input must list the same samples in the same "
+              "order (bcftools view -s <list> selects and reorders samples)",
+              path, ids.size(), first_path, first_ids.size());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    MLF_EXPECTS(ids[i] == first_ids[i],
+                "'{}': sample {} (0-based, after FORMAT) is '{}' but '{}' has '{}' there: every input must "
+                "list the same samples in the same order (bcftools view -s <list> reorders them)",
+                path, i, ids[i], first_path, first_ids[i]);
+  }
+}
+
+}  // namespace mlforge::io
