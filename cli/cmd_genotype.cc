@@ -27,6 +27,7 @@ struct PcaArgs {
   double memory_mb = 1024;
   bool no_loadings = false;
   std::string device = "auto";
+  std::string missing = "mean";
 };
 
 struct ProjectArgs {
@@ -47,6 +48,7 @@ int RunPca(PcaArgs& a, const GlobalOptions& global) {
   MLF_EXPECTS(a.memory_mb >= 0, "--memory-mb = {} must be >= 0", a.memory_mb);
   a.opt.memory_budget_bytes = static_cast<int64_t>(a.memory_mb * 1024 * 1024);
   a.opt.loadings = !a.no_loadings;
+  a.opt.missing = gp::ParseMissing(a.missing);
   a.opt.vcf.stop = StopToken::FromSignals();
   a.opt.vcf.threads = 0;
   Resources res(ParseDeviceRequest(a.device), global.threads, a.opt.seed, comm::MakeSingleProcess(),
@@ -109,6 +111,10 @@ void RegisterGenotype(CLI::App& app, const GlobalOptions& global, Registry& regi
       ->capture_default_str();
   pca->add_option("--max-missing", pa->opt.vcf.max_missing,
                   "keep variants with a missing-call fraction <= this (plink2 --geno)")
+      ->capture_default_str();
+  pca->add_option("--missing", pa->missing,
+                  "missing calls: mean (mean-imputed, plink2 --pca meanimpute) or pairwise (each pair of samples "
+                  "divided by the variants both have called: plink2 --pca's default)")
       ->capture_default_str();
   pca->add_flag("--keep-indels", pa->opt.vcf.keep_indels, "also use biallelic indels (default: SNVs only)");
   pca->add_flag("--half-missing-as-missing", pa->opt.vcf.half_missing_as_missing,

@@ -30,6 +30,7 @@ struct CublasLib : detail::LazyLibrary {
                             const void*, cudaDataType, int, const void*, cudaDataType, int, const void*, void*,
                             cudaDataType, int, cublasComputeType_t, cublasGemmAlgo_t) = nullptr;
   decltype(&::cublasDsyrk_v2) dsyrk = nullptr;
+  decltype(&::cublasSsyrk_v2) ssyrk = nullptr;
 };
 
 CublasLib& Lib() {
@@ -44,7 +45,7 @@ CublasLib& Lib() {
                     lib.Bind(lib.set_stream, "cublasSetStream_v2") &&
                     lib.Bind(lib.status_name, "cublasGetStatusName") &&
                     lib.Bind(lib.status_string, "cublasGetStatusString") && lib.Bind(lib.gemm_ex, "cublasGemmEx") &&
-                    lib.Bind(lib.dsyrk, "cublasDsyrk_v2");
+                    lib.Bind(lib.dsyrk, "cublasDsyrk_v2") && lib.Bind(lib.ssyrk, "cublasSsyrk_v2");
     if (!ok) lib.Close();
   });
   return lib;
@@ -99,6 +100,12 @@ cublasStatus_t cublasDsyrk_v2(cublasHandle_t handle, cublasFillMode_t uplo, cubl
                               const double* alpha, const double* A, int lda, const double* beta, double* C, int ldc) {
   auto& lib = Lib();
   return lib.dsyrk ? lib.dsyrk(handle, uplo, trans, n, k, alpha, A, lda, beta, C, ldc) : CUBLAS_STATUS_NOT_INITIALIZED;
+}
+
+cublasStatus_t cublasSsyrk_v2(cublasHandle_t handle, cublasFillMode_t uplo, cublasOperation_t trans, int n, int k,
+                              const float* alpha, const float* A, int lda, const float* beta, float* C, int ldc) {
+  auto& lib = Lib();
+  return lib.ssyrk ? lib.ssyrk(handle, uplo, trans, n, k, alpha, A, lda, beta, C, ldc) : CUBLAS_STATUS_NOT_INITIALIZED;
 }
 
 }  // extern "C"

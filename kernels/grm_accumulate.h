@@ -15,8 +15,9 @@
 // the caller divides by M (the number of variants) to get plink2's relationship matrix Z Z^T / M.
 // Numerics: products of a block are formed in float32 (OpenBLAS SSYRK when the build has it, else
 // Eigen) into a float32 n x n scratch with beta = 1, and the scratch is added to the float64 total
-// (and zeroed) every kGrmFlushVariants variants, so float32 rounding accumulates over at most that
-// many terms; the GPU twin does the same with cuBLAS SSYRK (the block travels as its packed bytes:
+// (and zeroed) as soon as kGrmFlushVariants variants have gone into it (with blocks of
+// kGrmBlockVariants, which divides it, exactly that many), so float32 rounding accumulates over at
+// most kGrmFlushVariants + kGrmBlockVariants - 1 terms; the GPU twin does the same with cuBLAS SSYRK (the block travels as its packed bytes:
 // n B / 4 bytes) and a float64 add kernel.
 #pragma once
 
@@ -66,8 +67,7 @@ GrmGpuState* GrmGpuCreate(detail::CudaState& cuda, int64_t samples);
 // kGrmFlushVariants variants. May return before the device finishes (the host block must stay
 // valid only until the call returns).
 void GrmGpuAdd(GrmGpuState* s, const GenotypeBlockView& block);
-// Flushes, waits, and copies the float64 total (n x n row-major, upper triangle valid; the twin
-// fills both triangles) into `total`.
+// Flushes, waits, and copies the float64 total (n x n row-major, both triangles filled) into `total`.
 void GrmGpuResult(GrmGpuState* s, std::vector<double>* total);
 }  // namespace internal
 

@@ -2,10 +2,12 @@
 # Installs every Debian package mlforge's build and tests need. Idempotent: packages already
 # present are skipped, so re-running costs one dpkg query per package.
 set -euo pipefail
+# plink2 and bcftools are test references only: genotype PCA is checked against plink2 --pca, and
+# bcftools concat merges the 1000 Genomes VCFs for it (tests/genotype_pca/plink2_compare.py).
 pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
       libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libboost-dev libcli11-dev
       libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev libopenblas-dev
-      python3-venv)
+      python3-venv plink2 bcftools)
 # With arguments it installs those packages instead (container/image.sh's tools); a leading
 # --recommends also installs what they recommend.
 recommends=(--no-install-recommends)

@@ -7,6 +7,7 @@
 
 #include <Eigen/Dense>
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
@@ -23,6 +24,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "core/build_config.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/resources.h"
@@ -30,6 +32,15 @@
 #include "kernels/grm_accumulate.h"
 #include "kernels/omp_threads.h"
 #include "kernels/sym_eigen.h"
+
+#if MLFORGE_HAVE_LAPACK
+// OpenBLAS (cmake/MlforgeDeps.cmake); declared here as in kernels/pca_accumulate.cc.
+extern "C" {
+void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
+                 const float* b, int ldb, float beta, float* c, int ldc);
+void openblas_set_num_threads(int threads);
+}
+#endif
 
 namespace mlforge::algos::genotype_pca {
 namespace {
@@ -240,6 +251,37 @@ RowMajorD Orthonormalize(const RowMajorD& y) {
   return qr.householderQ() * Eigen::MatrixXd::Identity(y.rows(), y.cols());
 }
 
+// C (m x n, row-major) = op(A) op(B) + beta C, all row-major float32: op(A) is m x k (A stored k x m
+// when trans_a), op(B) k x n (B stored n x k when trans_b). OpenBLAS when the build has it.
+void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const float* a, const float* b, float beta,
+          float* c, int threads) {
+#if MLFORGE_HAVE_LAPACK
+  openblas_set_num_threads(kernels::ResolveThreads(threads));
+  cblas_sgemm(101, trans_a ? 112 : 111, trans_b ? 112 : 111, static_cast<int>(m), static_cast<int>(n),
+              static_cast<int>(k), 1.0f, a, static_cast<int>(trans_a ? m : k), b, static_cast<int>(trans_b ? k : n),
+              beta, c, static_cast<int>(n));
+#else
+  (void)threads;
+  Eigen::Map<RowMajorF> C(c, m, n);
+  if (beta == 0.0f) C.setZero();
+  if (trans_a) {
+    Eigen::Map<const RowMajorF> A(a, k, m);
+    if (trans_b) {
+      C.noalias() += A.transpose() * Eigen::Map<const RowMajorF>(b, n, k).transpose();
+    } else {
+      C.noalias() += A.transpose() * Eigen::Map<const RowMajorF>(b, k, n);
+    }
+  } else {
+    Eigen::Map<const RowMajorF> A(a, m, k);
+    if (trans_b) {
+      C.noalias() += A * Eigen::Map<const RowMajorF>(b, n, k).transpose();
+    } else {
+      C.noalias() += A * Eigen::Map<const RowMajorF>(b, k, n);
+    }
+  }
+#endif
+}
+
 // Eigenvector signs: the entry of largest magnitude is positive (plink2 has no documented rule;
 // this one makes runs comparable and does not depend on the method).
 void NormaliseSigns(std::vector<double>* vec, int64_t n, int64_t k) {
@@ -266,7 +308,18 @@ void ValidateOptions(const Options& o) {
   MLF_EXPECTS(o.approx_oversample >= 0 && o.approx_oversample <= 1000,
               "--approx-oversample = {} is out of range: expected [0, 1000]", o.approx_oversample);
   MLF_EXPECTS(o.memory_budget_bytes >= 0, "--memory-mb must be >= 0");
+  MLF_EXPECTS(!(o.approx && o.missing == Missing::kPairwise),
+              "--missing pairwise needs the exact method (the pairwise denominators are an n x n matrix); drop "
+              "--approx or use --missing mean");
   io::ValidateVcfOptions(o.vcf);
+}
+
+Missing ParseMissing(const std::string& s) {
+  if (s == "mean") return Missing::kMean;
+  if (s == "pairwise") return Missing::kPairwise;
+  MLF_FAIL("--missing '{}' is not a choice: use mean (plink2 --pca meanimpute) or pairwise (plink2 --pca's "
+           "default)",
+           s);
 }
 
 Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& res) {
@@ -275,6 +328,7 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
   const auto t_all = Clock::now();
   Result out;
   out.approx = opt.approx;
+  out.missing_pairwise = opt.missing == Missing::kPairwise;
 
   // Headers first (sequentially, cheap): the sample lists must agree before any decoding.
   auto t = Clock::now();
@@ -350,7 +404,32 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
       acc.Add(b);
     });
     std::vector<double> grm = acc.Result();
-    for (double& x : grm) x *= inv_m;
+    if (opt.missing == Missing::kPairwise && out.stats.imputed_cells > 0) {
+      // M_ij = sum_v called_iv called_jv: the same accumulation over indicator blocks (code 1 for a
+      // call, 3 = "missing" for none, center 0, scale 1), exact in float32 per flush.
+      kernels::GrmAccumulator counts(res, n);
+      std::array<uint8_t, 256> lut{};
+      for (int b = 0; b < 256; ++b) {
+        unsigned o = 0;
+        for (int q = 0; q < 4; ++q) o |= (((b >> (2 * q)) & 3) == 3 ? 3u : 1u) << (2 * q);
+        lut[static_cast<size_t>(b)] = static_cast<uint8_t>(o);
+      }
+      std::vector<uint8_t> ind;
+      std::vector<float> zeros, ones;
+      ForEachBlock(segs, n, [&](const GenotypeBlockView& b) {
+        opt.vcf.stop.ThrowIfStopped();
+        const size_t bytes = static_cast<size_t>(b.variants * PackedBytes(n));
+        ind.resize(bytes);
+        for (size_t i = 0; i < bytes; ++i) ind[i] = lut[b.packed[i]];
+        zeros.assign(static_cast<size_t>(b.variants), 0.0f);
+        ones.assign(static_cast<size_t>(b.variants), 1.0f);
+        counts.Add(GenotypeBlockView{ind.data(), b.variants, n, zeros.data(), ones.data()});
+      });
+      std::vector<double> mij = counts.Result();
+      for (size_t i = 0; i < grm.size(); ++i) grm[i] = mij[i] > 0 ? grm[i] / mij[i] : 0.0;
+    } else {
+      for (double& x : grm) x *= inv_m;
+    }
     out.seconds.grm = Since(t);
     t = Clock::now();
     kernels::SymEigenResult eig = kernels::SymmetricEigen(res, grm.data(), n, k);
@@ -375,7 +454,7 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
     RowMajorD q(n, l);
     for (int64_t i = 0; i < n * l; ++i) q.data()[i] = nd(rng);
     q = Orthonormalize(q);
-    std::vector<float> z;
+    std::vector<float> z, tb, yf(static_cast<size_t>(n * l)), sf(static_cast<size_t>(l * l));
     RowMajorD s_ritz(l, l);
     for (int it = 0; it <= opt.approx_iterations; ++it) {
       const bool last = it == opt.approx_iterations;
@@ -384,14 +463,19 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
       s_ritz.setZero();
       ForEachBlock(segs, n, [&](const GenotypeBlockView& b) {
         opt.vcf.stop.ThrowIfStopped();
-        z.resize(static_cast<size_t>(b.variants * n));
-        kernels::ExpandGenotypeBlock(b, z.data(), res.threads());
-        Eigen::Map<const RowMajorF> zb(z.data(), b.variants, n);
-        RowMajorF tb = zb * qf;  // B x l
+        const int64_t nb = b.variants;
+        z.resize(static_cast<size_t>(nb * n));
+        tb.resize(static_cast<size_t>(nb * l));
+        kernels::ExpandGenotypeBlock(b, z.data(), 1);  // one thread: see GrmAccumulator::Add
+        // T = Z_b Q (B x l); then Y += Z_b^T T (n x l) or S += T^T T (l x l), in float32 per block
+        // and added into float64.
+        Gemm(false, false, nb, l, n, z.data(), qf.data(), 0.0f, tb.data(), res.threads());
         if (last) {
-          s_ritz.noalias() += (tb.transpose() * tb).cast<double>();
+          Gemm(true, false, l, l, nb, tb.data(), tb.data(), 0.0f, sf.data(), res.threads());
+          for (int64_t i = 0; i < l * l; ++i) s_ritz.data()[i] += sf[static_cast<size_t>(i)];
         } else {
-          y.noalias() += (zb.transpose() * tb).cast<double>();
+          Gemm(true, false, n, l, nb, z.data(), tb.data(), 0.0f, yf.data(), res.threads());
+          for (int64_t i = 0; i < n * l; ++i) y.data()[i] += yf[static_cast<size_t>(i)];
         }
       });
       if (!last) q = Orthonormalize(y * inv_m);
@@ -426,15 +510,14 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
         const double lam = lambda[static_cast<size_t>(c)];
         uf(i, c) = static_cast<float>(lam > 0 ? u[static_cast<size_t>(i * k + c)] / std::sqrt(lam) : 0.0);
       }
-    std::vector<float> z;
+    std::vector<float> z, w;
     int64_t row = 0;
     ForEachBlock(segs, n, [&](const GenotypeBlockView& b) {
       z.resize(static_cast<size_t>(b.variants * n));
-      kernels::ExpandGenotypeBlock(b, z.data(), res.threads());
-      Eigen::Map<const RowMajorF> zb(z.data(), b.variants, n);
-      RowMajorF w = zb * uf;
-      for (int64_t v = 0; v < b.variants; ++v)
-        for (int64_t c = 0; c < k; ++c) out.loadings[static_cast<size_t>((row + v) * k + c)] = w(v, c);
+      w.resize(static_cast<size_t>(b.variants * k));
+      kernels::ExpandGenotypeBlock(b, z.data(), 1);
+      Gemm(false, false, b.variants, k, n, z.data(), uf.data(), 0.0f, w.data(), res.threads());
+      for (int64_t i = 0; i < b.variants * k; ++i) out.loadings[static_cast<size_t>(row * k + i)] = w[static_cast<size_t>(i)];
       row += b.variants;
     });
     out.seconds.loadings = Since(t);
@@ -480,6 +563,7 @@ void Write(const Result& r, const std::string& prefix) {
                       {"variants", r.variants},
                       {"monomorphic_variants", r.monomorphic},
                       {"pcs", k},
+                      {"missing", r.missing_pairwise ? "pairwise" : "mean"},
                       {"method", r.approx ? "approx (randomized subspace iteration)" : "exact (GRM eigendecomposition)"},
                       {"device", r.device},
                       {"eigenvalues", r.eigenvalues},

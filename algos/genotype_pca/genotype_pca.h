@@ -32,10 +32,17 @@ class Resources;
 
 namespace mlforge::algos::genotype_pca {
 
+// What a missing call contributes. kMean (default): the variant's mean dosage (z = 0), K = Z Z^T /
+// M: plink2 --pca meanimpute. kPairwise: plink2 --pca's default: K_ij = sum_v z_iv z_jv / M_ij, M_ij =
+// the number of variants where neither sample's call is missing (one more SYRK, of the called-call
+// indicators, only when some call is missing). Exact method only.
+enum class Missing { kMean, kPairwise };
+
 struct Options {
   int pcs = 10;                     // k: components, 1 <= k < samples
+  Missing missing = Missing::kMean;
   bool approx = false;              // randomized method (no n x n matrix)
-  int approx_iterations = 10;       // power iterations of the randomized method (>= 1)
+  int approx_iterations = 15;       // power iterations of the randomized method (>= 1)
   int approx_oversample = 10;       // extra subspace columns beyond k
   bool loadings = true;             // compute the variant weights (one more pass over the store)
   io::VcfOptions vcf;               // filters (min_maf, max_missing, keep_indels, half_missing...)
@@ -46,6 +53,8 @@ struct Options {
 
 // UserError naming the option and its valid range.
 void ValidateOptions(const Options& o);
+// "mean" | "pairwise" (UserError naming the choices otherwise).
+Missing ParseMissing(const std::string& s);
 
 struct VariantRecord {
   std::string chrom;
@@ -73,6 +82,7 @@ struct Result {
   std::vector<double> loadings;         // M x k, row-major (empty without loadings)
   io::VcfStats stats;                   // skips, imputed calls, files
   bool approx = false;
+  bool missing_pairwise = false;
   bool spilled = false;                 // the genotype store went to a temporary file
   std::string device;                   // where K was accumulated: cpu or gpu
   int64_t store_bytes = 0;              // size of the 2-bit store
