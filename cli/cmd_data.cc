@@ -23,6 +23,7 @@
 #include "io/input_file.h"
 #include "io/row_writer.h"
 #include "io/synth.h"
+#include "io/synth_vcf.h"
 #include "io/vcf.h"
 
 namespace mlforge::cli {
@@ -325,7 +326,24 @@ struct SynthArgs {
   bool no_labels = false;
   bool no_truth = false;
   CLI::Option* cols = nullptr;
+  // genotypes as VCF/BCF only (io/synth_vcf.h).
+  io::SynthVcfOptions vcf;
+  CLI::Option* missing_rate = nullptr;
+  CLI::Option* phased = nullptr;
+  CLI::Option* compression_level = nullptr;
 };
+
+// genotypes -> .vcf / .vcf.gz / .bcf, with OUTPUT.samples.tsv and OUTPUT.truth.json.
+int RunSynthVcf(const SynthArgs& args) {
+  io::SynthVcfOptions vopt = args.vcf;
+  vopt.threads = args.opt.threads;  // htslib compression threads
+  vopt.write_truth = !args.no_truth;
+  const io::SynthVcfResult r = io::WriteSynthGenotypesVcf(args.opt, args.output, vopt, StopToken::FromSignals());
+  spdlog::info("wrote {} samples x {} variants of synth genotypes to {} ({}, {} missing calls; populations: {}{})",
+               r.samples, r.variants, args.output, r.format, r.missing_calls, r.samples_path,
+               r.truth_path.empty() ? "" : "; ground truth: " + r.truth_path);
+  return kExitOk;
+}
 
 int RunSynth(SynthArgs args, const GlobalOptions& global) {
   args.opt.kind = io::ParseSynthKind(args.kind);
@@ -336,9 +354,17 @@ int RunSynth(SynthArgs args, const GlobalOptions& global) {
   io::WriterOptions wopt;
   wopt.format = FormatOption(args.to);
   if (wopt.format == io::DataFormat::kAuto) wopt.format = io::FormatFromPath(args.output);
+  if (wopt.format == io::DataFormat::kVcf) {
+    io::ValidateSynthVcf(args.opt, args.vcf);  // names the kind when it is not genotypes
+    return RunSynthVcf(args);
+  }
+  MLF_EXPECTS(args.missing_rate->count() == 0 && args.phased->count() == 0 && args.compression_level->count() == 0,
+              "--missing-rate, --phased and --compression-level apply to genotypes written as VCF/BCF (.vcf, "
+              ".vcf.gz, .bcf) only; '{}' is {}",
+              args.output, io::FormatName(wopt.format));
   MLF_EXPECTS(wopt.format == io::DataFormat::kCsv || wopt.format == io::DataFormat::kRecordIO,
-              "cannot tell the output format from '{}': use a .csv or .pbr/.recordio extension or pass "
-              "--to csv|recordio",
+              "cannot tell the output format from '{}': use a .csv or .pbr/.recordio extension (genotypes: also "
+              ".vcf, .vcf.gz or .bcf) or pass --to csv|recordio",
               args.output);
   wopt.write_labels = !args.no_labels;
   const io::SynthResult r = io::WriteSynth(args.opt, args.output, wopt, !args.no_truth, StopToken::FromSignals());
@@ -407,7 +433,10 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
   synth->add_option("KIND", synth_args->kind, "blobs | linear | lowrank | fm | genotypes")
       ->required()
       ->check(CLI::IsMember({"blobs", "linear", "lowrank", "fm", "genotypes"}));
-  synth->add_option("OUTPUT", synth_args->output, "Output file (.csv or .pbr/.recordio)")->required();
+  synth->add_option("OUTPUT", synth_args->output,
+                    "Output file (.csv or .pbr/.recordio; genotypes also .vcf, .vcf.gz or .bcf, with "
+                    "OUTPUT.samples.tsv)")
+      ->required();
   synth->add_option("--rows", o.rows, "Rows (samples for genotypes)")->capture_default_str();
   synth_args->cols =
       synth->add_option("--cols", o.cols, "Columns (variants for genotypes; fm: users + items)")->capture_default_str();
@@ -435,6 +464,18 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
   synth->add_option("--factors", o.factors, "fm: factorization dimension")->capture_default_str();
   synth->add_option("--populations", o.populations, "genotypes: number of populations")->capture_default_str();
   synth->add_option("--fst", o.fst, "genotypes: Balding-Nichols F_ST in (0, 1)")->capture_default_str();
+  synth_args->missing_rate =
+      synth->add_option("--missing-rate", synth_args->vcf.missing_rate,
+                        "genotypes as VCF/BCF: each call is missing (./.) with this probability, in [0, 1)")
+          ->capture_default_str();
+  synth_args->compression_level =
+      synth->add_option("--compression-level", synth_args->vcf.compression_level,
+                        "genotypes as .vcf.gz/.bcf: BGZF deflate level 0-9 (-1: htslib's default, 6; 1 is ~12x "
+                        "faster for a ~1.4x larger file)")
+          ->capture_default_str();
+  synth_args->phased = synth->add_flag(
+      "--phased", synth_args->vcf.phased,
+      "genotypes as VCF/BCF: write phased calls a|b (alleles in draw order) instead of 0/0, 0/1, 1/1");
   registry.Add(synth, [synth_args, &global] { return RunSynth(*synth_args, global); });
 }
 

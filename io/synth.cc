@@ -45,6 +45,15 @@ class Rng {
   explicit Rng(uint64_t seed) {
     for (auto& w : s_) w = SplitMix64(&seed);
   }
+  // Save / resume a stream between draws (only between draws that use no Normal() spare).
+  static Rng FromState(const uint64_t state[4]) {
+    Rng r(0);
+    for (int i = 0; i < 4; ++i) r.s_[i] = state[i];
+    return r;
+  }
+  void SaveState(uint64_t state[4]) const {
+    for (int i = 0; i < 4; ++i) state[i] = s_[i];
+  }
   uint64_t Next() {
     const uint64_t result = Rotl(s_[1] * 5, 7) * 9;
     const uint64_t t = s_[1] << 17;
@@ -115,6 +124,14 @@ class Rng {
   bool has_spare_ = false;
   double spare_ = 0.0;
 };
+
+// One genotype call: both alleles (1 = ALT with probability f), first draw in bit 0, second in
+// bit 1. Fill and DrawGenotypes share it, so the VCF writer gives the recordIO data's dosages.
+inline int DrawCall(Rng& rng, double f) {
+  const int first = rng.Uniform() < f ? 1 : 0;
+  const int second = rng.Uniform() < f ? 1 : 0;
+  return first | (second << 1);
+}
 
 enum class Task { kRegression, kBinary, kMulticlass };
 
@@ -377,7 +394,8 @@ void SynthGenerator::Fill(int64_t first_row, int64_t n, HostBatch* batch) const 
           const uint64_t k = rng.Below(o.populations);
           const double* f = &p.pop_freq[k * d];
           for (int64_t j = 0; j < d; ++j) {
-            x[j] = static_cast<float>((rng.Uniform() < f[j] ? 1 : 0) + (rng.Uniform() < f[j] ? 1 : 0));
+            const int g = DrawCall(rng, f[j]);
+            x[j] = static_cast<float>((g & 1) + (g >> 1));
           }
           y = static_cast<double>(k);
           break;
@@ -411,6 +429,24 @@ void SynthGenerator::Fill(int64_t first_row, int64_t n, HostBatch* batch) const 
   }
   for (auto& th : pool) th.join();
   if (error) std::rethrow_exception(error);
+}
+
+SynthGenerator::GenotypeStream SynthGenerator::StartGenotypes(int64_t row) const {
+  MLF_ASSERT(opt_.kind == SynthKind::kGenotypes && row >= 0 && row < opt_.rows);
+  Rng rng(StreamSeed(opt_.seed, kRowStream, static_cast<uint64_t>(row)));
+  GenotypeStream s;
+  s.population = static_cast<int>(rng.Below(opt_.populations));  // as Fill draws it
+  rng.SaveState(s.state);
+  return s;
+}
+
+void SynthGenerator::DrawGenotypes(GenotypeStream* stream, int64_t ncols, uint8_t* out) const {
+  MLF_ASSERT(opt_.kind == SynthKind::kGenotypes && ncols >= 0 && stream->next_col + ncols <= opt_.cols);
+  Rng rng = Rng::FromState(stream->state);
+  const double* f = &params_->pop_freq[static_cast<size_t>(stream->population) * opt_.cols + stream->next_col];
+  for (int64_t c = 0; c < ncols; ++c) out[c] = static_cast<uint8_t>(DrawCall(rng, f[c]));
+  rng.SaveState(stream->state);
+  stream->next_col += ncols;
 }
 
 nlohmann::json SynthGenerator::Truth() const {

@@ -95,6 +95,21 @@ class SynthGenerator {
   // [users][factors], "v_items" | "ancestral_freq" [cols], "population_freq" [pops][cols]}.
   nlohmann::json Truth() const;
 
+  // genotypes only: the draws of Fill, one block of columns at a time, for writers that emit
+  // variant-major files (io/synth_vcf.h). A GenotypeStream is row r's RNG stream after its
+  // population draw; DrawGenotypes hands out the next `ncols` calls and advances it. Drawing
+  // columns [0, cols) in any split gives exactly row r of Fill (dosage = first + second allele)
+  // and label `population`: Fill itself draws through the same code.
+  struct GenotypeStream {
+    uint64_t state[4];
+    int population = 0;    // the row's label
+    int64_t next_col = 0;  // the column the next DrawGenotypes starts at
+  };
+  GenotypeStream StartGenotypes(int64_t row) const;
+  // out[c] = first allele | second allele << 1 (each 1 = ALT, in draw order) for columns
+  // [next_col, next_col + ncols); next_col + ncols must not exceed cols().
+  void DrawGenotypes(GenotypeStream* stream, int64_t ncols, uint8_t* out) const;
+
  private:
   struct Params;
   SynthOptions opt_;
