@@ -2,7 +2,8 @@
 # Creates (idempotently) a Python virtual environment and prints the path of its python on stdout.
 #
 #   scripts/pyenv.sh [sklearn|intelex|sdk]
-#     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks
+#     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks; and
+#                        matplotlib (the demo's PC scatter plots, scripts/plot_pca.py)
 #     intelex            the same plus scikit-learn-intelex (benchmark peer only); venv <repo>/.venv-intelex
 #     sdk                the SageMaker Python SDK 2.x (its serializers and deserializers): the
 #                        server's compatibility test; venv <repo>/.venv-sdk
@@ -29,8 +30,9 @@ case "$profile" in
       "joblib==1.4.2"
       "threadpoolctl==3.5.0"
       "scikit-learn==1.5.2"
+      "matplotlib==3.9.2"
     )
-    imports="import numpy, sklearn, threadpoolctl"
+    imports="import numpy, sklearn, threadpoolctl, matplotlib"
     ;;
   intelex)
     # Benchmarks only (bench/pca_vs_sklearn.py's peer): scikit-learn-intelex with the scikit-learn it

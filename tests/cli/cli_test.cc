@@ -7,6 +7,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -47,7 +48,8 @@ TEST(Cli, HelpWorksForEveryCommand) {
   test::TempDir dir;
   const std::vector<std::vector<std::string>> commands = {
       {},        {"info"},    {"data"},  {"data", "inspect"}, {"data", "convert"},    {"data", "synth"},
-      {"train"}, {"predict"}, {"serve"}, {"container"},       {"container", "train"}, {"container", "serve"}};
+      {"train"}, {"predict"}, {"serve"}, {"container"},       {"container", "train"}, {"container", "serve"},
+      {"genotype"}, {"genotype", "pca"}, {"genotype", "project"}, {"demo"}};
   for (auto args : commands) {
     std::string name = "mlforge";
     for (const auto& a : args) name += " " + a;
@@ -233,6 +235,80 @@ TEST(Cli, CorruptFileNamesTheByteOffset) {
   }
   // A failed conversion leaves no output behind.
   EXPECT_FALSE(std::ifstream(dir / "out.csv").good());
+}
+
+// `genotype pca` and `genotype project` from the command line: plink2's files, the report, the
+// projection of the same samples reproducing their PCs, and named errors with exit status 2. The
+// numbers themselves are checked against plink2 in tests/genotype_pca/plink2_compare.py.
+TEST(Cli, GenotypePcaAndProject) {
+  test::TempDir dir;
+  Result r = RunCli(dir, {"data", "synth", "genotypes", "--rows", "120", "--cols", "900", "--populations", "3",
+                          "--seed", "5", "--missing-rate", "0.01", "cohort.vcf.gz"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  r = RunCli(dir, {"genotype", "pca", "--vcf", "cohort.vcf.gz", "--pcs", "4", "--out", "pc", "--threads", "2"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("120 samples x 900 variants"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("eigenvalues:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("peak memory"), std::string::npos) << r.out;
+  const std::string vec = test::ReadFile(dir / "pc.eigenvec");
+  EXPECT_EQ(vec.substr(0, vec.find('\n')), "#IID\tPC1\tPC2\tPC3\tPC4");
+  EXPECT_EQ(std::count(vec.begin(), vec.end(), '\n'), 121);
+  const std::string val = test::ReadFile(dir / "pc.eigenval");
+  EXPECT_EQ(std::count(val.begin(), val.end(), '\n'), 4);
+  const nlohmann::json j = nlohmann::json::parse(test::ReadFile(dir / "pc.genotype_pca.json"));
+  EXPECT_EQ(j["variants"], 900);
+  EXPECT_GT(j["vcf"]["imputed_cells"].get<int64_t>(), 0);
+  EXPECT_GT(j["peak_rss_bytes"].get<int64_t>(), 0);
+  r = RunCli(dir, {"genotype", "project", "--vcf", "cohort.vcf.gz", "--model", "pc", "--out", "again"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("900 of 900 model variants matched"), std::string::npos) << r.out;
+  // Same samples, same PCs (6 of the 9 printed digits; the files round differently).
+  auto numbers = [](const std::string& text) {
+    std::vector<double> v;
+    std::istringstream in(text.substr(text.find('\n') + 1));
+    for (std::string tok; in >> tok;)
+      if (tok[0] != 'S') v.push_back(std::stod(tok));
+    return v;
+  };
+  const std::vector<double> a = numbers(vec), b = numbers(test::ReadFile(dir / "again.eigenvec"));
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_NEAR(a[i], b[i], 1e-6) << i;
+  // Errors name the problem and exit 2.
+  r = RunCli(dir, {"genotype", "pca", "--vcf", "cohort.vcf.gz", "--pcs", "200", "--out", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--pcs = 200"), std::string::npos) << r.err;
+  r = RunCli(dir, {"genotype", "pca", "--vcf", "cohort.vcf.gz", "--missing", "zero", "--out", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("--missing 'zero'"), std::string::npos) << r.err;
+  r = RunCli(dir, {"genotype", "pca", "--vcf", "cohort.vcf.gz", "--approx", "--missing", "pairwise", "--out", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("exact method"), std::string::npos) << r.err;
+  r = RunCli(dir, {"genotype", "project", "--vcf", "cohort.vcf.gz", "--model", "nothing", "--out", "x"});
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.err.find("nothing.eigenval"), std::string::npos) << r.err;
+  EXPECT_FALSE(std::ifstream(dir / "x.eigenvec").good());
+}
+
+// `mlforge demo` on its synthetic default (written as VCF): both routes run and cluster the five
+// populations (well separated at F_ST 0.05 with 1500 variants), the PCA route leaves plink2-style
+// files, and without a plotting python it says how to get the plot.
+TEST(Cli, DemoRunsBothRoutes) {
+  test::TempDir dir;
+  const Result r = RunCli(dir, {"demo", "--samples", "250", "--variants", "1500", "--work-dir", dir / "work",
+                                "--hp", "full_batch_lloyd_trials=3", "--threads", "2"});
+  ASSERT_EQ(r.code, 0) << r.err << r.out;
+  const size_t at = r.out.find("ARI against pop: k-means on dosages ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  double ari_dosage = 0, ari_pcs = 0;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "ARI against pop: k-means on dosages %lf, k-means on the top 10 PCs %lf",
+                        &ari_dosage, &ari_pcs),
+            2)
+      << r.out.substr(at);
+  EXPECT_GE(ari_dosage, 0.95);
+  EXPECT_GE(ari_pcs, 0.95);
+  EXPECT_TRUE(std::ifstream(dir / "work/pca.eigenvec").good());
+  EXPECT_TRUE(std::ifstream(dir / "work/pca.eigenval").good());
+  EXPECT_NE(r.out.find("plot: not drawn"), std::string::npos) << r.out;
 }
 
 }  // namespace

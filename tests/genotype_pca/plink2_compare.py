@@ -10,7 +10,8 @@ a. The 1000 Genomes panel in <shared-data>/1000genomes (22 autosome VCFs, merged
    |correlation| >= 0.9999 for every PC whose eigengap is clear (both neighbours >= 1% away);
    --approx: the top 4 PCs |correlation| >= 0.999 with plink2's exact ones and eigenvalues within
    1e-3; `mlforge genotype project` of the panel onto its own result reproduces PREFIX.eigenvec
-   (1e-5). Skipped (with the reason) when the shared data is absent.
+   (1e-5); scripts/plot_pca.py draws the PC1/PC2 and PC3/PC4 plot (PNG and SVG, legend with the
+   super-populations). Skipped (with the reason) when the shared data is absent.
 b. A synthetic cohort written here (numpy, seeded): 300 samples in 3 populations x 3000 biallelic
    SNVs with 2% missing calls ('./.'), some monomorphic variants, plus multi-allelic and indel records
    that both tools skip: eigenvalues within 1e-4 and clear PCs |correlation| >= 0.9999, for both
@@ -132,6 +133,16 @@ def part_a(args, tmp):
     _, _, pv = read_eigenvec(pj + ".eigenvec")
     err = np.abs(pv - mv).max()
     check(err <= 1e-5, f"panel: projecting the panel onto its own PCs reproduces them (max |diff| {err:.2e})")
+    # The demo's scatter plots (scripts/plot_pca.py, matplotlib from the same venv).
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts", "plot_pca.py")
+    plot = os.path.join(tmp, "plot")
+    run([sys.executable, script, "--eigenvec", ml + ".eigenvec", "--eigenval", ml + ".eigenval", "--labels",
+         os.path.join(d, "samples.tsv"), "--out", plot])
+    png = open(plot + ".png", "rb").read()
+    svg = open(plot + ".svg").read()
+    check(png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20000, f"plot: PNG written ({len(png)} bytes)")
+    check("<svg" in svg and "EUR (190)" in svg and "PC3 / PC4" in svg,
+          "plot: SVG with both panels and the population legend")
 
 
 def write_synthetic(path, n=300, m=3000, pops=3, missing=0.02, seed=7):
