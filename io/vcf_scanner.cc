@@ -3,11 +3,13 @@
 #include <htslib/hts.h>
 #include <htslib/kstring.h>
 #include <htslib/vcf.h>
+#include <libdeflate.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 
 #include "core/error.h"
 
@@ -48,6 +50,76 @@ VariantFate ClassifyAlleles(int n_allele, std::string_view ref, std::string_view
   return VariantFate::kOtherAllele;  // MNP
 }
 
+// Plain (non-BGZF) gzip files up to these sizes are inflated whole with libdeflate (about 10x
+// zlib's streaming inflate on VCF text); larger ones stream through htslib (zlib) in bounded memory.
+constexpr int64_t kWholeFileMaxCompressed = int64_t{256} << 20;
+constexpr int64_t kWholeFileMaxInflated = int64_t{1} << 30;
+
+// A growable byte buffer that is never zero-filled (the inflated text of a whole file is written
+// once, so std::string's zeroing would be a wasted pass over it).
+struct RawBuffer {
+  char* data = nullptr;
+  size_t size = 0;
+  RawBuffer() = default;
+  RawBuffer(const RawBuffer&) = delete;
+  RawBuffer& operator=(const RawBuffer&) = delete;
+  ~RawBuffer() { std::free(data); }
+  void Resize(size_t n) {
+    if (n > cap) {
+      char* p = static_cast<char*>(std::realloc(data, n));
+      MLF_EXPECTS(p != nullptr, "out of memory: cannot hold {} bytes of inflated VCF text", n);
+      data = p;
+      cap = n;
+    }
+    size = n;
+  }
+  void Release() {
+    std::free(data);
+    data = nullptr;
+    size = cap = 0;
+  }
+
+ private:
+  size_t cap = 0;
+};
+
+struct DecompressorFree {
+  void operator()(libdeflate_decompressor* d) const { libdeflate_free_decompressor(d); }
+};
+
+// Inflates every gzip member of `in` into `out` (replaced). False when the data is not valid gzip
+// or would exceed kWholeFileMaxInflated (the caller then streams the file instead).
+bool InflateWhole(const std::string& in, RawBuffer* out) {
+  std::unique_ptr<libdeflate_decompressor, DecompressorFree> d(libdeflate_alloc_decompressor());
+  if (!d || in.size() < 18) return false;
+  out->Resize(0);
+  size_t pos = 0;
+  while (pos < in.size()) {
+    // A member's size is known only after inflating it: start from the file's last ISIZE (exact
+    // for a single member below 4 GiB) or 8x the remaining input, and double on demand.
+    const auto* tail = reinterpret_cast<const unsigned char*>(in.data() + in.size() - 4);
+    const size_t isize = tail[0] | tail[1] << 8 | tail[2] << 16 | static_cast<size_t>(tail[3]) << 24;
+    size_t avail = std::max<size_t>({isize, 8 * (in.size() - pos), 1 << 16});
+    for (;;) {
+      if (static_cast<int64_t>(out->size + avail) > kWholeFileMaxInflated) return false;
+      const size_t base = out->size;
+      out->Resize(base + avail);
+      size_t used_in = 0, used_out = 0;
+      const libdeflate_result r = libdeflate_gzip_decompress_ex(d.get(), in.data() + pos, in.size() - pos,
+                                                                out->data + base, avail, &used_in, &used_out);
+      if (r == LIBDEFLATE_SUCCESS) {
+        out->Resize(base + used_out);
+        pos += used_in;
+        break;
+      }
+      out->Resize(base);
+      if (r != LIBDEFLATE_INSUFFICIENT_SPACE) return false;
+      avail *= 2;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 struct VcfFileScanner::Impl {
@@ -62,6 +134,11 @@ struct VcfFileScanner::Impl {
   int64_t records = 0;
   std::string last_site;  // CHROM:POS of the previous record, for messages
   kstring_t line = {0, 0, nullptr};
+  // The whole inflated text of a plain-gzip file (see InflateWhole); records are read from it
+  // at text_pos instead of through htslib.
+  bool in_memory = false;
+  RawBuffer text;
+  size_t text_pos = 0;
   std::vector<uint8_t> column;
   int32_t* gt = nullptr;  // BCF: htslib grows it with realloc
   int gt_cap = 0;
@@ -97,6 +174,10 @@ struct VcfFileScanner::Impl {
   }
 
   bool NextText(ScannedVariant* v);
+  // The next record line (no CR/LF), skipping blank and '#' lines; false at end of file.
+  bool NextLine(char** begin, char** end);
+  // Plain gzip within the size limits: inflate it whole and parse the header from memory.
+  bool TryInMemory();
   bool NextBcf(ScannedVariant* v);
 };
 
@@ -116,9 +197,13 @@ VcfFileScanner::VcfFileScanner(const std::string& path, const VcfOptions& option
     MLF_FAIL("'{}' is not a VCF or BCF file (htslib detected: {}); pass a .vcf, .vcf.gz or .bcf file", path, d);
   }
   m.bcf = fmt->format == bcf;
-  // Decompression threads only help BGZF (bgzipped VCF, BCF); htslib ignores them otherwise.
-  if (threads > 0) hts_set_threads(m.file.get(), threads);
-  m.hdr.reset(bcf_hdr_read(m.file.get()));
+  if (!m.bcf && m.TryInMemory()) {
+    // header parsed from memory
+  } else {
+    // Decompression threads only help BGZF (bgzipped VCF, BCF); htslib ignores them otherwise.
+    if (threads > 0) hts_set_threads(m.file.get(), threads);
+    m.hdr.reset(bcf_hdr_read(m.file.get()));
+  }
   MLF_EXPECTS(m.hdr != nullptr,
               "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must "
               "start with ##fileformat=VCFv4.x and a #CHROM line",
@@ -150,21 +235,86 @@ bool VcfFileScanner::Next(ScannedVariant* out) {
   return impl_->bcf ? impl_->NextBcf(out) : impl_->NextText(out);
 }
 
-bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
-  int r;
-  do {
-    r = hts_getline(file.get(), '\n', &line);
-    if (r == -1) return false;
-    MLF_EXPECTS(r >= 0, "'{}': cannot read after variant record {} ({}): the file is truncated or corrupt "
-                "(htslib error {}); re-download or re-compress it",
-                path, records, last_site.empty() ? "at the first record" : last_site, r);
+bool VcfFileScanner::Impl::NextLine(char** begin, char** end) {
+  for (;;) {
+    char* b;
+    size_t len;
+    if (in_memory) {
+      if (text_pos >= text.size) return false;
+      b = text.data + text_pos;
+      const char* nl = static_cast<const char*>(std::memchr(b, '\n', text.size - text_pos));
+      len = nl ? static_cast<size_t>(nl - b) : text.size - text_pos;
+      text_pos += len + 1;
+    } else {
+      const int r = hts_getline(file.get(), '\n', &line);
+      if (r == -1) return false;
+      MLF_EXPECTS(r >= 0, "'{}': cannot read after variant record {} ({}): the file is truncated or corrupt "
+                  "(htslib error {}); re-download or re-compress it",
+                  path, records, last_site.empty() ? "at the first record" : last_site, r);
+      b = line.s;
+      len = line.l;
+    }
     // A CR of a CRLF file, blank lines and stray header lines are not records.
-    if (line.l > 0 && line.s[line.l - 1] == '\r') line.s[--line.l] = '\0';
-  } while (line.l == 0 || line.s[0] == '#');
+    if (len > 0 && b[len - 1] == '\r') --len;
+    if (len == 0 || b[0] == '#') continue;
+    *begin = b;
+    *end = b + len;
+    return true;
+  }
+}
+
+bool VcfFileScanner::Impl::TryInMemory() {
+  const htsFormat* fmt = hts_get_format(file.get());
+  if (fmt->format != vcf || fmt->compression != gzip) return false;  // BGZF, plain text, BCF: htslib
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return false;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  if (size <= 0 || size > kWholeFileMaxCompressed) return false;
+  std::string raw(static_cast<size_t>(size), '\0');
+  in.seekg(0);
+  if (!in.read(raw.data(), size)) return false;
+  if (!InflateWhole(raw, &text)) {
+    text.Release();
+    return false;  // htslib reports what is wrong with it, or streams a file too large to hold
+  }
+  // The header: every line up to and including #CHROM, parsed by htslib as it would parse it.
+  size_t pos = 0;
+  for (;;) {
+    if (pos >= text.size || text.data[pos] != '#') {
+      MLF_FAIL("'{}': the VCF header has no #CHROM line (a VCF must start with ##fileformat=VCFv4.x lines and "
+               "a #CHROM line naming the columns)",
+               path);
+    }
+    const char* nl = static_cast<const char*>(std::memchr(text.data + pos, '\n', text.size - pos));
+    const size_t next = nl ? static_cast<size_t>(nl - text.data) + 1 : text.size;
+    const bool chrom_line = text.size - pos >= 6 && std::memcmp(text.data + pos, "#CHROM", 6) == 0;
+    pos = next;
+    if (chrom_line) break;
+  }
+  std::string header;
+  header.reserve(pos);
+  for (size_t i = 0; i < pos; ++i) {  // CRLF -> LF, as htslib's line reader does
+    if (!(text.data[i] == '\r' && i + 1 < pos && text.data[i + 1] == '\n')) header += text.data[i];
+  }
+  hdr.reset(bcf_hdr_init("r"));
+  MLF_ASSERT(hdr != nullptr);
+  MLF_EXPECTS(bcf_hdr_parse(hdr.get(), header.data()) == 0,
+              "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must start "
+              "with ##fileformat=VCFv4.x and a #CHROM line",
+              path);
+  text_pos = pos;
+  in_memory = true;
+  file.reset();  // nothing more to read through htslib
+  return true;
+}
+
+bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
+  char* p;
+  char* end;
+  if (!NextLine(&p, &end)) return false;
   ++records;
   *v = ScannedVariant{};
-  char* p = line.s;
-  char* const end = line.s + line.l;
   // The 8 fixed columns and FORMAT.
   std::string_view f[9];
   int nf = 0;
@@ -186,7 +336,7 @@ bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
   int64_t pos = 0;
   bool pos_ok = !f[1].empty() && f[1].size() <= 18;
   for (char c : f[1]) {
-    if (c < '0' || c > '9') {
+    if (!pos_ok || c < '0' || c > '9') {  // 18 digits at most: no overflow
       pos_ok = false;
       break;
     }
@@ -233,6 +383,28 @@ bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
   if (!sample_columns) Fail(fmt::format("it has no sample columns but the header lists {}", n));
   int64_t missing = 0, alt_sum = 0;
   uint8_t* col = column.data();
+  // The common line: FORMAT is GT alone, biallelic, every call two single-digit alleles ("0|1\t"),
+  // so the samples are exactly 4 bytes apart. Checked and decoded without branches; any other
+  // byte anywhere (a missing call, a third allele, a longer field) sends the whole line to the
+  // general loop below, which also names what is wrong.
+  if (n_allele == 2 && f[8] == "GT" && end - p == 4 * n - 1) {
+    unsigned bad = 0;
+    const unsigned char* q = reinterpret_cast<const unsigned char*>(p);
+    for (int64_t s = 0; s < n; ++s) {
+      const unsigned a = q[4 * s] - '0', sep = q[4 * s + 1], b = q[4 * s + 2] - '0';
+      const unsigned tab = s + 1 < n ? q[4 * s + 3] : '\t';
+      bad |= (a | b) & ~1u;  // alleles 0 or 1 only
+      bad |= static_cast<unsigned>(sep != '|' && sep != '/') | static_cast<unsigned>(tab != '\t');
+      const unsigned d = a + b;
+      col[s] = static_cast<uint8_t>(d);
+      alt_sum += d;
+    }
+    if (bad == 0) {
+      Finish(v, 0, alt_sum);
+      return true;
+    }
+    alt_sum = 0;
+  }
   for (int64_t s = 0; s < n; ++s) {
     for (int k = 0; k < gt_index; ++k) {  // skip FORMAT subfields before GT
       while (p < end && *p != ':' && *p != '\t') ++p;
@@ -387,6 +559,21 @@ bool VcfFileScanner::Impl::NextBcf(ScannedVariant* v) {
   }
   Finish(v, missing, alt_sum);
   return true;
+}
+
+std::vector<std::string> VcfSampleIds(const std::string& path) {
+  std::unique_ptr<htsFile, HtsFileCloser> f(hts_open(path.c_str(), "r"));
+  MLF_EXPECTS(f != nullptr, "cannot open VCF/BCF '{}': {}; check the path and permissions", path, std::strerror(errno));
+  MLF_EXPECTS(hts_get_format(f.get())->category == variant_data,
+              "'{}' is not a VCF or BCF file; pass a .vcf, .vcf.gz or .bcf file", path);
+  std::unique_ptr<bcf_hdr_t, HdrDestroyer> h(bcf_hdr_read(f.get()));
+  MLF_EXPECTS(h != nullptr,
+              "'{}': cannot read the VCF header (htslib rejected it; see its message above). A VCF must start "
+              "with ##fileformat=VCFv4.x and a #CHROM line",
+              path);
+  std::vector<std::string> ids;
+  for (int i = 0; i < bcf_hdr_nsamples(h.get()); ++i) ids.emplace_back(h->samples[i]);
+  return ids;
 }
 
 void CountFate(const ScannedVariant& v, VcfStats* st) {

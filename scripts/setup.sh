@@ -6,7 +6,7 @@ set -euo pipefail
 # bcftools concat merges the 1000 Genomes VCFs for it (tests/genotype_pca/plink2_compare.py).
 pkgs=(build-essential cmake pkg-config libeigen3-dev libprotobuf-dev protobuf-compiler libgtest-dev
       libgmock-dev libbenchmark-dev libgloo-dev nlohmann-json3-dev libcpp-httplib-dev libboost-dev libcli11-dev
-      libspdlog-dev libfmt-dev libhts-dev zlib1g-dev libarchive-dev libopenblas-dev
+      libspdlog-dev libfmt-dev libhts-dev libdeflate-dev zlib1g-dev libarchive-dev libopenblas-dev
       python3-venv plink2 bcftools)
 # With arguments it installs those packages instead (container/image.sh's tools); a leading
 # --recommends also installs what they recommend.

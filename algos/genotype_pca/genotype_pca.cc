@@ -337,12 +337,15 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
   const int hts_threads = files < threads ? std::max(0, threads / files - 1) : 0;
   std::vector<Segment> segs(vcf.size());
   std::atomic<int64_t> ram_used{0};
-  for (size_t i = 0; i < vcf.size(); ++i) {
-    segs[i].scanner = std::make_unique<io::VcfFileScanner>(vcf[i], opt.vcf, hts_threads);
-    if (i > 0) io::CheckSameSamples(vcf[0], segs[0].scanner->sample_ids(), vcf[i], segs[i].scanner->sample_ids());
-  }
-  const int64_t n = segs[0].scanner->samples();
-  out.sample_ids = segs[0].scanner->sample_ids();
+  // Only the headers here: a scanner may hold its whole inflated file, so each is opened by the
+  // worker that decodes it and closed right after (memory: one file per thread).
+  out.sample_ids = io::VcfSampleIds(vcf[0]);
+  for (size_t i = 1; i < vcf.size(); ++i) io::CheckSameSamples(vcf[0], out.sample_ids, vcf[i], io::VcfSampleIds(vcf[i]));
+  const int64_t n = static_cast<int64_t>(out.sample_ids.size());
+  MLF_EXPECTS(n > 0,
+              "'{}' has no sample columns (a sites-only VCF); PCA needs genotypes (FORMAT GT and one column per "
+              "sample)",
+              vcf[0]);
   out.samples = n;
   MLF_EXPECTS(n >= 2, "'{}' has {} sample(s); PCA needs at least 2 samples", vcf[0], n);
   MLF_EXPECTS(opt.pcs < n, "--pcs = {} but the input has {} samples: ask for fewer components than samples",
@@ -350,8 +353,14 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
   for (auto& s : segs) {
     s.store = std::make_unique<PackedStore>(PackedBytes(n), &ram_used, opt.memory_budget_bytes, opt.temp_dir);
   }
-  ParallelFor(static_cast<int64_t>(segs.size()), threads,
-              [&](int64_t i) { DecodeSegment(&segs[static_cast<size_t>(i)], opt.loadings); });
+  ParallelFor(static_cast<int64_t>(segs.size()), threads, [&](int64_t i) {
+    Segment& seg = segs[static_cast<size_t>(i)];
+    seg.scanner = std::make_unique<io::VcfFileScanner>(vcf[static_cast<size_t>(i)], opt.vcf, hts_threads);
+    // The file may have changed since its header was read.
+    io::CheckSameSamples(vcf[0], out.sample_ids, vcf[static_cast<size_t>(i)], seg.scanner->sample_ids());
+    DecodeSegment(&seg, opt.loadings);
+    seg.scanner.reset();
+  });
   int64_t m = 0;
   out.stats.samples = n;
   for (auto& s : segs) {
@@ -372,7 +381,6 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
     m += s.store->rows();
     out.monomorphic += s.monomorphic;
     out.spilled = out.spilled || s.store->spilled();
-    s.scanner.reset();  // close the file
   }
   out.variants = m;
   out.store_bytes = m * PackedBytes(n);
@@ -448,6 +456,10 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
     // lambda and U = Q V.
     t = Clock::now();
     out.device = "cpu";
+    if (res.device() == Device::kGpu) {
+      spdlog::info("genotype pca --approx: the subspace iterations run on the CPU (only the exact method's "
+                   "relationship matrix and eigensolve have GPU code)");
+    }
     const int64_t l = std::min<int64_t>(n, k + std::max<int64_t>(opt.approx_oversample, 0));
     std::mt19937_64 rng(opt.seed ^ 0x6765'6e6f'7479'7065ULL);
     std::normal_distribution<double> nd;

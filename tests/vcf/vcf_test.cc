@@ -613,6 +613,65 @@ TEST(VcfSmall, BgzipAndBcfReadLikePlainText) {
   }
 }
 
+// Plain gzip (not BGZF) is inflated whole with libdeflate (io/vcf_scanner.cc): one member, several
+// members (what `cat a.gz b.gz` makes), CRLF line ends; a truncated or corrupt file gets htslib's
+// named error through the streaming path, never a crash or a partial matrix.
+TEST(VcfSmall, PlainGzipInflatedWholeReadsLikePlainText) {
+  TempDir tmp;
+  std::vector<std::string> recs;
+  for (int i = 0; i < 300; ++i) {
+    const std::vector<std::string> calls = {i % 3 ? "0|1" : "1|1", "0/0", i % 7 ? "0|0" : "./.", "1/0"};
+    recs.push_back(Rec("1", 10 + i, "A", "C", calls));
+  }
+  recs.push_back(Rec("1", 5000, "A", "C,G", {"0/1", "0/2", "0/0", "0/0"}));
+  const std::string text = SmallVcf(kFour, recs);
+  WriteFile(tmp / "t.vcf", text);
+  auto gzip_to = [](const std::string& path, const std::vector<std::string>& parts) {
+    std::string all;
+    for (const auto& part : parts) {
+      // Each part its own gzip member, written by zlib.
+      z_stream zs{};
+      ASSERT_EQ(deflateInit2(&zs, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY), Z_OK);
+      std::string out(compressBound(part.size()) + 64, '\0');
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(part.data()));
+      zs.avail_in = static_cast<uInt>(part.size());
+      zs.next_out = reinterpret_cast<Bytef*>(out.data());
+      zs.avail_out = static_cast<uInt>(out.size());
+      ASSERT_EQ(deflate(&zs, Z_FINISH), Z_STREAM_END);
+      out.resize(zs.total_out);
+      deflateEnd(&zs);
+      all += out;
+    }
+    WriteFile(path, all);
+  };
+  gzip_to(tmp / "one.vcf.gz", {text});
+  const size_t cut = text.find("\n1\t200\t") + 1;
+  gzip_to(tmp / "two.vcf.gz", {text.substr(0, cut), text.substr(cut)});
+  std::string crlf;
+  for (char c : text) crlf += c == '\n' ? std::string("\r\n") : std::string(1, c);
+  gzip_to(tmp / "crlf.vcf.gz", {crlf});
+  VcfMatrix plain = ReadVcfMatrix({tmp / "t.vcf"}, VcfOptions{});
+  EXPECT_EQ(plain.variants, 300);
+  EXPECT_EQ(plain.stats.skipped_multiallelic, 1);
+  for (const char* name : {"one.vcf.gz", "two.vcf.gz", "crlf.vcf.gz"}) {
+    VcfMatrix m = ReadVcfMatrix({tmp / name}, VcfOptions{});
+    EXPECT_EQ(m.dosage, plain.dosage) << name;
+    EXPECT_EQ(m.means, plain.means) << name;
+    EXPECT_EQ(m.sample_ids, plain.sample_ids) << name;
+    EXPECT_EQ(m.stats.imputed_cells, plain.stats.imputed_cells) << name;
+    EXPECT_EQ(m.stats.skipped_multiallelic, 1) << name;
+  }
+  // Truncated: the gzip trailer and part of the data are gone.
+  const std::string whole = test::ReadFile(tmp / "one.vcf.gz");
+  WriteFile(tmp / "cut.vcf.gz", whole.substr(0, whole.size() * 2 / 3));
+  try {
+    ReadVcfMatrix({tmp / "cut.vcf.gz"}, VcfOptions{});
+    ADD_FAILURE() << "a truncated gzip VCF was read without an error";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("cut.vcf.gz"), std::string::npos) << e.what();
+  }
+}
+
 TEST(VcfSmall, FilesConcatenateAsColumnsAndMustShareSampleOrder) {
   TempDir tmp;
   WriteFile(tmp / "c1.vcf", SmallVcf(kFour, {Rec("1", 10, "A", "C", {"0/1", "1/1", "0/0", "0/0"})}));
