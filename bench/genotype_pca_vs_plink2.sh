@@ -118,7 +118,7 @@ if [ "$synth" = 1 ]; then
   echo
   echo "## synthetic cohort: $synth_n samples x $synth_m variants, 5 populations, 1% missing calls, BGZF VCF"
   t0=$(date +%s.%N)
-  "$ml" data synth genotypes --rows "$synth_n" --cols "$synth_m" --populations 5 --missing-rate 0.01 \
+  "$ml" data synth genotypes --rows "$synth_n" --cols "$synth_m" --populations 5 --missing-rate 0.01 --compression-level 1 \
     --threads "$threads" "$work/syn.vcf.gz" >/dev/null 2>&1
   echo "written in $(echo "$(date +%s.%N) - $t0" | bc) s: $(du -h "$work/syn.vcf.gz" | cut -f1)"
   repeats=1
