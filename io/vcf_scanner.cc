@@ -173,6 +173,29 @@ struct VcfFileScanner::Impl {
     }
   }
 
+  // Rule 3 of vcf.h for sample s's call (present alleles, how many of them missing, how many ALT):
+  // stores its dosage (or kMissingDosage) and counts it; false for a non-diploid call (haploid,
+  // polyploid, or half-missing read as haploid), which skips the variant.
+  bool StoreCall(int64_t s, int present, int miss, int alt, int64_t* missing, int64_t* alt_sum) {
+    uint8_t d;
+    if (present == 0 || miss == present) {
+      d = kMissingDosage;  // './.', '.', or no value at all
+    } else if (present == 2 && miss == 0) {
+      d = static_cast<uint8_t>(alt);
+    } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
+      d = kMissingDosage;
+    } else {
+      return false;
+    }
+    column[static_cast<size_t>(s)] = d;
+    if (d == kMissingDosage) {
+      ++*missing;
+    } else {
+      *alt_sum += d;
+    }
+    return true;
+  }
+
   bool NextText(ScannedVariant* v);
   // The next record line (no CR/LF), skipping blank and '#' lines; false at end of file.
   bool NextLine(char** begin, char** end);
@@ -469,22 +492,9 @@ bool VcfFileScanner::Impl::NextText(ScannedVariant* v) {
     } else if (p < end) {
       Fail(fmt::format("it has more sample columns than the {} the header lists", n));
     }
-    uint8_t d;
-    if (present == 2 && miss == 0) {
-      d = static_cast<uint8_t>(alt);
-    } else if (miss == present) {
-      d = kMissingDosage;  // './.' or '.'
-    } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
-      d = kMissingDosage;
-    } else {
-      v->fate = VariantFate::kNonDiploid;  // haploid, polyploid, or half-missing read as haploid
+    if (!StoreCall(s, present, miss, alt, &missing, &alt_sum)) {
+      v->fate = VariantFate::kNonDiploid;
       return true;
-    }
-    col[s] = d;
-    if (d == kMissingDosage) {
-      ++missing;
-    } else {
-      alt_sum += d;
     }
   }
   Finish(v, missing, alt_sum);
@@ -539,22 +549,9 @@ bool VcfFileScanner::Impl::NextBcf(ScannedVariant* v) {
                   path, last_site, ids[static_cast<size_t>(s)], a, static_cast<int>(r->n_allele));
       alt += a > 0;
     }
-    uint8_t d;
-    if (present == 0 || miss == present) {
-      d = kMissingDosage;
-    } else if (present == 2 && miss == 0) {
-      d = static_cast<uint8_t>(alt);
-    } else if (present == 2 && miss == 1 && opt.half_missing_as_missing) {
-      d = kMissingDosage;
-    } else {
+    if (!StoreCall(s, present, miss, alt, &missing, &alt_sum)) {
       v->fate = VariantFate::kNonDiploid;
       return true;
-    }
-    column[static_cast<size_t>(s)] = d;
-    if (d == kMissingDosage) {
-      ++missing;
-    } else {
-      alt_sum += d;
     }
   }
   Finish(v, missing, alt_sum);

@@ -11,21 +11,14 @@
 #include "core/resources.h"
 #include "kernels/omp_threads.h"
 
-#if MLFORGE_HAVE_LAPACK
-// OpenBLAS (cmake/MlforgeDeps.cmake); declared here as in pca_accumulate.cc.
-extern "C" {
-void cblas_ssyrk(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
-                 float* c, int ldc);
-void openblas_set_num_threads(int threads);
-}
-#endif
+#include "kernels/openblas.h"
 
 namespace mlforge::kernels {
 
 namespace {
 
 #if MLFORGE_HAVE_LAPACK
-constexpr int kCblasColMajor = 102, kCblasNoTrans = 111, kCblasLower = 122;
+constexpr int kCblasColMajor = cblas::kColMajor, kCblasNoTrans = cblas::kNoTrans, kCblasLower = cblas::kLower;
 #endif
 
 using ColMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic>;

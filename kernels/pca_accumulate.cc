@@ -15,22 +15,14 @@
 #include <omp.h>
 #endif
 
-#if MLFORGE_HAVE_LAPACK
-// OpenBLAS (cmake/MlforgeDeps.cmake). Declared here rather than through cblas.h, which Debian
-// resolves to whichever BLAS provides it.
-extern "C" {
-void cblas_ssyrk(int order, int uplo, int trans, int n, int k, float alpha, const float* a, int lda, float beta,
-                 float* c, int ldc);
-void openblas_set_num_threads(int threads);
-}
-#endif
+#include "kernels/openblas.h"
 
 namespace mlforge::kernels {
 
 namespace {
 
 #if MLFORGE_HAVE_LAPACK
-constexpr int kCblasColMajor = 102, kCblasNoTrans = 111, kCblasLower = 122;
+constexpr int kCblasColMajor = cblas::kColMajor, kCblasNoTrans = cblas::kNoTrans, kCblasLower = cblas::kLower;
 #endif
 // Above this d, a dense scatter block is one multi-threaded BLAS SYRK into a single float64 total
 // (no per-thread partials to zero and merge per call); at or below it threads split the rows.

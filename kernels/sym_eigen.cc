@@ -11,17 +11,7 @@
 #include "core/resources.h"
 #include "kernels/omp_threads.h"
 
-#if MLFORGE_HAVE_LAPACK
-// OpenBLAS's LAPACK (Fortran calling convention; the trailing lengths are gfortran's hidden
-// character-argument lengths).
-extern "C" {
-void dsyevr_(const char* jobz, const char* range, const char* uplo, const int* n, double* a, const int* lda,
-             const double* vl, const double* vu, const int* il, const int* iu, const double* abstol, int* m,
-             double* w, double* z, const int* ldz, int* isuppz, double* work, const int* lwork, int* iwork,
-             const int* liwork, int* info, size_t jobz_len, size_t range_len, size_t uplo_len);
-void openblas_set_num_threads(int threads);
-}
-#endif
+#include "kernels/openblas.h"
 
 namespace mlforge::kernels {
 

@@ -1,5 +1,11 @@
 #include "tests/testutil.h"
 
+#include <htslib/hts.h>
+#include <htslib/vcf.h>
+#include <sys/wait.h>
+
+#include <cstdlib>
+
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -133,6 +139,39 @@ bool GpuAvailable(std::string* reason) {
   GpuReport r = DetectGpus();
   if (!r.available) *reason = r.reason;
   return r.available;
+}
+
+std::string ShellQuote(const std::string& s) {
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+CliResult RunCli(const TempDir& dir, const std::vector<std::string>& args) {
+  std::string cmd = "cd " + ShellQuote(dir.path()) + " && " + ShellQuote(kMlforgeBinary);
+  for (const auto& a : args) cmd += " " + ShellQuote(a);
+  cmd += " </dev/null >" + ShellQuote(dir / ".stdout") + " 2>" + ShellQuote(dir / ".stderr");
+  const int status = std::system(cmd.c_str());
+  CliResult r;
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  r.out = ReadFile(dir / ".stdout");
+  r.err = ReadFile(dir / ".stderr");
+  return r;
+}
+
+void WriteBcfFromVcf(const std::string& vcf_path, const std::string& bcf_path) {
+  htsFile* in = hts_open(vcf_path.c_str(), "r");
+  ASSERT_NE(in, nullptr) << vcf_path;
+  bcf_hdr_t* hdr = bcf_hdr_read(in);
+  htsFile* out = hts_open(bcf_path.c_str(), "wb");
+  ASSERT_NE(out, nullptr) << bcf_path;
+  EXPECT_EQ(bcf_hdr_write(out, hdr), 0);
+  bcf1_t* rec = bcf_init();
+  while (bcf_read(in, hdr, rec) == 0) EXPECT_EQ(bcf_write(out, hdr, rec), 0);
+  bcf_destroy(rec);
+  bcf_hdr_destroy(hdr);
+  hts_close(out);
+  hts_close(in);
 }
 
 }  // namespace mlforge::test

@@ -33,6 +33,20 @@ class TempDir {
 void WriteFile(const std::string& path, const std::string& content);
 std::string ReadFile(const std::string& path);
 
+// The built `mlforge` binary run with `args` in `dir` (stdin from /dev/null, no shell
+// interpretation of the arguments), its exit code and captured stdout / stderr.
+inline constexpr const char* kMlforgeBinary = MLFORGE_BINARY_DIR "/cli/mlforge";
+// `s` single-quoted for /bin/sh.
+std::string ShellQuote(const std::string& s);
+struct CliResult {
+  int code = -1;
+  std::string out, err;
+};
+CliResult RunCli(const TempDir& dir, const std::vector<std::string>& args);
+
+// Re-encodes the VCF at `vcf_path` as BCF at `bcf_path` with htslib (ADD_FAILURE on an error).
+void WriteBcfFromVcf(const std::string& vcf_path, const std::string& bcf_path);
+
 // Training options for tests: the given device and threads, `log_level` logs, and a stop token
 // that never fires (so the runner installs no signal handlers).
 container::TrainOptions TrainOptionsForTests(DeviceRequest device = DeviceRequest::kCpu, int threads = 2,

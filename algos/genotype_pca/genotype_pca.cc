@@ -33,14 +33,7 @@
 #include "kernels/omp_threads.h"
 #include "kernels/sym_eigen.h"
 
-#if MLFORGE_HAVE_LAPACK
-// OpenBLAS (cmake/MlforgeDeps.cmake); declared here as in kernels/pca_accumulate.cc.
-extern "C" {
-void cblas_sgemm(int order, int trans_a, int trans_b, int m, int n, int k, float alpha, const float* a, int lda,
-                 const float* b, int ldb, float beta, float* c, int ldc);
-void openblas_set_num_threads(int threads);
-}
-#endif
+#include "kernels/openblas.h"
 
 namespace mlforge::algos::genotype_pca {
 namespace {
@@ -257,7 +250,8 @@ void Gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, const flo
           float* c, int threads) {
 #if MLFORGE_HAVE_LAPACK
   openblas_set_num_threads(kernels::ResolveThreads(threads));
-  cblas_sgemm(101, trans_a ? 112 : 111, trans_b ? 112 : 111, static_cast<int>(m), static_cast<int>(n),
+  cblas_sgemm(kernels::cblas::kRowMajor, trans_a ? kernels::cblas::kTrans : kernels::cblas::kNoTrans,
+              trans_b ? kernels::cblas::kTrans : kernels::cblas::kNoTrans, static_cast<int>(m), static_cast<int>(n),
               static_cast<int>(k), 1.0f, a, static_cast<int>(trans_a ? m : k), b, static_cast<int>(trans_b ? k : n),
               beta, c, static_cast<int>(n));
 #else

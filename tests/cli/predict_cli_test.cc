@@ -27,31 +27,10 @@ namespace fs = std::filesystem;
 namespace mlforge {
 namespace {
 
-const char* kBinary = MLFORGE_BINARY_DIR "/cli/mlforge";
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-// Runs mlforge with `args` in `dir` (stdin from /dev/null), capturing stdout and stderr.
-Result RunCli(const test::TempDir& dir, const std::vector<std::string>& args) {
-  std::string cmd = "cd " + Quote(dir.path()) + " && " + Quote(kBinary);
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " </dev/null >" + Quote(dir / ".stdout") + " 2>" + Quote(dir / ".stderr");
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = test::ReadFile(dir / ".stdout");
-  r.err = test::ReadFile(dir / ".stderr");
-  return r;
-}
+using Result = test::CliResult;
+using test::RunCli;
+const char* const kBinary = test::kMlforgeBinary;
+std::string Quote(const std::string& s) { return test::ShellQuote(s); }
 
 #define EXPECT_OK(r) EXPECT_EQ((r).code, 0) << "stderr: " << (r).err
 

@@ -13,30 +13,8 @@
 namespace mlforge {
 namespace {
 
-const char* kBinary = MLFORGE_BINARY_DIR "/cli/mlforge";
-
-struct Result {
-  int code = -1;
-  std::string out, err;
-};
-
-std::string Quote(const std::string& s) {
-  std::string q = "'";
-  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return q + "'";
-}
-
-Result RunMlforge(const test::TempDir& dir, const std::vector<std::string>& args) {
-  std::string cmd = "cd " + Quote(dir.path()) + " && " + Quote(kBinary);
-  for (const auto& a : args) cmd += " " + Quote(a);
-  cmd += " </dev/null >" + Quote(dir / ".stdout") + " 2>" + Quote(dir / ".stderr");
-  const int status = std::system(cmd.c_str());
-  Result r;
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = test::ReadFile(dir / ".stdout");
-  r.err = test::ReadFile(dir / ".stderr");
-  return r;
-}
+using Result = test::CliResult;
+using test::RunCli;
 
 #define EXPECT_OK(r) EXPECT_EQ((r).code, 0) << "stderr: " << (r).err
 
@@ -47,35 +25,35 @@ TEST(CliSynthVcf, VcfAndCsvOfOneSeedAreTheSameCohort) {
     std::vector<std::string> args = {"data", "synth", "genotypes", out};
     args.insert(args.end(), common.begin(), common.end());
     args.insert(args.end(), extra.begin(), extra.end());
-    return RunMlforge(dir, args);
+    return RunCli(dir, args);
   };
   EXPECT_OK(synth("g.csv", {"--no-labels"}));
   for (const std::string out : {"g.vcf", "g.vcf.gz", "g.bcf"}) {
     EXPECT_OK(synth(out, {"--threads", "2"}));
     EXPECT_TRUE(std::filesystem::exists(dir / (out + ".samples.tsv"))) << out;
     EXPECT_TRUE(std::filesystem::exists(dir / (out + ".truth.json"))) << out;
-    EXPECT_OK(RunMlforge(dir, {"data", "convert", out, out + ".csv"}));
+    EXPECT_OK(RunCli(dir, {"data", "convert", out, out + ".csv"}));
     EXPECT_EQ(test::ReadFile(dir / (out + ".csv")), test::ReadFile(dir / "g.csv")) << out;
   }
   // Phased, with missing calls: readable, and every variant is kept.
   EXPECT_OK(synth("m.vcf.gz", {"--missing-rate", "0.05", "--phased"}));
-  const Result r = RunMlforge(dir, {"data", "convert", "m.vcf.gz", "m.csv"});
+  const Result r = RunCli(dir, {"data", "convert", "m.vcf.gz", "m.csv"});
   EXPECT_OK(r);
   EXPECT_NE(r.err.find("29 variants"), std::string::npos) << r.err;
 }
 
 TEST(CliSynthVcf, BadKindsAndFlagsExitTwoNamingThem) {
   test::TempDir dir;
-  Result r = RunMlforge(dir, {"data", "synth", "blobs", "b.vcf", "--rows", "10", "--cols", "2"});
+  Result r = RunCli(dir, {"data", "synth", "blobs", "b.vcf", "--rows", "10", "--cols", "2"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("synth blobs cannot be written as VCF/BCF"), std::string::npos) << r.err;
-  r = RunMlforge(dir, {"data", "synth", "genotypes", "g.vcf", "--rows", "10", "--cols", "2", "--missing-rate", "1.5"});
+  r = RunCli(dir, {"data", "synth", "genotypes", "g.vcf", "--rows", "10", "--cols", "2", "--missing-rate", "1.5"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--missing-rate must be in [0, 1)"), std::string::npos) << r.err;
-  r = RunMlforge(dir, {"data", "synth", "genotypes", "g.pbr", "--rows", "10", "--cols", "2", "--phased"});
+  r = RunCli(dir, {"data", "synth", "genotypes", "g.pbr", "--rows", "10", "--cols", "2", "--phased"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("--phased and --compression-level apply to genotypes written as VCF/BCF"), std::string::npos) << r.err;
-  r = RunMlforge(dir, {"data", "synth", "genotypes", "nodir/g.vcf.gz", "--rows", "10", "--cols", "2"});
+  r = RunCli(dir, {"data", "synth", "genotypes", "nodir/g.vcf.gz", "--rows", "10", "--cols", "2"});
   EXPECT_EQ(r.code, 2);
   EXPECT_NE(r.err.find("nodir/g.vcf.gz"), std::string::npos) << r.err;
   for (const auto& e : std::filesystem::directory_iterator(dir.path())) {

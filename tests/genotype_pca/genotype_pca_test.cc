@@ -5,8 +5,6 @@
 // REF and ALT swapped; and the named errors. The comparison with plink2 itself is the ctest
 // genotype_pca_vs_plink2 (tests/genotype_pca/plink2_compare.py).
 #include <gtest/gtest.h>
-#include <htslib/hts.h>
-#include <htslib/vcf.h>
 
 #include <Eigen/Dense>
 #include <cmath>
@@ -203,18 +201,7 @@ TEST(GenotypePca, SplitFilesBcfAndSpilledStoreGiveTheSameAnswer) {
   const size_t half = c.records.size() / 2;
   WriteFile(tmp / "p1.vcf", VcfText(c, 0, half));
   WriteFile(tmp / "p2.vcf", VcfText(c, half, c.records.size()));
-  {  // BCF through htslib's writer
-    htsFile* in = hts_open((tmp / "all.vcf").c_str(), "r");
-    bcf_hdr_t* hdr = bcf_hdr_read(in);
-    htsFile* out = hts_open((tmp / "all.bcf").c_str(), "wb");
-    ASSERT_EQ(bcf_hdr_write(out, hdr), 0);
-    bcf1_t* rec = bcf_init();
-    while (bcf_read(in, hdr, rec) == 0) ASSERT_EQ(bcf_write(out, hdr, rec), 0);
-    bcf_destroy(rec);
-    bcf_hdr_destroy(hdr);
-    hts_close(out);
-    hts_close(in);
-  }
+  test::WriteBcfFromVcf(tmp / "all.vcf", tmp / "all.bcf");
   Resources res = Cpu();
   Options o;
   o.pcs = 3;

@@ -581,20 +581,7 @@ TEST(VcfSmall, BgzipAndBcfReadLikePlainText) {
   ASSERT_EQ(bgzf_write(bz, text.data(), text.size()), static_cast<ssize_t>(text.size()));
   ASSERT_EQ(bgzf_close(bz), 0);
   // BCF: re-encode the records with htslib.
-  {
-    htsFile* in = hts_open((tmp / "t.vcf").c_str(), "r");
-    ASSERT_NE(in, nullptr);
-    bcf_hdr_t* hdr = bcf_hdr_read(in);
-    htsFile* out = hts_open((tmp / "t.bcf").c_str(), "wb");
-    ASSERT_NE(out, nullptr);
-    ASSERT_EQ(bcf_hdr_write(out, hdr), 0);
-    bcf1_t* rec = bcf_init();
-    while (bcf_read(in, hdr, rec) == 0) ASSERT_EQ(bcf_write(out, hdr, rec), 0);
-    bcf_destroy(rec);
-    bcf_hdr_destroy(hdr);
-    hts_close(out);
-    hts_close(in);
-  }
+  test::WriteBcfFromVcf(tmp / "t.vcf", tmp / "t.bcf");
   for (bool half_missing : {false, true}) {
     VcfOptions opt;
     opt.keep_indels = true;
