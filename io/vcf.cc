@@ -18,6 +18,7 @@
 
 #include "core/batch.h"
 #include "core/error.h"
+#include "core/spill_file.h"
 #include "io/vcf_scanner.h"
 
 namespace mlforge::io {
@@ -42,9 +43,6 @@ class DosageTiles {
       : n_(samples), w_(tile_width), budget_(budget), temp_dir_(std::move(temp_dir)) {
     pending_.resize(static_cast<size_t>(n_ * w_));
   }
-  ~DosageTiles() {
-    if (fd_ >= 0) ::close(fd_);
-  }
   DosageTiles(const DosageTiles&) = delete;
   DosageTiles& operator=(const DosageTiles&) = delete;
 
@@ -61,7 +59,7 @@ class DosageTiles {
   }
 
   int64_t columns() const { return columns_; }
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return spill_ != nullptr; }
 
   // Copies rows [first, first + rows) of the samples x columns() matrix into `out`
   // (rows x columns(), row-major). Call after Finish().
@@ -71,11 +69,11 @@ class DosageTiles {
     for (size_t t = 0; t < widths_.size(); ++t) {
       const int64_t w = widths_[t];
       const uint8_t* src;
-      if (fd_ < 0) {
+      if (!spill_) {
         src = tiles_[t].data() + first * w;
       } else {
         read_buf_.resize(static_cast<size_t>(rows * w));
-        PreadAll(read_buf_.data(), rows * w, offsets_[t] + first * w);
+        spill_->Read(read_buf_.data(), rows * w, offsets_[t] + first * w);
         src = read_buf_.data();
       }
       const int64_t col0 = static_cast<int64_t>(t) * w_;
@@ -101,10 +99,9 @@ class DosageTiles {
     }
     pending_cols_ = 0;
     widths_.push_back(w);
-    if (fd_ < 0 && ram_bytes_ + static_cast<int64_t>(tile.size()) > budget_) SpillAll();
-    if (fd_ >= 0) {
-      offsets_.push_back(file_bytes_);
-      WriteAll(tile.data(), static_cast<int64_t>(tile.size()));
+    if (!spill_ && ram_bytes_ + static_cast<int64_t>(tile.size()) > budget_) SpillAll();
+    if (spill_) {
+      offsets_.push_back(spill_->Append(tile.data(), static_cast<int64_t>(tile.size())));
     } else {
       ram_bytes_ += static_cast<int64_t>(tile.size());
       tiles_.push_back(std::move(tile));
@@ -112,47 +109,16 @@ class DosageTiles {
   }
 
   void SpillAll() {
-    std::string dir = temp_dir_.empty() ? std::filesystem::temp_directory_path().string() : temp_dir_;
-    std::string templ = dir + "/mlforge-vcf-XXXXXX";
-    fd_ = ::mkstemp(templ.data());
-    MLF_EXPECTS(fd_ >= 0,
-                "cannot create the VCF spill file in '{}': {}; the dosage matrix exceeds the memory budget "
-                "({} bytes), so set a writable temp dir or raise the budget",
-                dir, std::strerror(errno), budget_);
-    ::unlink(templ.c_str());  // gone with the process, whatever happens
+    spill_ = std::make_unique<SpillFile>(temp_dir_, "the VCF dosage tiles",
+                                         "set a writable temp dir or raise the memory budget");
     spdlog::info("VCF: dosage matrix exceeds the memory budget of {} bytes; spilling tiles to {}", budget_,
-                 dir);
+                 spill_->dir());
     for (auto& tile : tiles_) {
-      offsets_.push_back(file_bytes_);
-      WriteAll(tile.data(), static_cast<int64_t>(tile.size()));
+      offsets_.push_back(spill_->Append(tile.data(), static_cast<int64_t>(tile.size())));
       std::vector<uint8_t>().swap(tile);
     }
     tiles_.clear();
     ram_bytes_ = 0;
-  }
-
-  void WriteAll(const uint8_t* p, int64_t n) {
-    while (n > 0) {
-      ssize_t k = ::write(fd_, p, static_cast<size_t>(n));
-      if (k < 0 && errno == EINTR) continue;
-      MLF_EXPECTS(k > 0, "cannot write the VCF spill file in '{}': {}; free disk space or set another temp dir",
-                  temp_dir_.empty() ? std::filesystem::temp_directory_path().string() : temp_dir_,
-                  std::strerror(errno));
-      p += k;
-      n -= k;
-      file_bytes_ += k;
-    }
-  }
-
-  void PreadAll(uint8_t* p, int64_t n, int64_t offset) {
-    while (n > 0) {
-      ssize_t k = ::pread(fd_, p, static_cast<size_t>(n), offset);
-      if (k < 0 && errno == EINTR) continue;
-      MLF_ASSERT_MSG(k > 0, "short read from the VCF spill file: {}", std::strerror(errno));
-      p += k;
-      n -= k;
-      offset += k;
-    }
   }
 
   int64_t n_, w_, budget_;
@@ -163,8 +129,7 @@ class DosageTiles {
   std::vector<int64_t> widths_;               // every tile's width (w_ except the last)
   std::vector<std::vector<uint8_t>> tiles_;   // in RAM: sample-major n_ x width
   int64_t ram_bytes_ = 0;
-  int fd_ = -1;                               // spill file, once spilled
-  int64_t file_bytes_ = 0;
+  std::unique_ptr<SpillFile> spill_;          // once spilled
   std::vector<int64_t> offsets_;              // spill: file offset of each tile
   std::vector<uint8_t> read_buf_;
 };

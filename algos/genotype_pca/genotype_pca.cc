@@ -1,9 +1,7 @@
 #include "algos/genotype_pca/genotype_pca.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
 #include <sys/resource.h>
-#include <unistd.h>
 
 #include <Eigen/Dense>
 #include <algorithm>
@@ -28,6 +26,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "core/resources.h"
+#include "core/spill_file.h"
 #include "io/vcf_scanner.h"
 #include "kernels/grm_accumulate.h"
 #include "kernels/omp_threads.h"
@@ -62,88 +61,63 @@ class PackedStore {
   PackedStore(int64_t row_bytes, std::atomic<int64_t>* ram_used, int64_t budget, std::string temp_dir)
       : row_bytes_(row_bytes), ram_used_(ram_used), budget_(budget), temp_dir_(std::move(temp_dir)) {}
   ~PackedStore() {
-    if (fd_ >= 0) ::close(fd_);
     if (ram_bytes_ > 0) ram_used_->fetch_sub(ram_bytes_);
   }
   PackedStore(const PackedStore&) = delete;
   PackedStore& operator=(const PackedStore&) = delete;
 
   void Append(const uint8_t* row) {
-    if (fd_ < 0 && ram_used_->fetch_add(row_bytes_) + row_bytes_ > budget_) {
+    if (!spill_ && ram_used_->fetch_add(row_bytes_) + row_bytes_ > budget_) {
       ram_used_->fetch_sub(row_bytes_);
       Spill();
     }
-    if (fd_ < 0) ram_bytes_ += row_bytes_;
+    if (!spill_) ram_bytes_ += row_bytes_;
     data_.insert(data_.end(), row, row + row_bytes_);
-    if (fd_ >= 0 && static_cast<int64_t>(data_.size()) >= (int64_t{8} << 20)) FlushToFile();
+    if (spill_ && static_cast<int64_t>(data_.size()) >= (int64_t{8} << 20)) FlushToFile();
     ++rows_;
   }
   void Finish() {
-    if (fd_ >= 0) {
+    if (spill_) {
       FlushToFile();
       std::vector<uint8_t>().swap(data_);
     }
   }
   int64_t rows() const { return rows_; }
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return spill_ != nullptr; }
 
   // Rows [r0, r0 + count): a pointer into RAM, or `buf` filled from the spill file.
   const uint8_t* Rows(int64_t r0, int64_t count, std::vector<uint8_t>* buf) const {
     MLF_ASSERT(r0 >= 0 && r0 + count <= rows_);
-    if (fd_ < 0) return data_.data() + r0 * row_bytes_;
+    if (!spill_) return data_.data() + r0 * row_bytes_;
     buf->resize(static_cast<size_t>(count * row_bytes_));
-    uint8_t* p = buf->data();
-    int64_t n = count * row_bytes_, off = r0 * row_bytes_;
-    while (n > 0) {
-      ssize_t k = ::pread(fd_, p, static_cast<size_t>(n), off);
-      if (k < 0 && errno == EINTR) continue;
-      MLF_ASSERT_MSG(k > 0, "short read from the genotype spill file: {}", std::strerror(errno));
-      p += k;
-      n -= k;
-      off += k;
-    }
+    spill_->Read(buf->data(), count * row_bytes_, r0 * row_bytes_);
     return buf->data();
   }
 
  private:
   void Spill() {
-    std::string dir = temp_dir_.empty() ? std::filesystem::temp_directory_path().string() : temp_dir_;
-    std::string templ = dir + "/mlforge-genotypes-XXXXXX";
-    fd_ = ::mkstemp(templ.data());
-    MLF_EXPECTS(fd_ >= 0,
-                "cannot create the genotype spill file in '{}': {}; the 2-bit genotype store exceeds the memory "
-                "budget ({} bytes), so pass a writable --temp-dir or raise --memory-mb",
-                dir, std::strerror(errno), budget_);
-    ::unlink(templ.c_str());
-    spill_dir_ = dir;
+    spill_ = std::make_unique<SpillFile>(
+        temp_dir_, "the 2-bit genotype store",
+        fmt::format("it exceeds the memory budget ({} bytes), so pass a writable --temp-dir or raise --memory-mb",
+                    budget_));
     // What is in RAM goes to the file first; from now on data_ is a write buffer.
     ram_used_->fetch_sub(ram_bytes_);
     ram_bytes_ = 0;
     FlushToFile();
   }
   void FlushToFile() {
-    const uint8_t* p = data_.data();
-    int64_t n = static_cast<int64_t>(data_.size());
-    while (n > 0) {
-      ssize_t k = ::write(fd_, p, static_cast<size_t>(n));
-      if (k < 0 && errno == EINTR) continue;
-      MLF_EXPECTS(k > 0, "cannot write the genotype spill file in '{}': {}; free disk space or pass another "
-                  "--temp-dir",
-                  spill_dir_, std::strerror(errno));
-      p += k;
-      n -= k;
-    }
+    spill_->Append(data_.data(), static_cast<int64_t>(data_.size()));
     data_.clear();
   }
 
   int64_t row_bytes_;
   std::atomic<int64_t>* ram_used_;
   int64_t budget_;
-  std::string temp_dir_, spill_dir_;
+  std::string temp_dir_;
   std::vector<uint8_t> data_;
   int64_t ram_bytes_ = 0;
   int64_t rows_ = 0;
-  int fd_ = -1;
+  std::unique_ptr<SpillFile> spill_;
 };
 
 // One input file, decoded.
