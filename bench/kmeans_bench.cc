@@ -4,6 +4,9 @@
 //       predicts n = 10M at 10x), timed with CUDA events, for the fused and the GEMM path; and
 //       the floor: one cuBLAS SGEMM of the same n x d x k (n x k output, as a naive cdist would
 //       write it) with nothing else.
+//  CPU floor: BM_SgemmCpu, one OpenBLAS SGEMM of the same n x d x k (n x k output, what numpy's
+//       x @ c.T does) on all threads, nothing else; the assignment's GEMM_TFLOP/s over this one's
+//       is the fraction of the SGEMM rate it reaches (issue 18: >= 70% of numpy's).
 // Counters: X_GB/s (bytes of X read once per pass / time), GEMM_TFLOP/s (2 n d k / time: the
 // arithmetic a GEMM-based assignment needs, whichever path runs). GPU benchmarks skip with an
 // error line when no GPU is usable.
@@ -20,6 +23,8 @@
 #include "core/resources.h"
 #include "kernels/kmeans_assign.h"
 #include "kernels/kmeans_lloyd.h"
+#include "kernels/omp_threads.h"
+#include "kernels/openblas.h"
 
 namespace {
 
@@ -58,12 +63,41 @@ void BM_AssignCpu(benchmark::State& state) {
   }
   SetCounters(state, n, d, k);
 }
+// The two shapes of issue 18 (blobs 200,000 x 100, k = 100; the 1000 Genomes dosage matrix,
+// 1,126 x 22,220, k = 5), and the older ones.
 BENCHMARK(BM_AssignCpu)
     ->ArgNames({"n", "d", "k"})
+    ->Args({200000, 100, 100})
+    ->Args({1126, 22220, 5})
     ->Args({100000, 100, 100})
     ->Args({100000, 16, 20})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+#if MLFORGE_HAVE_LAPACK
+
+// The floor: X (n x d) times C^T (d x k) into an n x k matrix, one multi-threaded OpenBLAS call.
+void BM_SgemmCpu(benchmark::State& state) {
+  const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
+  const auto x = RandomNormal(static_cast<size_t>(n * d), 1);
+  const auto c = RandomNormal(static_cast<size_t>(k * d), 2);
+  std::vector<float> g(static_cast<size_t>(n * k));
+  openblas_set_num_threads(ResolveThreads(0));  // the thread count BM_AssignCpu uses
+  for (auto _ : state) {
+    cblas_sgemm(cblas::kRowMajor, cblas::kNoTrans, cblas::kTrans, static_cast<int>(n), static_cast<int>(k),
+                static_cast<int>(d), 1.0f, x.data(), static_cast<int>(d), c.data(), static_cast<int>(d), 0.0f,
+                g.data(), static_cast<int>(k));
+    benchmark::DoNotOptimize(g.data());
+  }
+  SetCounters(state, n, d, k);
+}
+BENCHMARK(BM_SgemmCpu)
+    ->ArgNames({"n", "d", "k"})
+    ->Args({200000, 100, 100})
+    ->Args({1126, 22220, 5})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+#endif
 
 // k-means++ seeding of K centers from n rows (the streaming phase seeds k * extra_center_factor
 // centers from the first mini-batch): K passes over the sample, each reading it once. The shape of

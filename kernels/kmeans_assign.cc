@@ -12,6 +12,7 @@
 #include "core/build_config.h"
 #include "core/error.h"
 #include "core/resources.h"
+#include "kernels/openblas.h"
 
 #ifdef _OPENMP
 #include <omp.h>
@@ -39,9 +40,18 @@ namespace {
 
 using RowMajorF = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 
-// Rows per tile: the tile's dot products (tile x k floats) stay within ~1 MiB so they are still
-// in L2 when the argmin reads them; more than 512 rows buys nothing for Eigen's GEMM.
+// Rows per tile (CSR): the tile's dot products (tile x k floats) stay within ~1 MiB so they are
+// still in L2 when the argmin reads them.
 int64_t TileRows(int64_t k) { return std::clamp<int64_t>((int64_t{1} << 18) / std::max<int64_t>(k, 1), 16, 512); }
+
+// Rows per tile (dense): as above, and the tile of X (tile x d floats) within ~1 MiB as well, so
+// that the epilogue (exact distance, sums) reads the rows the GEMM just read from cache, not from
+// memory again (wide rows: 16 rows of the 1000 Genomes matrix, d = 22,220, are 1.4 MB; 512 rows
+// of it were 45 MB, read three times per pass).
+int64_t DenseTileRows(int64_t k, int64_t d) {
+  const int64_t wide = std::max<int64_t>(std::max<int64_t>(k, 1), d);
+  return std::clamp<int64_t>((int64_t{1} << 18) / wide, 16, 512);
+}
 
 // Argmin over one row of dot products: val_j = ||c_j||^2 - 2 x.c_j, lowest index on ties (strict
 // <, ascending j). A row whose values are all NaN gets center 0.
@@ -51,33 +61,51 @@ typedef float V8f __attribute__((vector_size(32)));
 typedef int32_t V8i __attribute__((vector_size(32)));
 
 inline int32_t ArgminRow(const float* dots, const float* cn, int64_t k) {
-  // Per lane: the lowest value of cn[j] - 2 dots[j] and the first j reaching it (strict <); then
-  // the lowest value across lanes, ties to the lowest index. Same answer as one scalar pass with
-  // a strict <. NaN never compares below; when nothing does (all NaN or +inf) the answer is 0.
-  float best = std::numeric_limits<float>::infinity();
+  // Per lane: the lowest value of cn[j] - 2 dots[j] and the first j reaching it (strict <), in two
+  // independent lane sets (even and odd 8-blocks, halving the compare-select dependency chain)
+  // merged lane by lane (ties to the lower index); then the lowest value across lanes and the
+  // lowest index holding it, without branches. Same answer as one scalar pass with a strict <.
+  // NaN never compares below; when nothing does (all NaN or +inf) the answer is 0.
+  constexpr float kInf = std::numeric_limits<float>::infinity();
+  float best = kInf;
   int32_t best_j = 0;
   int64_t j = 0;
   if (k >= 16) {
-    V8f lane_v;
-    V8i lane_j = {0, 0, 0, 0, 0, 0, 0, 0};
+    V8f va = {kInf, kInf, kInf, kInf, kInf, kInf, kInf, kInf}, vb = va;
+    V8i ja = {0, 0, 0, 0, 0, 0, 0, 0}, jb = ja;
     V8i idx = {0, 1, 2, 3, 4, 5, 6, 7};
-    for (int l = 0; l < 8; ++l) lane_v[l] = std::numeric_limits<float>::infinity();
-    for (; j + 8 <= k; j += 8) {
+    for (; j + 16 <= k; j += 16) {
+      V8f c0, g0, c1, g1;
+      std::memcpy(&c0, cn + j, sizeof(c0));
+      std::memcpy(&g0, dots + j, sizeof(g0));
+      std::memcpy(&c1, cn + j + 8, sizeof(c1));
+      std::memcpy(&g1, dots + j + 8, sizeof(g1));
+      const V8f v0 = c0 - 2.0f * g0, v1 = c1 - 2.0f * g1;
+      const V8i lt0 = v0 < va, lt1 = v1 < vb;
+      va = lt0 ? v0 : va;
+      ja = lt0 ? idx : ja;
+      vb = lt1 ? v1 : vb;
+      jb = lt1 ? idx + 8 : jb;
+      idx += 16;
+    }
+    if (j + 8 <= k) {
       V8f c, g;
       std::memcpy(&c, cn + j, sizeof(c));
       std::memcpy(&g, dots + j, sizeof(g));
       const V8f v = c - 2.0f * g;
-      const V8i lt = v < lane_v;
-      lane_v = lt ? v : lane_v;
-      lane_j = lt ? idx : lane_j;
-      idx += 8;
+      const V8i lt = v < va;
+      va = lt ? v : va;
+      ja = lt ? idx : ja;
+      j += 8;
     }
-    for (int l = 0; l < 8; ++l) {
-      if (lane_v[l] < best || (lane_v[l] == best && lane_j[l] < best_j)) {
-        best = lane_v[l];
-        best_j = lane_j[l];
-      }
-    }
+    const V8i take_b = (vb < va) | ((vb == va) & (jb < ja));
+    va = take_b ? vb : va;
+    ja = take_b ? jb : ja;
+    for (int l = 0; l < 8; ++l) best = va[l] < best ? va[l] : best;
+    // Lanes still at +inf hold index 0, so an all-+inf vector part leaves best_j = 0.
+    int32_t bj = std::numeric_limits<int32_t>::max();
+    for (int l = 0; l < 8; ++l) bj = (va[l] == best && ja[l] < bj) ? ja[l] : bj;
+    best_j = bj;
   }
   for (; j < k; ++j) {  // the tail's indices are above every lane's: strict < keeps ties low
     const float v = cn[j] - 2.0f * dots[j];
@@ -106,8 +134,8 @@ void CheckShapes(int64_t rows, int64_t cols, const HostKMeansCenters& c) {
 // Shared driver for the dense and CSR twins: runs tile_fn(thread_index, begin, end, accum) over
 // row tiles on `threads` threads, then reduces the per-thread accumulators into `out`.
 template <typename TileFn>
-void RunTiles(int64_t n, int64_t k, int64_t d, const HostKMeansOutput& out, int threads, TileFn tile_fn) {
-  const int64_t tile = TileRows(k);
+void RunTiles(int64_t n, int64_t k, int64_t d, int64_t tile, const HostKMeansOutput& out, int threads,
+              TileFn tile_fn) {
   const int64_t tiles = (n + tile - 1) / tile;
   const int nt = static_cast<int>(std::clamp<int64_t>(ResolveThreads(threads), 1, std::max<int64_t>(tiles, 1)));
   std::vector<ThreadAccum> acc(static_cast<size_t>(nt));
@@ -140,6 +168,133 @@ void RunTiles(int64_t n, int64_t k, int64_t d, const HostKMeansOutput& out, int 
   }
 }
 
+// ||x - c||^2 in float64 (8 lanes as SquaredDistanceF64, added pairwise) and, when s is not null,
+// s[q] += w * x[q]: one pass over the row for the epilogue's two float64 loops.
+inline double DistanceAndAccumulate(const float* x, const float* c, int64_t d, double w, double* s) {
+  constexpr int kLanes = 8;
+  double acc[kLanes] = {};
+  int64_t q = 0;
+  if (s != nullptr) {
+    for (; q + kLanes <= d; q += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        const double xv = static_cast<double>(x[q + l]);
+        const double diff = xv - static_cast<double>(c[q + l]);
+        acc[l] += diff * diff;
+        s[q + l] += w * xv;
+      }
+    }
+  } else {
+    for (; q + kLanes <= d; q += kLanes) {
+      for (int l = 0; l < kLanes; ++l) {
+        const double diff = static_cast<double>(x[q + l]) - static_cast<double>(c[q + l]);
+        acc[l] += diff * diff;
+      }
+    }
+  }
+  double dist = 0.0;
+  for (; q < d; ++q) {
+    const double xv = static_cast<double>(x[q]);
+    const double diff = xv - static_cast<double>(c[q]);
+    dist += diff * diff;
+    if (s != nullptr) s[q] += w * xv;
+  }
+  // Pairwise: a chain of 8 dependent adds costs more than the loop above for d ~ 100.
+  return dist + (((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])));
+}
+
+// Centers below this count use SmallKDots instead of SGEMM: a GEMM pads the k side to its
+// register tile (16-32 wide), so for k = 5 most of its arithmetic and all of its packing of X are
+// waste, and the step turns compute-bound at a few GB/s where it should stream X once.
+constexpr int64_t kSmallK = 16;
+// ... and rows at least this wide: for narrow rows the 8-lane loop over d barely runs and the GEMM
+// (blocked over the rows as well) is faster (measured: d = 2, k = 10 took 2.6x as long).
+constexpr int64_t kSmallKMinDim = 64;
+
+// g[r * k + j] = x_r . c_j for R rows (x: R rows of stride d) and KB centers starting at j0, in
+// float32: 8-lane partial sums over d, then the lanes added in order. Each element of the rows and
+// centers is loaded once per block.
+template <int R, int KB>
+void DotBlock(const float* x, const float* c, int64_t d, int64_t k, int64_t j0, float* g) {
+  V8f acc[R][KB];
+  for (int r = 0; r < R; ++r) {
+    for (int b = 0; b < KB; ++b) acc[r][b] = V8f{0, 0, 0, 0, 0, 0, 0, 0};
+  }
+  int64_t q = 0;
+  for (; q + 8 <= d; q += 8) {
+    V8f xv[R];
+    for (int r = 0; r < R; ++r) std::memcpy(&xv[r], x + r * d + q, sizeof(V8f));
+    for (int b = 0; b < KB; ++b) {
+      V8f cv;
+      std::memcpy(&cv, c + (j0 + b) * d + q, sizeof(V8f));
+      for (int r = 0; r < R; ++r) acc[r][b] += xv[r] * cv;
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int b = 0; b < KB; ++b) {
+      float t = 0.0f;
+      for (int64_t p = q; p < d; ++p) t += x[r * d + p] * c[(j0 + b) * d + p];
+      for (int l = 0; l < 8; ++l) t += acc[r][b][l];
+      g[r * k + j0 + b] = t;
+    }
+  }
+}
+
+// Dot products of R rows with all k < kSmallK centers: the centers in the fewest groups of at
+// most 6 (k = 5: one group, so each row is read once).
+template <int R>
+void DotRows(const float* x, const float* c, int64_t d, int64_t k, float* g) {
+  const int64_t groups = (k + 5) / 6;
+  int64_t j = 0;
+  for (int64_t t = 0; t < groups; ++t) {
+    const int64_t size = k / groups + (t < k % groups ? 1 : 0);
+    switch (size) {
+      case 6:
+        DotBlock<R, 6>(x, c, d, k, j, g);
+        break;
+      case 5:
+        DotBlock<R, 5>(x, c, d, k, j, g);
+        break;
+      case 4:
+        DotBlock<R, 4>(x, c, d, k, j, g);
+        break;
+      case 3:
+        DotBlock<R, 3>(x, c, d, k, j, g);
+        break;
+      case 2:
+        DotBlock<R, 2>(x, c, d, k, j, g);
+        break;
+      default:
+        DotBlock<R, 1>(x, c, d, k, j, g);
+        break;
+    }
+    j += size;
+  }
+}
+
+// m x k dot products of m rows (stride d) with k < kSmallK centers, rows in fours (4 x 6
+// accumulators: AVX-512's 32 registers; measured 20% faster than pairs on the 1000 Genomes shape).
+void SmallKDots(const float* x, int64_t m, const float* c, int64_t d, int64_t k, float* g) {
+  int64_t r = 0;
+  for (; r + 4 <= m; r += 4) DotRows<4>(x + r * d, c, d, k, g + r * k);
+  for (; r < m; ++r) DotRows<1>(x + r * d, c, d, k, g + r * k);
+}
+
+// A per-thread float buffer of at least `size` entries, kept for the thread's lifetime (OpenMP
+// reuses its threads, so the training loop's calls reuse it). At most tile * k floats: 1 MiB for
+// k <= 16384.
+float* TileScratch(size_t size) {
+  thread_local std::vector<float> buffer;
+  if (buffer.size() < size) buffer.resize(size);
+  return buffer.data();
+}
+
+#if MLFORGE_HAVE_LAPACK
+// OpenBLAS single-threaded: the SGEMMs run inside OpenMP threads. Not restored afterwards: every
+// other OpenBLAS caller in mlforge sets its own count first (restoring would race when parallel
+// local-Lloyd trials call this concurrently).
+void BlasSingleThreaded() { openblas_set_num_threads(1); }
+#endif
+
 // Norms of the centers as given, or computed here when the caller passed none.
 const float* CenterNorms(const HostKMeansCenters& c, std::vector<float>& storage) {
   if (c.norms != nullptr) return c.norms;
@@ -156,36 +311,51 @@ void KMeansAssignCpu(const HostDenseView& x, const float* row_weights, const Hos
   const int64_t n = x.rows, d = x.cols, k = centers.k;
   if (n == 0) return;
   MLF_ASSERT(x.values != nullptr || d == 0);
+  MLF_ASSERT_MSG(d <= std::numeric_limits<int>::max(), "k-means: feature_dim = {} does not fit a BLAS int",
+                 d);
   std::vector<float> norm_storage;
   const float* cn = CenterNorms(centers, norm_storage);
   const float* c = centers.data;
+  const bool small_k = k < kSmallK && d >= kSmallKMinDim;
+  // Small k: no packing, so tiles only need to keep the rows in L2 for the epilogue (4 rows of
+  // the 1000 Genomes matrix).
+  const int64_t tile = small_k ? std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(d, 1), 4, 512)
+                               : DenseTileRows(k, d);
+#if MLFORGE_HAVE_LAPACK
+  // One threading model: OpenMP threads split the row tiles and each calls single-threaded SGEMM
+  // (OpenBLAS's own threads would compete with the OpenMP ones for the same cores).
+  if (!small_k) BlasSingleThreaded();
+#else
   Eigen::Map<const RowMajorF> cmat(c, k, d);
-  const int64_t tile = TileRows(k);
+#endif
 
-  // One dot-product buffer per thread, allocated once.
-  const int nt_max = std::max(1, ResolveThreads(threads));
-  std::vector<RowMajorF> dots(static_cast<size_t>(nt_max));
-
-  RunTiles(n, k, d, out, threads, [&](int t, int64_t begin, int64_t end, ThreadAccum& a) {
+  RunTiles(n, k, d, tile, out, threads, [&](int, int64_t begin, int64_t end, ThreadAccum& a) {
     const int64_t m = end - begin;
-    RowMajorF& g = dots[static_cast<size_t>(t)];
-    if (g.rows() != tile || g.cols() != k) g.resize(tile, k);
-    Eigen::Map<const RowMajorF> xt(x.values + begin * d, m, d);
-    // m x k dot products; the block keeps g's allocation for the shorter last tile.
-    g.topRows(m).noalias() = xt * cmat.transpose();
+    // The tile's m x k dot products, in a per-thread buffer kept across calls (the loop calls
+    // this once per batch; a fresh tile-sized buffer each time costs page faults).
+    float* g = TileScratch(static_cast<size_t>(tile * k));
+    const float* xt = x.values + begin * d;
+    if (small_k) {
+      SmallKDots(xt, m, c, d, k, g);
+    } else {
+#if MLFORGE_HAVE_LAPACK
+      const int ld = static_cast<int>(std::max<int64_t>(d, 1));
+      cblas_sgemm(cblas::kRowMajor, cblas::kNoTrans, cblas::kTrans, static_cast<int>(m), static_cast<int>(k),
+                  static_cast<int>(d), 1.0f, xt, ld, c, ld, 0.0f, g, static_cast<int>(k));
+#else
+      Eigen::Map<RowMajorF>(g, m, k).noalias() = Eigen::Map<const RowMajorF>(xt, m, d) * cmat.transpose();
+#endif
+    }
     for (int64_t r = 0; r < m; ++r) {
       const int64_t i = begin + r;
-      const int32_t j = ArgminRow(g.row(r).data(), cn, k);
+      const int32_t j = ArgminRow(g + r * k, cn, k);
       const float* xi = x.values + i * d;
       const float* cj = c + static_cast<int64_t>(j) * d;
-      const double dist = SquaredDistanceF64(xi, cj, d);
       const double w = row_weights != nullptr ? row_weights[i] : 1.0;
+      double* s = out.sums != nullptr ? a.sums.data() + static_cast<int64_t>(j) * d : nullptr;
+      const double dist = DistanceAndAccumulate(xi, cj, d, w, s);
       if (out.labels != nullptr) out.labels[i] = j;
       if (out.min_dist != nullptr) out.min_dist[i] = static_cast<float>(dist);
-      if (out.sums != nullptr) {
-        double* s = a.sums.data() + static_cast<int64_t>(j) * d;
-        for (int64_t q = 0; q < d; ++q) s[q] += w * xi[q];
-      }
       a.weights[static_cast<size_t>(j)] += w;
       a.cost += w * dist;
     }
@@ -223,7 +393,7 @@ void KMeansAssignCpu(const HostCsrView& x, const float* row_weights, const HostK
   std::vector<std::vector<float>> dots(static_cast<size_t>(nt_max), std::vector<float>(static_cast<size_t>(k)));
   std::vector<std::vector<double>> scratch(static_cast<size_t>(nt_max), std::vector<double>(static_cast<size_t>(d)));
 
-  RunTiles(n, k, d, out, threads, [&](int t, int64_t begin, int64_t end, ThreadAccum& a) {
+  RunTiles(n, k, d, TileRows(k), out, threads, [&](int t, int64_t begin, int64_t end, ThreadAccum& a) {
     float* g = dots[static_cast<size_t>(t)].data();
     for (int64_t i = begin; i < end; ++i) {
       const int64_t p0 = x.indptr[i], p1 = x.indptr[i + 1];

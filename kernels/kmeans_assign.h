@@ -76,11 +76,13 @@ struct HostKMeansOutput {
 void SquaredNormsCpu(const float* rows, int64_t n, int64_t d, float* out);
 
 // CPU twin, dense rows. x: host, n x d row-major. row_weights: host, n entries, or null for all
-// ones. Rows are cut into tiles of a few hundred; each tile's n_tile x k dot products come from one
-// Eigen GEMM and the argmin and accumulation follow while the tile is in cache, so memory is
-// O(threads * (tile * k + k * d)), never O(n k). Uses up to `threads` OpenMP threads (<= 0: all);
-// each thread accumulates into its own buffers, added in thread order, so for a fixed thread count
-// the result is deterministic.
+// ones. Rows are cut into tiles (up to 512 rows, ~1 MiB of rows or of dot products at most, 4-16
+// rows when d is large); each tile's n_tile x k dot products come from one single-threaded
+// OpenBLAS SGEMM (Eigen in builds without OpenBLAS; for k < 16 and d >= 64 a register-blocked
+// loop that reads each row once) and the argmin and accumulation follow while the tile is in
+// cache, so memory is O(threads * (tile * k + k * d)), never O(n k). Uses up to `threads` OpenMP
+// threads (<= 0: all) and sets OpenBLAS to one thread; each thread accumulates into its own
+// buffers, added in thread order, so for a fixed thread count the result is deterministic.
 void KMeansAssignCpu(const HostDenseView& x, const float* row_weights, const HostKMeansCenters& centers,
                      const HostKMeansOutput& out, int threads);
 

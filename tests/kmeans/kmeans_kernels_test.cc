@@ -187,7 +187,16 @@ TEST_P(AssignShapes, CsrEqualsDense) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AssignShapes,
                          ::testing::Values(std::make_tuple(int64_t{1000}, int64_t{2}, int64_t{10}),
                                            std::make_tuple(int64_t{777}, int64_t{100}, int64_t{50}),
-                                           std::make_tuple(int64_t{300}, int64_t{17}, int64_t{1000})));
+                                           std::make_tuple(int64_t{300}, int64_t{17}, int64_t{1000}),
+                                           // k < 16 and d >= 64 (the register-blocked small-k
+                                           // dot products): d with and without a tail past the
+                                           // 8-lane blocks, center groups of 5, 6 + 6 and
+                                           // 5 + 5 + 5, rows not a multiple of 4, and wide rows
+                                           // (4-row tiles).
+                                           std::make_tuple(int64_t{501}, int64_t{77}, int64_t{5}),
+                                           std::make_tuple(int64_t{203}, int64_t{72}, int64_t{12}),
+                                           std::make_tuple(int64_t{203}, int64_t{64}, int64_t{15}),
+                                           std::make_tuple(int64_t{66}, int64_t{20001}, int64_t{3})));
 
 TEST(KMeansAssign, IntegerWeightsEqualRepeatedRows) {
   const Data s = MakeData(400, 7, 9, 3, false);
