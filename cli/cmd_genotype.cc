@@ -1,8 +1,6 @@
 // `mlforge genotype pca | project`: principal components of samples from VCF/BCF genotypes with
 // plink2's definition and file layout (algos/genotype_pca/genotype_pca.h), and projection of new
 // samples onto a saved result.
-#include <sys/resource.h>
-
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -37,12 +35,6 @@ struct ProjectArgs {
   bool half_missing_as_missing = false;
 };
 
-double PeakRssMb() {
-  struct rusage ru {};
-  getrusage(RUSAGE_SELF, &ru);
-  return static_cast<double>(ru.ru_maxrss) / 1024.0;
-}
-
 int RunPca(PcaArgs& a, const GlobalOptions& global) {
   MLF_EXPECTS(!a.out.empty(), "genotype pca: pass --out PREFIX (PREFIX.eigenvec and PREFIX.eigenval are written)");
   MLF_EXPECTS(a.memory_mb >= 0, "--memory-mb = {} must be >= 0", a.memory_mb);
@@ -63,7 +55,7 @@ int RunPca(PcaArgs& a, const GlobalOptions& global) {
   for (double x : r.eigenvalues) std::printf(" %.6g", x);
   std::printf("\ntime: decode %.3f s, %s %.3f s, eigen %.3f s, loadings %.3f s, total %.3f s; peak memory %.1f MB%s\n",
               r.seconds.decode, r.approx ? "subspace iterations" : "GRM", r.seconds.grm, r.seconds.eigen,
-              r.seconds.loadings, r.seconds.total, PeakRssMb(), r.spilled ? " (genotypes spilled to a temp file)" : "");
+              r.seconds.loadings, r.seconds.total, static_cast<double>(r.peak_rss_bytes) / (1 << 20), r.spilled ? " (genotypes spilled to a temp file)" : "");
   std::printf("wrote %s.eigenvec, %s.eigenval%s, %s.genotype_pca.json\n", a.out.c_str(), a.out.c_str(),
               r.loadings.empty() ? "" : (", " + a.out + ".loadings.tsv").c_str(), a.out.c_str());
   return kExitOk;

@@ -243,6 +243,23 @@ int64_t VcfStats::skipped() const {
          skipped_non_diploid + skipped_no_calls + skipped_missingness + skipped_maf;
 }
 
+void VcfStats::Add(const VcfStats& o) {
+  files += o.files;
+  variants_seen += o.variants_seen;
+  variants_kept += o.variants_kept;
+  skipped_multiallelic += o.skipped_multiallelic;
+  skipped_indel += o.skipped_indel;
+  skipped_other_allele += o.skipped_other_allele;
+  skipped_no_genotypes += o.skipped_no_genotypes;
+  skipped_non_diploid += o.skipped_non_diploid;
+  skipped_no_calls += o.skipped_no_calls;
+  skipped_missingness += o.skipped_missingness;
+  skipped_maf += o.skipped_maf;
+  imputed_cells += o.imputed_cells;
+  rows_written += o.rows_written;
+  spilled = spilled || o.spilled;
+}
+
 std::string VcfStats::Report() const {
   std::string s = fmt::format(
       "VCF: {} file(s), {} samples, {} variants read, {} kept -> {} x {} dosage matrix\n", files, samples,

@@ -81,6 +81,9 @@ struct VcfStats {
   double seconds_total = 0;
 
   int64_t skipped() const;
+  // Adds another scan's counts (files, variants, skips, imputed calls) and ORs `spilled`; the
+  // sample count is kept (both scans read the same samples) and the times are left alone.
+  void Add(const VcfStats& other);
   std::string Report() const;  // a few human-readable lines
   nlohmann::json ToJson() const;
 };

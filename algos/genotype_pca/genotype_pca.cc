@@ -151,6 +151,7 @@ void Pack(const uint8_t* d, int64_t n, uint8_t* out) {
 void DecodeSegment(Segment* seg, bool keep_records) {
   io::VcfFileScanner& f = *seg->scanner;
   const int64_t n = f.samples();
+  seg->stats.files = 1;
   std::vector<uint8_t> row(static_cast<size_t>(PackedBytes(n)));
   io::ScannedVariant v;
   while (f.Next(&v)) {
@@ -332,20 +333,7 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
   int64_t m = 0;
   out.stats.samples = n;
   for (auto& s : segs) {
-    io::VcfStats& a = out.stats;
-    const io::VcfStats& b = s.stats;
-    a.files += 1;
-    a.variants_seen += b.variants_seen;
-    a.variants_kept += b.variants_kept;
-    a.skipped_multiallelic += b.skipped_multiallelic;
-    a.skipped_indel += b.skipped_indel;
-    a.skipped_other_allele += b.skipped_other_allele;
-    a.skipped_no_genotypes += b.skipped_no_genotypes;
-    a.skipped_non_diploid += b.skipped_non_diploid;
-    a.skipped_no_calls += b.skipped_no_calls;
-    a.skipped_missingness += b.skipped_missingness;
-    a.skipped_maf += b.skipped_maf;
-    a.imputed_cells += b.imputed_cells;
+    out.stats.Add(s.stats);
     m += s.store->rows();
     out.monomorphic += s.monomorphic;
     out.spilled = out.spilled || s.store->spilled();
@@ -503,6 +491,7 @@ Result Run(const std::vector<std::string>& vcf, const Options& opt, Resources& r
     out.seconds.loadings = Since(t);
   }
   out.seconds.total = Since(t_all);
+  out.peak_rss_bytes = PeakRssBytes();
   return out;
 }
 
@@ -550,7 +539,7 @@ void Write(const Result& r, const std::string& prefix) {
                       {"vcf", r.stats.ToJson()},
                       {"genotype_store_bytes", r.store_bytes},
                       {"genotype_store_spilled", r.spilled},
-                      {"peak_rss_bytes", PeakRssBytes()},
+                      {"peak_rss_bytes", r.peak_rss_bytes},
                       {"seconds",
                        {{"decode", r.seconds.decode},
                         {"grm", r.seconds.grm},
@@ -635,7 +624,10 @@ ProjectResult Project(const std::string& prefix, const std::vector<std::string>&
                 "'{}': line {} has {} columns, expected {} (CHROM POS ID REF ALT ALT_FREQ and one per eigenvalue in "
                 "'{}')",
                 ld_path, no, f.size(), 6 + k, val_path);
-    const int64_t pos = static_cast<int64_t>(ParseNumber(f[1], ld_path, no, "POS"));
+    const double pos_value = ParseNumber(f[1], ld_path, no, "POS");
+    MLF_EXPECTS(pos_value >= 1 && pos_value <= 1e15 && pos_value == std::floor(pos_value),
+                "'{}': line {}: POS '{}' is not a position (a whole number >= 1)", ld_path, no, f[1]);
+    const int64_t pos = static_cast<int64_t>(pos_value);
     const double p = ParseNumber(f[5], ld_path, no, "ALT_FREQ");
     MLF_EXPECTS(p >= 0 && p <= 1, "'{}': line {}: ALT_FREQ {} is outside [0, 1]", ld_path, no, p);
     const int64_t j = static_cast<int64_t>(center.size());

@@ -86,6 +86,7 @@ struct Result {
   bool spilled = false;                 // the genotype store went to a temporary file
   std::string device;                   // where K was accumulated: cpu or gpu
   int64_t store_bytes = 0;              // size of the 2-bit store
+  int64_t peak_rss_bytes = 0;           // the process's peak resident memory when Run returned
   Timings seconds;
 };
 
