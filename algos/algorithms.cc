@@ -2,6 +2,7 @@
 
 #include <cctype>
 
+#include "algos/factorization_machines/factorization_machines.h"
 #include "algos/kmeans/kmeans.h"
 #include "algos/linear_learner/linear_learner.h"
 #include "algos/pca/pca.h"
@@ -38,7 +39,8 @@ const char* RecordWrapperName(RecordWrapper w) { return w == RecordWrapper::kRec
 
 const std::vector<Algorithm>& BuiltinAlgorithms() {
   // One entry per algorithm, in the order `mlforge --help` lists them. k-means comes first.
-  static const std::vector<Algorithm> table = {kmeans::Entry(), linear_learner::Entry(), pca::Entry()};
+  static const std::vector<Algorithm> table = {kmeans::Entry(), linear_learner::Entry(), pca::Entry(),
+                                                 factorization_machines::Entry()};
   return table;
 }
 

@@ -52,6 +52,14 @@ class Predictor {
   // Predicts every row of `batch` (dense or CSR, cols == feature_dim(); labels ignored) on
   // res.device(). Const and thread-safe: the server calls it concurrently, one Resources per worker.
   virtual PredictionTable Predict(const HostBatch& batch, Resources& res) const = 0;
+  // Predict with request options: the text of SageMaker's CustomAttributes header
+  // (X-Amzn-SageMaker-Custom-Attributes; `mlforge predict --custom-attributes`). Algorithms without
+  // options ignore it (clients and proxies may send attributes of their own); factorization
+  // machines read "top_k=K; item_range=B:E" from it.
+  virtual PredictionTable PredictWithAttributes(const HostBatch& batch, Resources& res,
+                                                const std::string& /*attributes*/) const {
+    return Predict(batch, res);
+  }
 };
 
 // Loads a model artifact (ours or SageMaker's) into its predictor; UserError naming the source when

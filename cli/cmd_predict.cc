@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "algos/algorithms.h"
+#include "algos/factorization_machines/model.h"
 #include "algos/predictor.h"
 #include "cli/cli.h"
 #include "comm/communicator.h"
@@ -43,7 +44,9 @@ namespace mlforge::cli {
 namespace {
 
 struct PredictArgs {
-  std::string model, input, content_type, accept, output, algorithm, join;
+  std::string model, input, content_type, accept, output, algorithm, join, custom_attributes;
+  int64_t top_k = 0;
+  std::string item_range;
 };
 
 // Where the response goes: stdout ("" or "-"); a regular file (new or existing, possibly through a
@@ -185,6 +188,17 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   const std::unique_ptr<algos::Predictor> predictor =
       container::LoadPredictor(io::ModelSource::Open(args.model), args.algorithm);
   const int64_t dim = predictor->feature_dim();
+  // Request options, as the endpoint's X-Amzn-SageMaker-Custom-Attributes header carries them.
+  std::string attributes = args.custom_attributes;
+  MLF_EXPECTS(args.item_range.empty() || args.top_k > 0, "--item-range needs --top-k K");
+  if (args.top_k > 0) {
+    MLF_EXPECTS(predictor->algorithm() == "factorization-machines",
+                "--top-k: recommendations come from factorization machines; {} is a {} model", args.model,
+                predictor->algorithm());
+    MLF_EXPECTS(!args.item_range.empty(), "--top-k needs --item-range BEGIN:END (the item features, END exclusive)");
+    attributes += fmt::format("{}top_k={}; item_range={}", attributes.empty() ? "" : "; ", args.top_k,
+                              args.item_range);
+  }
 
   const container::RequestType type = args.content_type.empty()
                                           ? container::ContentTypeFromPath(args.input)
@@ -206,7 +220,7 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
   auto run_with_uids = [&](const HostBatch& batch, const std::vector<std::string>* uids) {
     stop.ThrowIfStopped();
     if (batch.rows == 0) return;
-    encoder.Append(predictor->Predict(batch, res), batch, uids, &out);
+    encoder.Append(predictor->PredictWithAttributes(batch, res, attributes), batch, uids, &out);
     sink.Write(&out);
     rows += batch.rows;
   };
@@ -316,14 +330,42 @@ void RegisterPredict(CLI::App& app, const GlobalOptions& global, Registry& regis
       "--output", args->output,
       "Output file, written only on success (default or -: stdout; a device or FIFO is written in place)");
   predict->add_option("--algorithm", args->algorithm,
-                      "Override the detected algorithm (kmeans, linear-learner)");
+                      "Override the detected algorithm (kmeans, linear-learner, pca, factorization-machines)");
   predict
       ->add_option(
           "--join", args->join,
           "Add per-row join fields to the output: none (default: the endpoint's exact shapes), ordinal "
           "(0-based input row number), uid (the recordIO Record.uid), or ordinal,uid")
       ->default_str("none");
+  predict->add_option("--top-k", args->top_k,
+                      "factorization machines: also return the K best items per row (top_k_items, top_k_scores), "
+                      "scored exactly over --item-range");
+  predict->add_option("--item-range", args->item_range,
+                      "factorization machines, with --top-k: the feature indices that are items, BEGIN:END (END "
+                      "exclusive), e.g. 943:2625");
+  predict->add_option("--custom-attributes", args->custom_attributes,
+                      "Request options as the endpoint's X-Amzn-SageMaker-Custom-Attributes header carries them, "
+                      "e.g. 'top_k=10; item_range=943:2625'");
   registry.Add(predict, [args, &global] { return RunPredict(*args, global); });
+
+  // embeddings: a factorization machines model's per-feature w and v, for nearest-neighbour
+  // search, analysis or another model.
+  auto emb = std::make_shared<std::pair<std::string, std::string>>();
+  CLI::App* embeddings = app.add_subcommand(
+      "embeddings", "Export a factorization machines model's per-feature embeddings (w and v) as CSV or .npy");
+  embeddings->add_option("--model", emb->first, "A model directory, a model.tar.gz or a bare model_algo-1")
+      ->required();
+  embeddings
+      ->add_option("--output", emb->second,
+                   "OUT.csv (header feature,w,v0..; one line per feature) or OUT.npy (float32, feature_dim x "
+                   "(num_factors + 1), w in column 0)")
+      ->required();
+  registry.Add(embeddings, [emb] {
+    const auto model = algos::factorization_machines::LoadModel(emb->first);
+    algos::factorization_machines::ExportEmbeddings(model, emb->second);
+    spdlog::info("wrote the embeddings of {} features x {} factors to {}", model.dim(), model.factors(), emb->second);
+    return kExitOk;
+  });
 }
 
 }  // namespace mlforge::cli

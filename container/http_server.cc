@@ -243,6 +243,7 @@ class Session : public std::enable_shared_from_this<Session> {
     in.path = target.substr(0, target.find('?'));
     in.content_type = View(req[http::field::content_type]);
     in.accept = View(req[http::field::accept]);
+    in.custom_attributes = View(req["X-Amzn-SageMaker-Custom-Attributes"]);
     in.remote = remote_;
     in.body = req.body();
     in.has_length = req.count(http::field::content_length) > 0 || req.chunked();

@@ -51,6 +51,8 @@ struct HttpRequest {
   std::string_view path;    // the target without its query string
   std::string_view content_type;
   std::string_view accept;
+  // SageMaker's X-Amzn-SageMaker-Custom-Attributes header (request options, e.g. FM's top_k).
+  std::string_view custom_attributes;
   std::string_view remote;  // the client's address
   std::string_view body;
   bool has_length = false;  // Content-Length or Transfer-Encoding was sent

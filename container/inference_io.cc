@@ -925,16 +925,13 @@ std::unique_ptr<algos::Predictor> LoadPredictor(const io::ModelSource& source, c
     MLF_EXPECTS(!name.empty(),
                 "{}: cannot tell which algorithm this model belongs to ({} is a {}); pass the algorithm "
                 "(--algorithm kmeans for an NDArray list holding one (k, feature_dim) float32 array, "
-                "--algorithm linear-learner for a zip with mx-mod-0000.params)",
+                "--algorithm linear-learner for a zip with mx-mod-0000.params, --algorithm factorization-machines for a "
+                "zip with params)",
                 source.path(), source.model_source(), io::FileKindName(source.model_kind()));
   }
   std::string key = Lower(name);
   for (char& c : key) c = c == '_' ? '-' : c;
   if (key == "k-means") key = "kmeans";
-  if (key == "factorization-machines") {
-    MLF_FAIL("{}: this is a {} model{}; mlforge has no {} predictor yet (it predicts with {})", source.path(),
-             key, detected ? " (detected from model_algo-1)" : "", key, predicting);
-  }
   const algos::Algorithm& algo = algos::FindAlgorithm(table, key);  // names the closest valid one
   MLF_EXPECTS(algo.load_predictor != nullptr, "{}: mlforge has no {} predictor yet (it predicts with {})",
               source.path(), algo.name, predicting);

@@ -240,7 +240,8 @@ struct Server::Impl {
     algos::PredictionTable table;
     {
       ResourcePool::Lease lease = pool->Acquire();
-      table = p.Predict(batch, *lease);  // UserError -> 400, others -> 500 (exception handler)
+      // UserError -> 400, others -> 500 (exception handler)
+      table = p.PredictWithAttributes(batch, *lease, std::string(req.custom_attributes));
     }
     ResponseEncoder encoder(format, p.json_list_key());
     std::string body;

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "algos/common/py_json.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -17,27 +18,6 @@ constexpr const char* kManifestMember = "manifest.json";
 constexpr const char* kAdditionalParamsMember = "additional-params.json";
 constexpr const char* kSymbolMember = "mx-mod-symbol.json";
 constexpr const char* kParamsMember = "mx-mod-0000.params";
-
-// Python's json.dumps layout (", " and ": " separators, insertion order): what SageMaker's image
-// wrote for manifest.json and additional-params.json.
-std::string PyDumps(const nlohmann::ordered_json& j) {
-  if (j.is_object()) {
-    std::string out = "{";
-    bool first = true;
-    for (const auto& [key, value] : j.items()) {
-      if (!first) out += ", ";
-      first = false;
-      out += nlohmann::ordered_json(key).dump() + ": " + PyDumps(value);
-    }
-    return out + "}";
-  }
-  if (j.is_array()) {
-    std::string out = "[";
-    for (size_t i = 0; i < j.size(); ++i) out += (i ? ", " : "") + PyDumps(j[i]);
-    return out + "]";
-  }
-  return j.dump();  // numbers print in shortest round-trip form, floats keep ".0" as Python does
-}
 
 const char* OutputOp(PredictorType p) {
   switch (p) {

@@ -280,11 +280,10 @@ TEST_F(PredictCli, RealSageMakerArtifact) {
   EXPECT_OK(js);
   EXPECT_EQ(FromJson(js.out).size(), 8u);
 
-  // A factorization-machines artifact is recognised and refused with the reason.
+  // A factorization-machines artifact is recognised, and refuses CSV input as SageMaker's FM does.
   const std::string fm = test::SharedData("artifacts/fm_movielens100k_regressor_d2625_k64.model.tar.gz");
   ExpectUserError(RunCli(d, {"predict", "--model", fm, "--input", "centroids.csv"}),
-                  "this is a factorization-machines model (detected from model_algo-1); mlforge has no "
-                  "factorization-machines predictor yet");
+                  "a factorization-machines model takes no text/csv");
   // A PCA artifact predicts: 7 features in, 6 projections out per row.
   const std::string pca = test::SharedData("artifacts/pca_regular_d7_k6.model.tar.gz");
   test::WriteFile(d / "seven.csv", "1,2,3,4,5,6,7\n0,0,0,0,0,0,0\n");

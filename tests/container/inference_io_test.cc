@@ -398,11 +398,10 @@ TEST(LoadPredictor, RealArtifactsAndRefusals) {
   EXPECT_EQ(t.columns[0].name, "score");
   EXPECT_EQ(t.columns[1].name, "predicted_label");
   EXPECT_TRUE(t.columns[1].json_integer);
-  // Models without a predictor yet, and a wrong override.
-  EXPECT_TRUE(HasSubstr(
-      ErrorOf([&] { LoadPredictor(io::ModelSource::Open(dir + "/fm_movielens100k_regressor_d2625_k64.model.tar.gz")); }),
-      "this is a factorization-machines model (detected from model_algo-1); mlforge has no factorization-machines "
-      "predictor yet"));
+  // The FM artifact loads as factorization machines (detected from model_algo-1), and a wrong override.
+  EXPECT_EQ(LoadPredictor(io::ModelSource::Open(dir + "/fm_movielens100k_regressor_d2625_k64.model.tar.gz"))
+                ->algorithm(),
+            "factorization-machines");
   {
     // PCA artifacts load (SageMaker's projections), detected from model_algo-1.
     auto pca = LoadPredictor(io::ModelSource::Open(dir + "/pca_regular_d7_k6.model.tar.gz"));

@@ -884,12 +884,6 @@ TEST(Server, AModelThatCannotLoadStopsTheServerWithTheReason) {
     EXPECT_NE(std::string(e.what()).find("cannot load the model"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("no-such-model"), std::string::npos) << e.what();
   }
-  // A factorization-machines artifact (no predictor yet) is refused by name.
-  if (!test::SharedData().empty()) {
-    TestServer p(ModelAt(test::SharedData("artifacts/fm_movielens100k_regressor_d2625_k64.model.tar.gz")), false);
-    ASSERT_EQ(p.run().wait_for(std::chrono::seconds(20)), std::future_status::ready);
-    EXPECT_THROW(p.run().get(), UserError);
-  }
 }
 
 TEST(Server, BusyPortIsAUserErrorNamingIt) {

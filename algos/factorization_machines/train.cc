@@ -1,0 +1,269 @@
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "algos/factorization_machines/config.h"
+#include "algos/factorization_machines/factorization_machines.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/resources.h"
+#include "io/batch_stream.h"
+#include "io/format.h"
+#include "io/input_file.h"
+#include "kernels/fm_step.h"
+#include "kernels/pca_accumulate.h"  // SplitMix64
+
+namespace mlforge::algos::factorization_machines {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double Seconds(Clock::time_point since) { return std::chrono::duration<double>(Clock::now() - since).count(); }
+
+// SageMaker's FM trains on recordIO-protobuf only; mlforge also takes libsvm text (sparse by
+// nature). CSV is refused the way SageMaker refuses it, before anything is read.
+void CheckChannelFormat(const TrainChannel& ch) {
+  auto refuse = [&](const std::string& what) {
+    MLF_FAIL("channel '{}': {} is CSV, which factorization machines do not train on (as in SageMaker: their data is "
+             "sparse). Convert it with `mlforge data convert FILE.csv OUT.pbr` (recordIO-protobuf) or supply "
+             "libsvm text (ContentType text/libsvm)",
+             ch.name, what);
+  };
+  if (ch.source.format == io::DataFormat::kCsv) refuse("its content type");
+  if (ch.source.format == io::DataFormat::kAuto && ch.source.pipe_prefix.empty()) {
+    for (const auto& path : io::ExpandChannelPaths(ch.source.paths)) {
+      if (io::FormatFromPath(path) == io::DataFormat::kCsv) refuse("'" + path + "'");
+    }
+  }
+}
+
+io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx) {
+  io::StreamOptions so;
+  so.batch_size = cfg.mini_batch_size;
+  so.threads = std::max(1, ctx.resources.threads() / 2);
+  so.expected_cols = cfg.feature_dim;
+  so.require_labels = true;
+  so.force_dense = false;
+  so.stop = ctx.stop();
+  return so;
+}
+
+// A value of one parameter group: a function of (seed, group, index) alone, so initialisation
+// does not depend on threads and can run in parallel.
+double InitValue(const InitSpec& init, uint64_t seed, uint64_t group, uint64_t index) {
+  switch (init.method) {
+    case InitMethod::kConstant:
+      return init.value;
+    case InitMethod::kUniform: {
+      const uint64_t h = kernels::SplitMix64(seed ^ kernels::SplitMix64(group * 0x9E3779B97F4A7C15ULL + index));
+      const double u = static_cast<double>(h >> 11) * 0x1.0p-53;  // [0, 1)
+      return init.scale * (2.0 * u - 1.0);
+    }
+    case InitMethod::kNormal: {
+      const uint64_t h1 = kernels::SplitMix64(seed ^ kernels::SplitMix64(group * 0x9E3779B97F4A7C15ULL + index));
+      const uint64_t h2 = kernels::SplitMix64(h1);
+      const double u1 = (static_cast<double>(h1 >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
+      const double u2 = static_cast<double>(h2 >> 11) * 0x1.0p-53;
+      return init.sigma * std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * M_PI * u2);  // Box-Muller
+    }
+  }
+  return 0;
+}
+
+kernels::FmParams InitialParams(const Config& cfg) {
+  kernels::FmParams p;
+  p.d = cfg.feature_dim;
+  p.k = cfg.num_factors;
+  p.w0 = cfg.step.use_bias ? static_cast<float>(InitValue(cfg.bias_init, cfg.seed, 1, 0)) : 0.0f;
+  p.w.resize(static_cast<size_t>(p.d));
+  p.v.resize(static_cast<size_t>(p.d * p.k));
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < p.d; ++i) {
+    p.w[i] = cfg.step.use_linear ? static_cast<float>(InitValue(cfg.linear_init, cfg.seed, 2, i)) : 0.0f;
+    for (int64_t f = 0; f < p.k; ++f) {
+      p.v[i * p.k + f] = static_cast<float>(InitValue(cfg.factors_init, cfg.seed, 3, i * p.k + f));
+    }
+  }
+  return p;
+}
+
+// Binary labels must be 0 or 1 (SageMaker's FM: "label must be 0 or 1").
+void CheckLabels(const Config& cfg, const HostBatch& b, const std::string& channel) {
+  if (cfg.predictor_type != PredictorType::kBinaryClassifier) return;
+  for (int64_t i = 0; i < b.rows; ++i) {
+    const float y = b.labels[i];
+    MLF_EXPECTS(y == 0.0f || y == 1.0f,
+                "channel '{}', record {}: label {} is not 0 or 1; predictor_type=binary_classifier needs 0/1 labels "
+                "(use predictor_type=regressor for a numeric target)",
+                channel, b.ordinal(i), y);
+  }
+}
+
+// Metrics of a set of predictions (float64 sums), as SageMaker names them.
+struct EvalSums {
+  double n = 0, sq = 0, abs = 0, xent = 0, tp = 0, fp = 0, fn = 0, correct = 0;
+  void Add(PredictorType type, double score, double label) {
+    n += 1;
+    const double e = score - label;
+    sq += e * e;
+    abs += std::fabs(e);
+    if (type == PredictorType::kBinaryClassifier) {
+      const double p = std::min(std::max(score, 1e-12), 1.0 - 1e-12);
+      xent += -(label * std::log(p) + (1 - label) * std::log(1 - p));
+      const bool pred = score >= 0.5, pos = label > 0.5;
+      correct += pred == pos;
+      tp += pred && pos;
+      fp += pred && !pos;
+      fn += !pred && pos;
+    }
+  }
+  std::vector<std::pair<std::string, double>> Metrics(PredictorType type) const {
+    if (type == PredictorType::kRegressor) {
+      return {{"rmse", std::sqrt(sq / n)}, {"mse", sq / n}, {"absolute_loss", abs / n}};
+    }
+    const double precision = tp + fp > 0 ? tp / (tp + fp) : 0.0, recall = tp + fn > 0 ? tp / (tp + fn) : 0.0;
+    const double f1 = precision + recall > 0 ? 2 * precision * recall / (precision + recall) : 0.0;
+    return {{"binary_classification_accuracy", correct / n},
+            {"binary_classification_cross_entropy", xent / n},
+            {"binary_f_1.000", f1},
+            {"precision", precision},
+            {"recall", recall}};
+  }
+};
+
+void LogBatchMetrics(const TrainContext& ctx, const Config& cfg, const kernels::FmBatchLoss& l, int epoch,
+                     int64_t batch) {
+  const double n = static_cast<double>(std::max<int64_t>(1, l.rows));
+  if (cfg.predictor_type == PredictorType::kRegressor) {
+    log::QualityMetric(ctx.host, "train", "rmse", "loss", std::sqrt(l.squared_error / n), epoch, batch);
+    log::QualityMetric(ctx.host, "train", "mse", "loss", l.squared_error / n, epoch, batch);
+    log::QualityMetric(ctx.host, "train", "absolute_loss", "loss", l.absolute_error / n, epoch, batch);
+  } else {
+    log::QualityMetric(ctx.host, "train", "binary_classification_cross_entropy", "loss", l.loss / n, epoch, batch);
+  }
+}
+
+}  // namespace
+
+void Train(TrainContext& ctx) {
+  Resources& res = ctx.resources;
+  MLF_EXPECTS(ctx.world_size() == 1,
+              "factorization machines train on one process for now ({} ranks were given); multi-host training is "
+              "not yet supported for this algorithm: run with one instance",
+              ctx.world_size());
+  const Config cfg = ResolveConfig(ctx.hyperparameters, res.seed());
+  const TrainChannel& train = *ctx.channel("train");
+  CheckChannelFormat(train);
+  if (const TrainChannel* test = ctx.channel("test")) CheckChannelFormat(*test);
+  const auto t_start = Clock::now();
+
+  kernels::FmStepper stepper(res, InitialParams(cfg), cfg.step);
+  const char* opt_name = cfg.step.optimizer == kernels::FmOptimizer::kAdam  ? "adam"
+                         : cfg.step.optimizer == kernels::FmOptimizer::kSgd ? "sgd"
+                                                                             : "adagrad";
+  spdlog::info("factorization machines ({}): feature_dim={}, num_factors={}, epochs={}, mini_batch_size={}, "
+               "optimizer {} (lr bias/linear/factors {}/{}/{}, wd {}/{}/{}), device {}, initialised in {:.3f} s",
+               PredictorTypeName(cfg.predictor_type), cfg.feature_dim, cfg.num_factors, cfg.epochs,
+               cfg.mini_batch_size, opt_name, cfg.step.bias.lr, cfg.step.linear.lr, cfg.step.factors.lr,
+               cfg.step.bias.wd, cfg.step.linear.wd, cfg.step.factors.wd, DeviceName(stepper.device()),
+               Seconds(t_start));
+
+  io::BatchStream stream(train.source, MakeStreamOptions(cfg, ctx));
+  HostBatch batch;
+  int64_t total_rows = 0;
+  for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    const auto t_epoch = Clock::now();
+    stream.StartEpoch(epoch);
+    kernels::FmBatchLoss sum;
+    int64_t batches = 0;
+    while (stream.Next(&batch)) {
+      ctx.stop().ThrowIfStopped();
+      CheckLabels(cfg, batch, "train");
+      const kernels::FmBatchLoss l = stepper.Step(batch, batch.labels.data());
+      if (batches % cfg.batch_metrics_publish_interval == 0) LogBatchMetrics(ctx, cfg, l, epoch, batches);
+      sum.loss += l.loss;
+      sum.squared_error += l.squared_error;
+      sum.absolute_error += l.absolute_error;
+      sum.rows += l.rows;
+      ++batches;
+    }
+    ctx.stop().ThrowIfStopped();
+    MLF_EXPECTS(sum.rows > 0, "the train channel yielded no rows; factorization machines need labelled data");
+    total_rows += sum.rows;
+    const double secs = Seconds(t_epoch), n = static_cast<double>(sum.rows);
+    if (cfg.predictor_type == PredictorType::kRegressor) {
+      log::QualityMetric(ctx.host, "train", "rmse", "loss", std::sqrt(sum.squared_error / n), epoch);
+      log::QualityMetric(ctx.host, "train", "mse", "loss", sum.squared_error / n, epoch);
+      log::QualityMetric(ctx.host, "train", "absolute_loss", "loss", sum.absolute_error / n, epoch);
+    } else {
+      log::QualityMetric(ctx.host, "train", "binary_classification_cross_entropy", "loss", sum.loss / n, epoch);
+    }
+    spdlog::info("epoch {}: {} batch(es), {} row(s), {:.3f} s", epoch, batches, sum.rows, secs);
+    log::ProgressMetric(ctx.host, 100.0 * (epoch + 1) / static_cast<double>(cfg.epochs));
+    log::ThroughputMetric(ctx.host, "train", n / std::max(secs, 1e-9));
+  }
+
+  Model model;
+  model.predictor_type = cfg.predictor_type;
+  model.params = stepper.Params();
+  model.bias_init = cfg.bias_init;
+  model.linear_init = cfg.linear_init;
+  model.factors_init = cfg.factors_init;
+  const HpValues& hp = ctx.hyperparameters;
+  model.bias_lr_mult = hp.GetDouble("bias_lr");
+  model.linear_lr_mult = hp.GetDouble("linear_lr");
+  model.factors_lr_mult = hp.GetDouble("factors_lr");
+  model.bias_wd_mult = hp.GetDouble("bias_wd");
+  model.linear_wd_mult = hp.GetDouble("linear_wd");
+  model.factors_wd_mult = hp.GetDouble("factors_wd");
+  model.hyperparameters_json = hp.ToJson();
+  model.training_parameters = nlohmann::ordered_json::parse(model.hyperparameters_json);
+
+  // --- Test channel: the final model's metrics, as SageMaker's #test_score lines. ---
+  if (const TrainChannel* test = ctx.channel("test")) {
+    io::BatchStream ts(test->source, MakeStreamOptions(cfg, ctx));
+    ts.StartEpoch(0);
+    HostBatch b;
+    EvalSums sums;
+    std::vector<float> yhat;
+    while (ts.Next(&b)) {
+      ctx.stop().ThrowIfStopped();
+      CheckLabels(cfg, b, "test");
+      yhat.resize(static_cast<size_t>(b.rows));
+      stepper.Predict(b, yhat.data());
+      for (int64_t i = 0; i < b.rows; ++i) {
+        double score = yhat[i];
+        if (cfg.predictor_type == PredictorType::kBinaryClassifier) score = 1.0 / (1.0 + std::exp(-score));
+        sums.Add(cfg.predictor_type, score, b.labels[i]);
+      }
+    }
+    MLF_EXPECTS(sums.n > 0, "the test channel yielded no rows");
+    for (const auto& [name, value] : sums.Metrics(cfg.predictor_type)) {
+      spdlog::info("#test_score ({}) : ('{}', {})", ctx.host, name, log::FormatValue(value));
+      log::QualityMetric(ctx.host, "test", name, name == "rmse" || name == "mse" || name == "absolute_loss" ||
+                                                         name == "binary_classification_cross_entropy"
+                                                     ? "loss"
+                                                     : "score",
+                         value);
+      model.metrics["test:" + name] = value;
+    }
+  }
+  if (ctx.rank() == 0) SaveModel(model, ctx.model_dir);
+  spdlog::info("factorization machines training finished in {:.3f} s ({} rows over {} epoch(s))", Seconds(t_start),
+               total_rows, cfg.epochs);
+}
+
+Algorithm Entry() {
+  Algorithm a;
+  a.name = "factorization-machines";
+  a.description = "factorization machines (SageMaker-compatible; sparse regression and binary classification)";
+  a.required_channels = {"train"};
+  a.optional_channels = {"test"};
+  a.hyperparameters = [] { return Hyperparameters(); };
+  a.train = Train;
+  a.load_predictor = LoadPredictor;
+  return a;
+}
+
+}  // namespace mlforge::algos::factorization_machines

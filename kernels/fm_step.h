@@ -1,0 +1,163 @@
+// The factorization-machines coarse step (DESIGN.md "CPU and GPU"): forward, backward and the
+// lazy optimizer update of one mini-batch, with the parameters and the optimizer state resident
+// on the step's device. fm_step.cc holds the CPU twin and the dispatch (FmStepper); fm_step.cu
+// the CUDA twin behind the same class. Plain C++: no CUDA types here.
+//
+// Model (SPEC.md 4.4), for a row x with non-zeros x_i:
+//   s_f  = sum_i v_if x_i                                  (f < k)
+//   yhat = w0 + sum_i w_i x_i + 1/2 [ sum_f s_f^2 - sum_i x_i^2 ||v_i||^2 ]
+// Loss per row, with g = d loss / d yhat:
+//   squared (regressor):          (yhat - y)^2 / 2                 g = yhat - y
+//   logistic (binary_classifier): log(1 + e^yhat) - y yhat         g = sigmoid(yhat) - y   (y in {0, 1})
+// Gradients of the batch's summed loss:
+//   d/dw0 = sum_r g_r;  d/dw_i = sum_r g_r x_ri;  d/dv_if = sum_r g_r x_ri (s_rf - v_if x_ri)
+// so only the rows (features) the batch touches get a gradient: a row-sparse gradient, as in
+// SageMaker's MXNet graph (w1_weight and v are row_sparse).
+//
+// Optimizer (MXNet's semantics for row_sparse weights with lazy_update, the way SageMaker's FM
+// image trains; SageMaker's meta.json shows `_optimizer` adam by default). For each parameter
+// group (bias w0, linear w, factors v) with learning rate lr and weight decay wd, at step t
+// (1-based, counting every Step call), for every touched row (always for w0), with
+// G = clip(rescale * grad + wd * w) for adam (MXNet adds wd before clipping for adam),
+// G = clip(rescale * grad) for sgd and adagrad:
+//   sgd:     w = (1 - lr wd) w - lr G
+//   adam:    m = b1 m + (1 - b1) G;  u = b2 u + (1 - b2) G^2;
+//            w -= lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(u) + eps)
+//   adagrad: h += G^2;  w -= lr (G / sqrt(h + eps) + wd w)
+// clip(.) clamps to [-clip_gradient, clip_gradient] when clip_gradient > 0. Rows a batch does not
+// touch keep their value and state (weight decay is lazy: it acts only when a row is touched).
+// rescale is 1 / rows of the batch unless set (SageMaker's `rescale_grad`).
+//
+// Numerics: float32 parameters, state and per-row s; the per-row prediction, loss and the batch's
+// loss sums in float64. Gradients of a feature are summed over its rows in a fixed order (rows
+// ascending), so a step is deterministic for a given batch on a given device.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "core/batch.h"
+
+namespace mlforge {
+class Resources;
+enum class Device;
+}  // namespace mlforge
+
+namespace mlforge::kernels {
+
+enum class FmLoss { kSquared, kLogistic };
+enum class FmOptimizer { kSgd, kAdam, kAdagrad };
+
+// One parameter group's optimizer settings (learning rate already multiplied by `_learning_rate`,
+// weight decay by `_wd`).
+struct FmGroupSpec {
+  float lr = 0.001f;
+  float wd = 0.0f;
+};
+
+struct FmStepSpec {
+  FmLoss loss = FmLoss::kSquared;
+  FmOptimizer optimizer = FmOptimizer::kAdam;
+  FmGroupSpec bias{0.1f, 0.01f};       // w0
+  FmGroupSpec linear{0.001f, 0.001f};  // w
+  FmGroupSpec factors{0.0001f, 0.00001f};  // v
+  bool use_bias = true;    // false: w0 stays 0 and is not trained
+  bool use_linear = true;  // false: w stays 0 and is not trained
+  float beta1 = 0.9f;      // adam
+  float beta2 = 0.999f;    // adam
+  float eps = 1e-8f;       // adam (1e-8) / adagrad (1e-7): the division guard
+  float rescale_grad = 0;  // <= 0: 1 / batch rows
+  float clip_gradient = 0; // <= 0: no clipping
+};
+
+// The parameters in HOST memory: w0, w (d), v (d x k, row-major; row i is feature i's factors).
+struct FmParams {
+  int64_t d = 0;
+  int64_t k = 0;
+  float w0 = 0;
+  std::vector<float> w;
+  std::vector<float> v;
+};
+
+// Summed over a batch's rows (float64): the loss of the step's objective (squared: (yhat-y)^2/2 summed;
+// logistic: log loss summed), squared error, absolute error (of yhat for squared loss; of
+// sigmoid(yhat) for logistic), and rows. A Predict call fills only `rows`.
+struct FmBatchLoss {
+  double loss = 0;
+  double squared_error = 0;
+  double absolute_error = 0;
+  int64_t rows = 0;
+};
+
+// CPU twin, one piece at a time (exposed for tests and the predictor).
+//
+// Raw predictions yhat of every row of `batch` (dense or CSR, cols == p.d): `out` receives
+// batch.rows floats. `s` (when not null) receives batch.rows x p.k floats, row-major: each row's s.
+// Threads over rows (threads <= 0: the default).
+void FmForwardCpu(const FmParams& p, const HostBatch& batch, float* out, float* s = nullptr, int threads = 0);
+
+// The row-sparse gradient of the summed loss over the batch (labels: batch.rows floats):
+// `rows` receives the touched features in ascending order, grad_w one value per touched feature,
+// grad_v k values per touched feature (row-major), grad_w0 the bias gradient. Rescaling, weight
+// decay and clipping are NOT applied (they belong to the optimizer). Returns the batch's loss.
+FmBatchLoss FmGradientCpu(const FmParams& p, const HostBatch& batch, const float* labels, FmLoss loss,
+                          std::vector<int64_t>* rows, std::vector<float>* grad_w, std::vector<float>* grad_v,
+                          double* grad_w0, int threads = 0);
+
+// ---------------------------------------------------------------------------------------------
+// The stepper the training loop uses: parameters and optimizer state live on res.device().
+
+namespace internal {
+struct FmCpuState;
+struct FmGpuState;  // defined in fm_step.cu
+struct FmGpuStateDeleter {
+  void operator()(FmGpuState* s) const;
+};
+}  // namespace internal
+
+class FmStepper {
+ public:
+  // Takes the initial parameters (moved to the device on a GPU). UserError naming the size when
+  // the parameters and optimizer state do not fit the device's memory.
+  FmStepper(Resources& res, FmParams initial, const FmStepSpec& spec);
+  ~FmStepper();
+  FmStepper(const FmStepper&) = delete;
+  FmStepper& operator=(const FmStepper&) = delete;
+
+  Device device() const;
+  // One training step on a host batch (CSR or dense, cols == d; labels: batch.rows floats, for
+  // logistic 0 or 1). Returns the loss of the batch computed with the parameters BEFORE the update
+  // (the progressive training loss SageMaker logs).
+  FmBatchLoss Step(const HostBatch& batch, const float* labels);
+  // Raw predictions yhat with the current parameters (no update): out receives batch.rows floats.
+  void Predict(const HostBatch& batch, float* out);
+  // The current parameters, copied to the host.
+  FmParams Params() const;
+  // Steps taken so far (t of the last step).
+  int64_t steps() const { return steps_; }
+  // Bytes of parameters plus optimizer state for d features, k factors and an optimizer.
+  static size_t StateBytes(int64_t d, int64_t k, FmOptimizer optimizer);
+
+ private:
+  Resources& res_;
+  FmStepSpec spec_;
+  int64_t d_ = 0;
+  int64_t steps_ = 0;
+  std::unique_ptr<internal::FmCpuState> cpu_;
+  std::unique_ptr<internal::FmGpuState, internal::FmGpuStateDeleter> gpu_;
+};
+
+namespace internal {
+// The GPU half of FmStepper (fm_step.cu; "built without CUDA" stubs otherwise). `t` is the 1-based
+// step number. Create throws UserError naming the bytes when the device memory is short.
+FmGpuState* FmGpuCreate(Resources& res, const FmParams& initial, const FmStepSpec& spec);
+FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels, int64_t t);
+void FmGpuPredict(FmGpuState* s, const HostBatch& batch, float* out);
+FmParams FmGpuParams(const FmGpuState* s);
+}  // namespace internal
+
+// The loss of one row (float64) and its derivative g = d loss / d yhat; also used by the metrics.
+double FmLossValue(FmLoss loss, double yhat, double label, double* derivative);
+
+}  // namespace mlforge::kernels
