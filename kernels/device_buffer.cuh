@@ -26,24 +26,60 @@ class GrowBuffer {
   GrowBuffer(const GrowBuffer&) = delete;
   GrowBuffer& operator=(const GrowBuffer&) = delete;
   // Room for n elements (at least 1, so the pointer is never null); the contents are not preserved.
-  T* Reserve(size_t n) {
+  // 1/8 headroom so that slowly growing batches do not reallocate every time.
+  T* Reserve(size_t n) { return Grow(n, n / 8); }
+  // The same without the headroom: for arrays sized once (a model's parameters, optimizer state),
+  // where 1/8 extra would be wasted device memory.
+  T* ReserveExact(size_t n) { return Grow(n, 0); }
+  T* get() const { return ptr_; }
+
+ private:
+  T* Grow(size_t n, size_t headroom) {
     n = std::max<size_t>(n, 1);
     if (n > cap_) {
       if (ptr_ != nullptr) MLF_CUDA_TRY(cudaFreeAsync(ptr_, stream_));
       ptr_ = nullptr;
       cap_ = 0;
-      // 1/8 headroom so that slowly growing batches do not reallocate every time.
-      const size_t want = n + n / 8;
+      const size_t want = n + headroom;
       MLF_CUDA_TRY(cudaMallocAsync(reinterpret_cast<void**>(&ptr_), want * sizeof(T), stream_));
       cap_ = want;
     }
     return ptr_;
   }
-  T* get() const { return ptr_; }
 
- private:
   cudaStream_t stream_;
   T* ptr_ = nullptr;
+  size_t cap_ = 0;
+};
+
+// Page-locked host memory that grows on demand: the staging area of one step's upload (a batch
+// packed into one buffer goes up in one DMA) and of its small downloads. The caller makes sure
+// the copies that read or write it are complete (e.g. the step's stream sync) before it is
+// reused or grown.
+class PinnedBuffer {
+ public:
+  PinnedBuffer() = default;
+  ~PinnedBuffer() {
+    if (ptr_ != nullptr) cudaFreeHost(ptr_);  // errors ignored: destructors must not throw
+  }
+  PinnedBuffer(const PinnedBuffer&) = delete;
+  PinnedBuffer& operator=(const PinnedBuffer&) = delete;
+  // Room for `bytes` bytes (at least 1); the contents are not preserved.
+  void* Reserve(size_t bytes) {
+    bytes = std::max<size_t>(bytes, 1);
+    if (bytes > cap_) {
+      if (ptr_ != nullptr) MLF_CUDA_TRY(cudaFreeHost(ptr_));
+      ptr_ = nullptr;
+      cap_ = 0;
+      const size_t want = bytes + bytes / 8;
+      MLF_CUDA_TRY(cudaHostAlloc(&ptr_, want, cudaHostAllocDefault));
+      cap_ = want;
+    }
+    return ptr_;
+  }
+
+ private:
+  void* ptr_ = nullptr;
   size_t cap_ = 0;
 };
 
