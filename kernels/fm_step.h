@@ -26,11 +26,15 @@
 //   adagrad: h += G^2;  w -= lr (G / sqrt(h + eps) + wd w)
 // clip(.) clamps to [-clip_gradient, clip_gradient] when clip_gradient > 0. Rows a batch does not
 // touch keep their value and state (weight decay is lazy: it acts only when a row is touched).
+// A row is touched when the batch stores an entry for its feature: an explicit zero in a CSR batch
+// touches it (as in MXNet's row_sparse gradient); the zeros of a dense batch do not (dense batches
+// are converted to CSR without them).
 // rescale is 1 / rows of the batch unless set (SageMaker's `rescale_grad`).
 //
 // Numerics: float32 parameters, state and per-row s; the per-row prediction, loss and the batch's
 // loss sums in float64. Gradients of a feature are summed over its rows in a fixed order (rows
-// ascending), so a step is deterministic for a given batch on a given device.
+// ascending), so the parameters after a step do not depend on the thread count (the reported loss
+// sums may differ in the last bits: they are added per thread).
 #pragma once
 
 #include <cstdint>
@@ -62,8 +66,8 @@ struct FmStepSpec {
   FmGroupSpec bias{0.1f, 0.01f};       // w0
   FmGroupSpec linear{0.001f, 0.001f};  // w
   FmGroupSpec factors{0.0001f, 0.00001f};  // v
-  bool use_bias = true;    // false: w0 stays 0 and is not trained
-  bool use_linear = true;  // false: w stays 0 and is not trained
+  bool use_bias = true;    // false: w0 is not trained (keeps its initial value: pass 0)
+  bool use_linear = true;  // false: w is not trained (keeps its initial values: pass zeros)
   float beta1 = 0.9f;      // adam
   float beta2 = 0.999f;    // adam
   float eps = 1e-8f;       // adam (1e-8) / adagrad (1e-7): the division guard

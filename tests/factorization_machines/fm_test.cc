@@ -322,6 +322,21 @@ TEST(FmStep, UntouchedRowsKeepTheirValuesAndTheResultIgnoresThreads) {
   EXPECT_GT(untouched, 100);
 }
 
+TEST(FmStep, IndptrNeedNotStartAtZero) {
+  const FmParams p0 = RandomParams(50, 4, 21);
+  const HostBatch b = RandomCsr(40, 50, 5, 22);
+  HostBatch shifted = b;  // the same rows behind 3 unused leading entries
+  shifted.indices.insert(shifted.indices.begin(), {1, 2, 3});
+  shifted.values.insert(shifted.values.begin(), {9.0f, 9.0f, 9.0f});
+  for (int64_t& o : shifted.indptr) o += 3;
+  auto res = CpuResources(2);
+  kernels::FmStepper a(*res, p0, kernels::FmStepSpec{}), c(*res, p0, kernels::FmStepSpec{});
+  const kernels::FmBatchLoss la = a.Step(b, b.labels.data()), lc = c.Step(shifted, shifted.labels.data());
+  EXPECT_EQ(la.loss, lc.loss);
+  EXPECT_EQ(a.Params().v, c.Params().v);
+  EXPECT_EQ(a.Params().w, c.Params().w);
+}
+
 TEST(FmStep, StateBytesAndShapeErrors) {
   EXPECT_EQ(kernels::FmStepper::StateBytes(10, 3, kernels::FmOptimizer::kSgd), (10 * 4 + 1) * 4u + 40u);
   EXPECT_EQ(kernels::FmStepper::StateBytes(10, 3, kernels::FmOptimizer::kAdam), 3 * (10 * 4 + 1) * 4u + 40u);
