@@ -439,7 +439,10 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
       ->required();
   synth->add_option("--rows", o.rows, "Rows (samples for genotypes)")->capture_default_str();
   synth_args->cols =
-      synth->add_option("--cols", o.cols, "Columns (variants for genotypes; fm: users + items)")->capture_default_str();
+      synth
+          ->add_option("--cols", o.cols,
+                       "Columns (variants for genotypes; fm: users + items, or all features with --fields)")
+          ->capture_default_str();
   synth->add_option("--seed", o.seed, "Seed: the same seed gives the same bytes")->capture_default_str();
   synth->add_option("--to", synth_args->to, "Output format (default: from the extension)")
       ->check(CLI::IsMember({"csv", "recordio"}));
@@ -462,6 +465,13 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
   synth->add_option("--users", o.users, "fm: number of users")->capture_default_str();
   synth->add_option("--items", o.items, "fm: number of items")->capture_default_str();
   synth->add_option("--factors", o.factors, "fm: factorization dimension")->capture_default_str();
+  synth
+      ->add_option("--fields", o.fields,
+                   "fm: Criteo-like rows, one id in each of this many fields over --cols "
+                   "features (0: one user and one item)")
+      ->capture_default_str();
+  synth->add_option("--zipf", o.zipf, "fm --fields: Zipf exponent of the ids' popularity (0: uniform)")
+      ->capture_default_str();
   synth->add_option("--populations", o.populations, "genotypes: number of populations")->capture_default_str();
   synth->add_option("--fst", o.fst, "genotypes: Balding-Nichols F_ST in (0, 1)")->capture_default_str();
   synth_args->missing_rate =

@@ -153,6 +153,93 @@ nlohmann::json Matrix(const std::vector<double>& v, int64_t rows, int64_t cols) 
   return m;
 }
 
+// fm with fields (SynthOptions::fields > 0): the ground-truth FM and the id distribution of
+// every field. Field f owns columns [offsets[f], offsets[f + 1]); over those columns, cdf holds
+// the CDF of the popularity ranks and perm the column of each rank.
+struct FieldModel {
+  std::vector<int64_t> offsets;
+  std::vector<double> cdf;
+  std::vector<uint32_t> perm;
+  std::vector<double> w, v;  // cols, cols x factors
+
+  void Draw(const SynthOptions& o, Rng& rng);
+  double Row(const SynthOptions& o, double w0, bool regression, Rng& rng, uint32_t* cols,
+             std::vector<double>* sums) const;
+};
+
+// Drawn after w0: cardinalities, w, v, then the rank -> column permutations.
+void FieldModel::Draw(const SynthOptions& o, Rng& rng) {
+  const int64_t d = o.cols;
+  const int nf = o.fields;
+  // Cardinalities: 1 each, plus the other d - fields columns shared in proportion to log-uniform
+  // weights over four decades (Criteo's fields range from a few values to millions); the rounding
+  // remainder goes to the heaviest field.
+  std::vector<double> weight(nf);
+  double total = 0;
+  for (auto& x : weight) total += (x = std::exp(rng.Uniform(0.0, std::log(1e4))));
+  std::vector<int64_t> card(nf, 1);
+  int64_t left = d - nf;
+  for (int f = 0; f < nf; ++f) {
+    const auto share = static_cast<int64_t>(std::floor(static_cast<double>(d - nf) * (weight[f] / total)));
+    card[f] += share;
+    left -= share;
+  }
+  card[std::max_element(weight.begin(), weight.end()) - weight.begin()] += left;
+  offsets.assign(nf + 1, 0);
+  for (int f = 0; f < nf; ++f) offsets[f + 1] = offsets[f] + card[f];
+  MLF_ASSERT(offsets[nf] == d);
+
+  // Scales: the linear part (fields terms) has variance ~0.5 and the pairwise part (fields
+  // (fields - 1) / 2 dot products of `factors` terms) variance ~1, as in the user/item mode.
+  const double pairs = std::max(1.0, 0.5 * nf * (nf - 1));
+  const double sw = std::sqrt(0.5 / nf);
+  const double sv = std::pow(pairs * o.factors, -0.25);
+  w.resize(d);
+  for (auto& x : w) x = sw * rng.Normal();
+  v.resize(static_cast<size_t>(d) * o.factors);
+  for (auto& x : v) x = sv * rng.Normal();
+
+  cdf.resize(d);
+  perm.resize(d);
+  for (int f = 0; f < nf; ++f) {
+    const int64_t lo = offsets[f], c = card[f];
+    double sum = 0;
+    for (int64_t j = 0; j < c; ++j) cdf[lo + j] = (sum += std::pow(static_cast<double>(j + 1), -o.zipf));
+    for (int64_t j = 0; j < c; ++j) cdf[lo + j] /= sum;
+    cdf[lo + c - 1] = 1.0;  // a Uniform() < 1 always lands inside the field
+    // Fisher-Yates: rank j -> column perm[lo + j].
+    for (int64_t j = 0; j < c; ++j) perm[lo + j] = static_cast<uint32_t>(lo + j);
+    for (int64_t j = c - 1; j > 0; --j)
+      std::swap(perm[lo + j], perm[lo + static_cast<int64_t>(rng.Below(j + 1))]);
+  }
+}
+
+// One row: its ids (one per field, hence ascending) into `cols`, and its label. `sums` is scratch
+// of `factors` doubles.
+double FieldModel::Row(const SynthOptions& o, double w0, bool regression, Rng& rng, uint32_t* cols,
+                       std::vector<double>* sums) const {
+  const int k = o.factors;
+  std::fill(sums->begin(), sums->end(), 0.0);
+  double s = w0, self = 0;
+  for (int f = 0; f < o.fields; ++f) {
+    const double* field_cdf = &cdf[offsets[f]];
+    const int64_t c = offsets[f + 1] - offsets[f];
+    const int64_t rank = std::upper_bound(field_cdf, field_cdf + c, rng.Uniform()) - field_cdf;
+    const uint32_t col = perm[offsets[f] + rank];
+    cols[f] = col;
+    s += w[col];
+    const double* vc = &v[static_cast<size_t>(col) * k];
+    for (int j = 0; j < k; ++j) {
+      (*sums)[j] += vc[j];
+      self += vc[j] * vc[j];
+    }
+  }
+  double sq = 0;
+  for (int j = 0; j < k; ++j) sq += (*sums)[j] * (*sums)[j];
+  s += 0.5 * (sq - self) + o.noise * rng.Normal();
+  return regression ? s : (s > w0 ? 1.0 : 0.0);
+}
+
 }  // namespace
 
 SynthKind ParseSynthKind(const std::string& s) {
@@ -188,6 +275,7 @@ struct SynthGenerator::Params {
   double w0 = 0;                 // fm
   std::vector<double> w_users, w_items;  // fm
   std::vector<double> v_users, v_items;  // fm: users x factors, items x factors
+  FieldModel fields;  // fm with fields
   std::vector<double> ancestral;   // genotypes: cols
   std::vector<double> pop_freq;    // genotypes: populations x cols
 };
@@ -197,7 +285,16 @@ SynthGenerator::SynthGenerator(SynthOptions options) : opt_(std::move(options)),
   Params& p = *params_;
   MLF_EXPECTS(o.rows >= 1, "--rows must be at least 1 (got {})", o.rows);
   MLF_EXPECTS(o.batch_rows >= 1, "synth batch size must be at least 1 (got {})", o.batch_rows);
-  if (o.kind == SynthKind::kFm) {
+  if (o.kind == SynthKind::kFm && o.fields != 0) {
+    MLF_EXPECTS(o.fields >= 1, "--fields must be >= 0 (0: one user and one item per row; got {})", o.fields);
+    MLF_EXPECTS(o.cols >= o.fields,
+                "synth fm --fields {}: --cols is the total number of features over the fields and must be at "
+                "least --fields (got --cols {})",
+                o.fields, o.cols);
+    MLF_EXPECTS(o.cols <= std::numeric_limits<uint32_t>::max(),
+                "synth fm: --cols must fit in 32-bit column indices (got {})", o.cols);
+    MLF_EXPECTS(o.zipf >= 0 && std::isfinite(o.zipf), "--zipf must be >= 0 (0: uniform ids; got {})", o.zipf);
+  } else if (o.kind == SynthKind::kFm) {
     MLF_EXPECTS(o.users >= 1 && o.items >= 1, "--users and --items must be at least 1 (got {} and {})",
                 o.users, o.items);
     MLF_EXPECTS(o.cols <= 0 || o.cols == o.users + o.items,
@@ -278,6 +375,10 @@ SynthGenerator::SynthGenerator(SynthOptions options) : opt_(std::move(options)),
       p.task = ParseTask(o.task, o.kind);
       MLF_EXPECTS(o.factors >= 1, "--factors must be at least 1 (got {})", o.factors);
       p.w0 = rng.Normal();
+      if (o.fields > 0) {
+        p.fields.Draw(o, rng);
+        break;
+      }
       p.w_users.resize(o.users);
       p.w_items.resize(o.items);
       for (auto& w : p.w_users) w = 0.5 * rng.Normal();
@@ -324,11 +425,12 @@ void SynthGenerator::Fill(int64_t first_row, int64_t n, HostBatch* batch) const 
   batch->first_row = first_row;
   if (labels) batch->labels.resize(n);
   if (sparse()) {
+    const int64_t per_row = o.fields > 0 ? o.fields : 2;  // one-hot ids per row
     batch->layout = Layout::kCsr;
     batch->indptr.resize(n + 1);
-    batch->indices.resize(2 * n);
-    batch->values.assign(2 * n, 1.0f);
-    for (int64_t i = 0; i <= n; ++i) batch->indptr[i] = 2 * i;
+    batch->indices.resize(per_row * n);
+    batch->values.assign(per_row * n, 1.0f);
+    for (int64_t i = 0; i <= n; ++i) batch->indptr[i] = per_row * i;
   } else {
     batch->layout = Layout::kDense;
     batch->values.resize(static_cast<size_t>(n) * d);
@@ -339,6 +441,7 @@ void SynthGenerator::Fill(int64_t first_row, int64_t n, HostBatch* batch) const 
   auto fill_rows = [&](int64_t lo, int64_t hi) {
     std::vector<double> scores(p.outputs);
     std::vector<double> row(o.kind == SynthKind::kLowRank ? d : 0);  // float64 until the noise
+    std::vector<double> factor_sums(o.kind == SynthKind::kFm ? o.factors : 0);
     for (int64_t i = lo; i < hi; ++i) {
       Rng rng(StreamSeed(o.seed, kRowStream, static_cast<uint64_t>(first_row + i)));
       float* x = sparse() ? nullptr : &batch->values[static_cast<size_t>(i) * d];
@@ -380,6 +483,11 @@ void SynthGenerator::Fill(int64_t first_row, int64_t n, HostBatch* batch) const 
           break;
         }
         case SynthKind::kFm: {
+          if (o.fields > 0) {
+            y = p.fields.Row(o, p.w0, p.task == Task::kRegression, rng,
+                             &batch->indices[static_cast<size_t>(i) * o.fields], &factor_sums);
+            break;
+          }
           const uint64_t u = rng.Below(o.users);
           const uint64_t it = rng.Below(o.items);
           batch->indices[2 * i] = static_cast<uint32_t>(u);
@@ -488,6 +596,15 @@ nlohmann::json SynthGenerator::Truth() const {
       break;
     }
     case SynthKind::kFm:
+      if (o.fields > 0) {
+        opts = {{"task", o.task}, {"noise", o.noise}, {"fields", o.fields}, {"zipf", o.zipf},
+                {"factors", o.factors}};
+        t["w0"] = p.w0;
+        t["field_offsets"] = p.fields.offsets;
+        t["w"] = p.fields.w;
+        t["v"] = Matrix(p.fields.v, d, o.factors);
+        break;
+      }
       opts = {{"task", o.task}, {"noise", o.noise}, {"users", o.users}, {"items", o.items},
               {"factors", o.factors}};
       t["w0"] = p.w0;

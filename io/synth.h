@@ -64,6 +64,14 @@ struct SynthOptions {
   int64_t users = 100;
   int64_t items = 100;
   int factors = 4;
+  // fm with fields > 0 (Criteo-like; users/items unused): cols (required) is split into `fields`
+  // consecutive categorical fields of skewed cardinalities (each >= 1); every row has exactly one
+  // id per field (value 1), so `fields` non-zeros in ascending column order. Within a field the
+  // id of popularity rank j is drawn with P(j) ~ 1 / (j + 1)^zipf (0: uniform), and ranks map to
+  // the field's columns through a fixed random permutation (hot ids scattered, as after hashing).
+  //   score = w0 + sum_i w_i + sum_{i<j} <v_i, v_j> over the row's ids; labels as above.
+  int fields = 0;
+  double zipf = 1.1;
 
   // genotypes (Balding-Nichols): p ~ U(0.05, 0.95) per variant; each population's frequency
   // ~ Beta(p(1-F)/F, (1-p)(1-F)/F) with F = fst; dosage ~ Binomial(2, p_pop); label = population.
@@ -92,7 +100,8 @@ class SynthGenerator {
   // The ground truth as JSON: {"kind", "rows", "cols", "seed", "options": {...}, and per kind
   // "centers" [k][cols] | "weights" [cols] or [classes][cols] + "bias" | "mean", "components"
   // [rank][cols], "stddevs", "explained_variance" | "w0", "w_users", "w_items", "v_users"
-  // [users][factors], "v_items" | "ancestral_freq" [cols], "population_freq" [pops][cols]}.
+  // [users][factors], "v_items" (fm with fields: "w0", "field_offsets" [fields + 1], "w" [cols],
+  // "v" [cols][factors]) | "ancestral_freq" [cols], "population_freq" [pops][cols]}.
   nlohmann::json Truth() const;
 
   // genotypes only: the draws of Fill, one block of columns at a time, for writers that emit

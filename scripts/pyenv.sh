@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Creates (idempotently) a Python virtual environment and prints the path of its python on stdout.
 #
-#   scripts/pyenv.sh [sklearn|intelex|sdk]
+#   scripts/pyenv.sh [sklearn|intelex|sdk|torch]
 #     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks; and
 #                        matplotlib (the demo's PC scatter plots, scripts/plot_pca.py)
 #     intelex            the same plus scikit-learn-intelex (benchmark peer only); venv <repo>/.venv-intelex
 #     sdk                the SageMaker Python SDK 2.x (its serializers and deserializers): the
 #                        server's compatibility test; venv <repo>/.venv-sdk
+#     torch              PyTorch (benchmark peer only: bench/fm_torch.py); venv <repo>/.venv-torch.
+#                        PyPI's Linux x86_64 wheel is the CUDA build and pulls the nvidia-* runtime
+#                        wheels (~3 GB download, ~6 GB installed); where PyTorch's own CPU wheel
+#                        index answers, set PIP_INDEX_URL to it for a ~200 MB install instead.
 #
 #   MLFORGE_VENV   where the venv lives (default: <repo>/.venv or <repo>/.venv-sdk, gitignored)
 #   MLFORGE_PYTHON the interpreter that creates it (default: python3; needs the venv module)
@@ -55,8 +59,13 @@ case "$profile" in
     requirements=("sagemaker==2.257.7")
     imports="import numpy, sagemaker.serializers, sagemaker.deserializers, sagemaker.amazon.common"
     ;;
+  torch)
+    venv="${MLFORGE_VENV:-$repo/.venv-torch}"
+    requirements=("numpy==1.26.4" "torch==2.5.1")
+    imports="import numpy, torch"
+    ;;
   *)
-    echo "pyenv.sh: unknown profile '$profile' (sklearn, intelex or sdk)" >&2
+    echo "pyenv.sh: unknown profile '$profile' (sklearn, intelex, sdk or torch)" >&2
     exit 2
     ;;
 esac
@@ -120,5 +129,5 @@ if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --tim
 fi
 SAGEMAKER_SUPPRESS_V2_WARNING=1 "$venv/bin/python" -c "$imports" >&2 || { say "imports fail after install"; exit 1; }
 printf '%s' "$stamp_text" >"$venv/.mlforge-requirements"
-say "ready ($profile): $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scikit-learn|sagemaker)==' | tr '\n' ' ')"
+say "ready ($profile): $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scikit-learn|sagemaker|torch)==' | tr '\n' ' ')"
 echo "$venv/bin/python"

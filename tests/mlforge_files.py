@@ -168,3 +168,178 @@ def append_recordio_dense(f, x):
     buf[:, :len(prefix)] = prefix
     buf[:, len(prefix):len(prefix) + 4 * d] = np.ascontiguousarray(x, dtype="<f4").view(np.uint8).reshape(n, 4 * d)
     f.write(buf.tobytes())
+
+
+# ---------------------------------------------------------------------------------------------
+# recordIO-protobuf reader (SPEC.md 1.1-1.2) into CSR arrays, for the benchmarks' peers
+# (bench/fm_torch.py): one Python step per record to find the tensors, the values, keys and labels
+# of all records then decoded at once with numpy. Reads dense and sparse float32 feature tensors
+# (one feature key), float32 / float64 / int32 labels, and multi-part (dmlc) frames.
+# ---------------------------------------------------------------------------------------------
+def _varint_at(buf, pos):
+    result = shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if b < 0x80:
+            return result, pos
+        shift += 7
+
+
+def _fields(buf, pos, end):
+    """(field number, wire type, value or (start, stop)) of each protobuf field in buf[pos:end]."""
+    while pos < end:
+        tag, pos = _varint_at(buf, pos)
+        wire = tag & 7
+        if wire == 2:
+            n, pos = _varint_at(buf, pos)
+            yield tag >> 3, wire, (pos, pos + n)
+            pos += n
+        elif wire == 0:
+            v, pos = _varint_at(buf, pos)
+            yield tag >> 3, wire, v
+        elif wire == 5:
+            yield tag >> 3, wire, (pos, pos + 4)
+            pos += 4
+        elif wire == 1:
+            yield tag >> 3, wire, (pos, pos + 8)
+            pos += 8
+        else:
+            raise ValueError(f"unsupported protobuf wire type {wire} at byte {pos}")
+
+
+def decode_varints(raw):
+    """All the varints packed back to back in the uint8 array raw, as uint64."""
+    raw = np.asarray(raw, np.uint8)
+    if raw.size == 0:
+        return np.zeros(0, np.uint64)
+    if raw[-1] >= 0x80:
+        raise ValueError("truncated varint")
+    ends = np.flatnonzero(raw < 0x80)
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    shift = (np.arange(raw.size) - np.repeat(starts, ends - starts + 1)).astype(np.uint64) * np.uint64(7)
+    return np.add.reduceat((raw & 0x7F).astype(np.uint64) << shift, starts)
+
+
+def _frames(data):
+    """Yields each record's payload (bytes or memoryview) of a recordIO file's contents."""
+    pos, n, parts = 0, len(data), []
+    while pos < n:
+        if pos + 8 > n:
+            raise ValueError(f"truncated frame header at byte {pos}")
+        magic, lrec = struct.unpack_from("<II", data, pos)
+        if magic != _RECORDIO_MAGIC:
+            raise ValueError(f"bad recordIO magic at byte {pos}")
+        cflag, length = lrec >> 29, lrec & ((1 << 29) - 1)
+        body = data[pos + 8:pos + 8 + length]
+        if len(body) != length:
+            raise ValueError(f"truncated record at byte {pos}")
+        pos += 8 + length + (4 - length % 4) % 4
+        if cflag == 0:
+            yield body
+        elif cflag in (1, 2):
+            parts.append(bytes(body))
+        elif cflag == 3:
+            parts.append(bytes(body))
+            yield struct.pack("<I", _RECORDIO_MAGIC).join(parts)
+            parts = []
+        else:
+            raise ValueError(f"reserved recordIO flag {cflag} at byte {pos}")
+
+
+def read_recordio_csr(path):
+    """Reads a recordIO-protobuf file (one row per record) into CSR arrays:
+    (indptr int64 [n+1], indices int64 [nnz], values float32 [nnz], labels float32 [n] or None, cols).
+    Dense rows become rows with every column present. cols is the sparse shape (or dense width)."""
+    with open(path, "rb") as f:
+        data = memoryview(f.read())
+    value_parts, key_parts, label_parts = [], [], []  # byte strings, concatenated below
+    key_counts = []  # per sparse row: number of key bytes (-1 for a dense row: values give width)
+    value_bytes, label_kind = [], None
+    cols = 0
+    rows = 0
+    for payload in _frames(data):
+        buf = payload if isinstance(payload, memoryview) else memoryview(payload)
+        row_label = None
+        features = None
+        for num, _, span in _fields(buf, 0, len(buf)):
+            if num not in (1, 2):
+                continue  # uid, metadata, configuration
+            # map entry: key (1), Value (2) -> float32_tensor (2) | float64_tensor (3) | int32_tensor (7)
+            value = None
+            for enum, _, espan in _fields(buf, *span):
+                if enum == 2:
+                    value = espan
+            if value is None:
+                raise ValueError(f"{path}: record {rows} has a map entry without a value")
+            for vnum, _, tspan in _fields(buf, *value):
+                tensor = (vnum, tspan)
+            if num == 1:
+                if features is not None:
+                    raise ValueError(f"{path}: record {rows} has several feature keys")
+                features = tensor
+            else:
+                row_label = tensor
+        if features is None or features[0] != 2:
+            raise ValueError(f"{path}: record {rows} has no float32 feature tensor")
+        vals = keys = b""
+        shape = None
+        for tnum, _, tspan in _fields(buf, *features[1]):
+            if tnum == 1:
+                vals = buf[tspan[0]:tspan[1]]
+            elif tnum == 2:
+                keys = buf[tspan[0]:tspan[1]]
+            elif tnum == 3:
+                shape = decode_varints(np.frombuffer(buf[tspan[0]:tspan[1]], np.uint8))
+        value_parts.append(bytes(vals))
+        value_bytes.append(len(vals))
+        if len(keys) or shape is not None:
+            if shape is None or len(shape) != 1:
+                raise ValueError(f"{path}: record {rows}: sparse rows need shape [cols]")
+            cols = max(cols, int(shape[0]))
+            key_parts.append(bytes(keys))
+            key_counts.append(len(keys))
+        else:
+            cols = max(cols, len(vals) // 4)
+            key_counts.append(-1)
+        if row_label is not None:
+            kind, lspan = row_label
+            lfields = {n: s for n, _, s in _fields(buf, *lspan)}
+            label_kind = label_kind or kind
+            if kind != label_kind or 1 not in lfields:
+                raise ValueError(f"{path}: record {rows}: labels of mixed or unsupported types")
+            label_parts.append(bytes(buf[lfields[1][0]:lfields[1][1]]))
+        rows += 1
+    values = np.frombuffer(b"".join(value_parts), "<f4").astype(np.float32)
+    nnz = np.asarray(value_bytes, np.int64) // 4
+    indptr = np.zeros(rows + 1, np.int64)
+    np.cumsum(nnz, out=indptr[1:])
+    key_counts = np.asarray(key_counts, np.int64)
+    indices = np.empty(int(indptr[-1]), np.int64)
+    sparse_rows = key_counts >= 0
+    keys = decode_varints(np.frombuffer(b"".join(key_parts), np.uint8)).astype(np.int64)
+    if keys.size != nnz[sparse_rows].sum():
+        raise ValueError(f"{path}: sparse rows whose key and value counts differ")
+    if sparse_rows.all():
+        indices[:] = keys
+    else:  # a mix: place the keys of the sparse rows, column numbers for the dense ones
+        k = 0
+        for r in range(rows):
+            a, b = indptr[r], indptr[r + 1]
+            if sparse_rows[r]:
+                indices[a:b] = keys[k:k + (b - a)]
+                k += b - a
+            else:
+                indices[a:b] = np.arange(b - a)
+    labels = None
+    if label_parts:
+        if len(label_parts) != rows:
+            raise ValueError(f"{path}: {len(label_parts)} labels for {rows} rows")
+        dtype = {2: "<f4", 3: "<f8"}.get(label_kind)
+        raw = b"".join(label_parts)
+        labels = (np.frombuffer(raw, dtype) if dtype else decode_varints(np.frombuffer(raw, np.uint8))
+                  .astype(np.int64).astype(np.int32)).astype(np.float32)
+        if labels.size != rows:
+            raise ValueError(f"{path}: expected one label per row")
+    return indptr, indices, values, labels, cols

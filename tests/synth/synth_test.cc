@@ -279,6 +279,146 @@ TEST(Synth, FmIsOneHotCsrWithLabelsFromTheTrueFactorization) {
   EXPECT_THROW(SynthGenerator{o}, UserError);
 }
 
+SynthOptions FieldOpts(int64_t rows, int64_t cols, int fields, uint64_t seed = 7) {
+  SynthOptions o = Opts(SynthKind::kFm, rows, cols, seed);
+  o.fields = fields;
+  o.factors = 3;
+  o.noise = 0.2;
+  return o;
+}
+
+TEST(Synth, FmFieldsIsOneIdPerFieldWithSkewedIdsAndLabelsFromTheTrueFm) {
+  const int nf = 12;
+  const SynthOptions o = FieldOpts(20000, 30000, nf);
+  SynthGenerator gen(o);
+  EXPECT_TRUE(gen.sparse());
+  EXPECT_EQ(gen.cols(), 30000);
+  const nlohmann::json t = gen.Truth();
+  const auto offsets = t["field_offsets"].get<std::vector<int64_t>>();
+  ASSERT_EQ(offsets.size(), static_cast<size_t>(nf + 1));
+  EXPECT_EQ(offsets.front(), 0);
+  EXPECT_EQ(offsets.back(), 30000);
+  int64_t widest = 0;  // the field with the most ids
+  for (int f = 0; f < nf; ++f) {
+    ASSERT_GE(offsets[f + 1] - offsets[f], 1);
+    if (offsets[f + 1] - offsets[f] > offsets[widest + 1] - offsets[widest]) widest = f;
+  }
+  // Cardinalities differ by orders of magnitude, as Criteo's do.
+  int64_t narrowest = offsets[1] - offsets[0];
+  for (int f = 0; f < nf; ++f) narrowest = std::min(narrowest, offsets[f + 1] - offsets[f]);
+  EXPECT_GT(offsets[widest + 1] - offsets[widest], 20 * narrowest);
+
+  const HostBatch b = Collect(o, 999, 2);
+  ASSERT_EQ(b.layout, Layout::kCsr);
+  ASSERT_EQ(b.indices.size(), static_cast<size_t>(nf) * b.rows);
+  std::vector<int64_t> count(gen.cols(), 0);
+  double sum_sq = 0;
+  std::vector<double> sums(3);
+  for (int64_t i = 0; i < b.rows; ++i) {
+    ASSERT_EQ(b.indptr[i + 1] - b.indptr[i], nf);  // row nnz == fields
+    double s = t["w0"].get<double>(), self = 0;
+    std::fill(sums.begin(), sums.end(), 0.0);
+    for (int f = 0; f < nf; ++f) {
+      const uint32_t c = b.indices[b.indptr[i] + f];
+      ASSERT_GE(c, offsets[f]) << "row " << i << " field " << f;
+      ASSERT_LT(c, offsets[f + 1]) << "row " << i << " field " << f;
+      EXPECT_EQ(b.values[b.indptr[i] + f], 1.0f);
+      ++count[c];
+      s += t["w"][c].get<double>();
+      for (int k = 0; k < 3; ++k) {
+        const double v = t["v"][c][k].get<double>();
+        sums[k] += v;
+        self += v * v;
+      }
+    }
+    for (int k = 0; k < 3; ++k) s += 0.5 * sums[k] * sums[k];
+    s -= 0.5 * self;
+    const double r = b.labels[i] - s;
+    sum_sq += r * r;
+  }
+  EXPECT_NEAR(sum_sq / b.rows, 0.04, 0.04 * 0.1);  // the noise alone
+
+  // Skew: the hottest id of the widest field is drawn far more often than a uniform id would be.
+  const int64_t lo = offsets[widest], hi = offsets[widest + 1];
+  const int64_t hottest = *std::max_element(count.begin() + lo, count.begin() + hi);
+  EXPECT_GT(hottest, 50.0 * b.rows / (hi - lo));
+  // Ranks are permuted over a field's columns: the hottest id is rarely the field's first column.
+  int hot_at_start = 0;
+  for (int f = 0; f < nf; ++f) {
+    hot_at_start += std::max_element(count.begin() + offsets[f], count.begin() + offsets[f + 1]) - count.begin() ==
+                    offsets[f];
+  }
+  EXPECT_LT(hot_at_start, nf / 2);
+
+  // --zipf 0: uniform ids, no hot feature.
+  SynthOptions flat = o;
+  flat.zipf = 0;
+  const HostBatch u = Collect(flat, 4096, 1);
+  std::fill(count.begin(), count.end(), 0);
+  for (uint32_t c : u.indices) ++count[c];
+  const int64_t flat_hottest = *std::max_element(count.begin() + lo, count.begin() + hi);
+  EXPECT_LT(flat_hottest, 10.0 * u.rows / (hi - lo) + 10);
+}
+
+TEST(Synth, FmFieldsIsTheSameBytesForASeedWhateverBatchSizeThreadsAndStartRow) {
+  const SynthOptions o = FieldOpts(1003, 5000, 39);
+  const HostBatch ref = Collect(o, 4096, 1);
+  ExpectSameBatch(ref, Collect(o, 7, 1));
+  ExpectSameBatch(ref, Collect(o, 100, 3));
+  SynthGenerator gen(o);
+  HostBatch part;
+  gen.Fill(123, 10, &part);
+  ASSERT_EQ(part.rows, 10);
+  for (int64_t k = 0; k < 10 * 39; ++k) EXPECT_EQ(part.indices[k], ref.indices[123 * 39 + k]);
+  for (int64_t i = 0; i < 10; ++i) EXPECT_EQ(part.labels[i], ref.labels[123 + i]);
+
+  // The recordIO files: the same seed gives the same bytes, another seed other bytes.
+  test::TempDir dir;
+  WriterOptions w;
+  w.format = DataFormat::kRecordIO;
+  SynthOptions binary = o;
+  binary.task = "binary";
+  WriteSynth(binary, dir / "a.pbr", w, false);
+  binary.threads = 3;
+  binary.batch_rows = 10;
+  WriteSynth(binary, dir / "b.pbr", w, false);
+  binary.seed = 8;
+  WriteSynth(binary, dir / "c.pbr", w, false);
+  const std::string a = test::ReadFile(dir / "a.pbr");
+  EXPECT_GT(a.size(), 1003u * 39 * 4);
+  EXPECT_EQ(a, test::ReadFile(dir / "b.pbr"));
+  EXPECT_NE(a, test::ReadFile(dir / "c.pbr"));
+  // binary labels are 0/1 and both occur.
+  const HostBatch lb = Collect(FieldOpts(1003, 5000, 39), 4096, 1);
+  SynthOptions bo = FieldOpts(1003, 5000, 39);
+  bo.task = "binary";
+  const HostBatch bb = Collect(bo, 4096, 1);
+  EXPECT_EQ(bb.indices, lb.indices);
+  const auto ones = std::count(bb.labels.begin(), bb.labels.end(), 1.0f);
+  EXPECT_EQ(ones + std::count(bb.labels.begin(), bb.labels.end(), 0.0f), 1003);
+  EXPECT_GT(ones, 200);
+  EXPECT_LT(ones, 803);
+}
+
+TEST(Synth, FmFieldsBadOptionsNameTheOption) {
+  auto message = [](SynthOptions o) -> std::string {
+    try {
+      SynthGenerator gen(o);
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "";
+  };
+  EXPECT_NE(message(FieldOpts(10, 5, 6)).find("--cols"), std::string::npos);
+  EXPECT_NE(message(FieldOpts(10, 0, 6)).find("--cols"), std::string::npos);
+  SynthOptions o = FieldOpts(10, 50, 6);
+  o.zipf = -1;
+  EXPECT_NE(message(o).find("--zipf"), std::string::npos);
+  o = FieldOpts(10, 50, -2);
+  EXPECT_NE(message(o).find("--fields"), std::string::npos);
+  EXPECT_EQ(message(FieldOpts(10, 6, 6)), "");  // one id per field is allowed
+}
+
 TEST(Synth, GenotypesAreDosagesWithPopulationFrequenciesDriftedByFst) {
   for (double fst : {0.02, 0.25}) {
     SCOPED_TRACE(fst);
