@@ -28,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "algos/factorization_machines/factorization_machines.h"
 #include "algos/kmeans/model.h"
 #include "algos/linear_learner/model.h"
 #include "container/inference_io.h"
@@ -79,10 +80,11 @@ class TestServer {
   }
   // POST /invocations.
   httplib::Result Post(const std::string& body, const std::string& content_type,
-                       const std::string& accept = "") {
+                       const std::string& accept = "", const std::string& custom_attributes = "") {
     httplib::Client c = Client();
     httplib::Headers h;
     if (!accept.empty()) h.emplace("Accept", accept);
+    if (!custom_attributes.empty()) h.emplace("X-Amzn-SageMaker-Custom-Attributes", custom_attributes);
     return c.Post("/invocations", h, body, content_type);
   }
 
@@ -635,6 +637,76 @@ TEST(Server, RealSageMakerLinearLearnerArtifacts) {
     EXPECT_EQ(csv->status, 406);
     EXPECT_NE(csv->body.find("supported for this model"), std::string::npos) << csv->body;
   }
+}
+
+// The real SageMaker factorization machines model (MovieLens, 2625 one-hot features): sparse JSON
+// and sparse recordIO requests score as the float64 formula does; top-k through SageMaker's
+// CustomAttributes header equals the library's exact ranking; CSV and bad attributes are refused.
+TEST(Server, RealSageMakerFactorizationMachinesArtifactAndTopK) {
+  MLF_REQUIRE_SHARED_DATA();
+  namespace fm = algos::factorization_machines;
+  const std::string tarball = test::SharedData("artifacts/fm_movielens100k_regressor_d2625_k64.model.tar.gz");
+  const fm::Model m = fm::LoadModel(tarball);
+  TestServer s(ModelAt(tarball));
+  std::vector<std::vector<double>> rows;
+  for (int r = 0; r < 12; ++r) {
+    std::vector<double> x(2625, 0.0);
+    x[static_cast<size_t>(r * 71 % 943)] = 1;               // a user
+    if (r % 3 != 0) x[static_cast<size_t>(943 + r * 131 % 1682)] = 1;  // and, for most rows, a movie
+    rows.push_back(std::move(x));
+  }
+  HostBatch b;
+  b.layout = Layout::kCsr;
+  b.cols = 2625;
+  b.indptr = {0};
+  for (const auto& x : rows) {
+    for (size_t j = 0; j < x.size(); ++j)
+      if (x[j] != 0) b.indices.push_back(static_cast<uint32_t>(j)), b.values.push_back(1.0f);
+    b.indptr.push_back(static_cast<int64_t>(b.values.size()));
+    ++b.rows;
+  }
+  const std::vector<float> want = fm::Score(m, b, 1);
+  for (ResponseFormat f : {ResponseFormat::kJson, ResponseFormat::kJsonLines, ResponseFormat::kRecordIO}) {
+    for (const std::string& ct : {std::string("application/json"), std::string("application/x-recordio-protobuf")}) {
+      const std::string body = ct == "application/json" ? JsonBody(rows, Form::kSparse) : RecordIOBody(rows, Dtype::kF32, true);
+      auto res = s.Post(body, ct, ResponseFormatName(f));
+      ASSERT_TRUE(res);
+      ASSERT_EQ(res->status, 200) << res->body;
+      const Answer a = ParseAnswer(res->body, f);
+      ASSERT_EQ(a.cols.size(), rows.size());
+      for (size_t i = 0; i < rows.size(); ++i) {
+        ASSERT_EQ(a.cols[i].size(), 1u);
+        EXPECT_NEAR(a.cols[i][0], want[i], 1e-5) << "row " << i;
+      }
+    }
+  }
+  // Top-k: the 5 best movies for each row, through the header.
+  const fm::TopK top = fm::Recommend(m, b, 943, 2625, 5, 1);
+  auto res = s.Post(JsonBody(rows, Form::kSparse), "application/json", "application/json",
+                    "top_k=5; item_range=943:2625");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json preds = json::parse(res->body)["predictions"];
+  ASSERT_EQ(preds.size(), rows.size());
+  for (size_t i = 0; i < rows.size(); ++i) {
+    ASSERT_EQ(preds[i]["top_k_items"].size(), 5u) << preds[i];
+    for (int j = 0; j < 5; ++j) {
+      EXPECT_EQ(preds[i]["top_k_items"][j].get<int64_t>(), top.items[i * 5 + j]);
+      EXPECT_NEAR(preds[i]["top_k_scores"][j].get<double>(), top.scores[i * 5 + j], 1e-5);
+    }
+    EXPECT_NEAR(preds[i]["score"].get<double>(), want[i], 1e-5);
+  }
+  // Attributes of other tools are ignored; a bad top-k request is a 400 naming the attribute.
+  auto other = s.Post(JsonBody(rows, Form::kSparse), "application/json", "", "trace-id=abc");
+  ASSERT_TRUE(other);
+  EXPECT_EQ(other->status, 200);
+  auto bad = s.Post(JsonBody(rows, Form::kSparse), "application/json", "", "top_k=5");
+  ASSERT_TRUE(bad);
+  EXPECT_EQ(bad->status, 400);
+  EXPECT_NE(bad->body.find("needs item_range"), std::string::npos) << bad->body;
+  auto csv = s.Post(CsvBody(rows), "text/csv");
+  ASSERT_TRUE(csv);
+  EXPECT_EQ(csv->status, 415) << csv->body;
 }
 
 // An mlforge multiclass linear learner model: score is the softmax vector (a JSON array of
