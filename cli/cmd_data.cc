@@ -59,6 +59,8 @@ struct InspectArgs {
   std::string format;
   int label_size = -1;
   bool columns = false;
+  bool zero_based = false;   // libsvm indices start at 0
+  int64_t feature_dim = -1;  // expected width (libsvm: the width); -1: from the data
 };
 
 struct LabelStats {
@@ -89,10 +91,12 @@ int RunInspect(const InspectArgs& args, const GlobalOptions& global) {
   source.paths = {args.path};
   source.format = FormatOption(args.format);
   source.label_size = args.label_size;
+  source.libsvm_zero_based = args.zero_based;
   const std::vector<std::string> files = io::ExpandChannelPaths(source.paths);
 
   io::StreamOptions options;
   options.batch_size = kBatchRows;
+  options.expected_cols = args.feature_dim;
   options.threads = global.threads;
   options.stop = StopToken::FromSignals();
   options.allow_non_finite = true;  // a data tool shows and converts NaN as it is
@@ -228,6 +232,8 @@ struct ConvertArgs {
   std::vector<std::string> paths;  // inputs..., output
   std::string from, to;
   int label_size = -1;
+  bool zero_based = false;   // libsvm input indices start at 0
+  int64_t feature_dim = -1;  // expected width (libsvm: the width); -1: from the data
   // VCF only (passed to io/vcf.h).
   double maf = 0;
   double max_missing = 1;
@@ -276,10 +282,11 @@ int RunConvert(const ConvertArgs& args, const GlobalOptions& global) {
   io::DataFormat to = FormatOption(args.to);
   if (to == io::DataFormat::kAuto) to = io::FormatFromPath(output);
   MLF_EXPECTS(to != io::DataFormat::kAuto,
-              "cannot tell the output format from '{}': use a .csv or .pbr/.recordio extension or pass "
-              "--to csv|recordio",
+              "cannot tell the output format from '{}': use a .csv, .pbr/.recordio or .libsvm extension or "
+              "pass --to csv|recordio|libsvm",
               output);
-  MLF_EXPECTS(to != io::DataFormat::kVcf, "{}: mlforge does not write VCF; pass --to csv|recordio", output);
+  MLF_EXPECTS(to != io::DataFormat::kVcf, "{}: mlforge does not write VCF; pass --to csv|recordio|libsvm",
+              output);
   std::error_code ec;
   for (const auto& in : inputs) {
     MLF_EXPECTS(!fs::equivalent(in, output, ec), "output '{}' is also an input; write to another path",
@@ -291,14 +298,16 @@ int RunConvert(const ConvertArgs& args, const GlobalOptions& global) {
                    (from == io::DataFormat::kAuto && std::all_of(inputs.begin(), inputs.end(), IsVcf));
   if (vcf) return RunConvertVcf(args, inputs, output, to, global);
   MLF_EXPECTS(from != io::DataFormat::kAuto || std::none_of(inputs.begin(), inputs.end(), IsVcf),
-              "VCF inputs cannot be mixed with CSV/recordIO inputs; convert them separately");
+              "VCF inputs cannot be mixed with CSV/recordIO/libsvm inputs; convert them separately");
 
   io::ChannelSource source;
   source.paths = inputs;
   source.format = from;
   source.label_size = args.label_size;
+  source.libsvm_zero_based = args.zero_based;
   io::StreamOptions options;
   options.batch_size = kBatchRows;
+  options.expected_cols = args.feature_dim;
   options.threads = global.threads;
   options.stop = StopToken::FromSignals();
   options.allow_non_finite = true;  // a data tool shows and converts NaN as it is
@@ -306,7 +315,7 @@ int RunConvert(const ConvertArgs& args, const GlobalOptions& global) {
 
   io::WriterOptions wopt;
   wopt.format = to;
-  wopt.sparse = true;  // recordIO keeps sparse rows sparse; CSV writes every row dense
+  wopt.sparse = true;  // recordIO and libsvm keep sparse rows sparse; CSV writes every row dense
   wopt.write_labels = args.label_size != 0;
   auto writer = io::MakeRowWriter(output, wopt);
   HostBatch batch;
@@ -390,24 +399,39 @@ void RegisterData(CLI::App& app, const GlobalOptions& global, Registry& registry
                     "cols, layout (dense|sparse), nnz, density, labels{present,count,min,max,mean,distinct}");
   inspect->add_flag("--columns", inspect_args->columns,
                     "Also report each column's mean and standard deviation (JSON key \"columns\": [{mean, std}])");
-  inspect->add_option("--format", inspect_args->format, "csv|recordio (default: from the extension)")
-      ->check(CLI::IsMember({"csv", "recordio"}));
+  inspect->add_option("--format", inspect_args->format, "csv|recordio|libsvm (default: from the extension)")
+      ->check(CLI::IsMember({"csv", "recordio", "libsvm", "svmlight"}));
   inspect->add_option("--label-size", inspect_args->label_size,
                       "CSV: 1 = the first column is the label (default), 0 = no label")
       ->check(CLI::IsMember({0, 1}));
+  inspect->add_flag("--zero-based", inspect_args->zero_based,
+                    "libsvm: indices start at 0 (default: at 1, libsvm's convention)");
+  inspect
+      ->add_option("--feature-dim", inspect_args->feature_dim,
+                   "Expected number of feature columns (libsvm: the width; default: the largest index)")
+      ->check(CLI::NonNegativeNumber);
   registry.Add(inspect, [inspect_args, &global] { return RunInspect(*inspect_args, global); });
 
   // convert
   auto convert_args = std::make_shared<ConvertArgs>();
   CLI::App* convert = data->add_subcommand(
-      "convert", "Convert CSV <-> recordIO-protobuf (several inputs are concatenated), or VCF -> either");
+      "convert",
+      "Convert between CSV, recordIO-protobuf and libsvm (several inputs are concatenated), or VCF -> CSV or "
+      "recordIO");
   convert->add_option("PATHS", convert_args->paths, "INPUT... OUTPUT: input files/directories, then the output file")
       ->required()
       ->expected(2, CLI::detail::expected_max_vector_size);
   convert->add_option("--from", convert_args->from, "Input format (default: from each extension)")
-      ->check(CLI::IsMember({"csv", "recordio", "vcf"}));
+      ->check(CLI::IsMember({"csv", "recordio", "vcf", "libsvm", "svmlight"}));
   convert->add_option("--to", convert_args->to, "Output format (default: from the extension)")
-      ->check(CLI::IsMember({"csv", "recordio"}));
+      ->check(CLI::IsMember({"csv", "recordio", "libsvm"}));
+  convert->add_flag("--zero-based", convert_args->zero_based,
+                    "libsvm input: indices start at 0 (default: at 1, libsvm's convention; libsvm output is "
+                    "always 1-based)");
+  convert
+      ->add_option("--feature-dim", convert_args->feature_dim,
+                   "Expected number of feature columns (libsvm input: the width; default: the largest index)")
+      ->check(CLI::NonNegativeNumber);
   convert->add_option("--label-size", convert_args->label_size,
                       "1: CSV input's first column is the label / labels are written (default); 0: no labels")
       ->check(CLI::IsMember({0, 1}));

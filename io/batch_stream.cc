@@ -10,6 +10,7 @@
 #include <cstring>
 #include <deque>
 #include <exception>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <random>
@@ -20,6 +21,7 @@
 #include "io/csv.h"
 #include "io/decoded_row.h"
 #include "io/input_file.h"
+#include "io/libsvm.h"
 #include "io/record_codec.h"
 #include "io/recordio.h"
 
@@ -178,14 +180,15 @@ struct RawChunk : RawStorage {
   bool end = false;  // marks the end of the epoch's input
   int file = 0;      // index into Impl::files_
   DataFormat format = DataFormat::kCsv;
-  // CSV: the lines without '\n' in `data`, line i at [starts[i], starts[i + 1]) (a final sentinel).
+  // CSV and libsvm: the lines without '\n' in `data`, line i at [starts[i], starts[i + 1]) (a
+  // final sentinel).
   // recordIO: record i's payload is lens[i] bytes at offset starts[i] of the mapped file
   // (`mapped`), or else of `frames`, the bytes read(2) put there, frames and all (in place, no
   // copy either way); a joined multi-part record lives in `side` instead, its start marked with
   // kInSide. offsets[i] is the file offset of its first frame.
   std::shared_ptr<const MappedFile> mapped;
-  int64_t first_record = 0;   // CSV: 1-based line number; recordIO: 0-based record index
-  uint64_t first_offset = 0;  // CSV: file offset of the first line
+  int64_t first_record = 0;   // CSV/libsvm: 1-based line number; recordIO: 0-based record index
+  uint64_t first_offset = 0;  // CSV/libsvm: file offset of the first line
   std::exception_ptr error;   // an I/O or framing error right after these records
   static constexpr uint64_t kInSide = uint64_t{1} << 63;
   int64_t records() const {
@@ -229,7 +232,7 @@ struct Decoded {
   int64_t cols = -1;     // width of the first row; -1 when no record decoded
   bool labeled = false;  // whether the first row had a label
   std::string where;     // "<file>: line <n> at byte <o>" of the first record (for errors)
-  int64_t records = 0;
+  int64_t records = 0;   // records decoded (libsvm: lines that hold a row)
   std::exception_ptr error;  // thrown after the rows above have been handed out
   int64_t base_ordinal = 0;  // set by the consumer
   LiveCounter counter;
@@ -345,6 +348,7 @@ struct BatchStream::Impl {
   int64_t cols = -1;        // fixed by expected_cols or the first row; kept across epochs
   int labeled_state = -1;   // -1 unknown, 0 unlabeled, 1 labeled; kept across epochs
   std::string first_where;  // where the first row came from (for width/label errors)
+  int64_t libsvm_cols = -1;  // width of libsvm rows: expected_cols, or scanned at the first Start
   mutable StreamStats stats;
 
   // ---------------- pipeline control ----------------
@@ -422,6 +426,7 @@ struct BatchStream::Impl {
     Push(std::move(rs.cur));
   }
 
+  // CSV and libsvm: chunks of whole lines.
   void ReadCsv(InputFile& in, int file, ReaderState& rs) {
     std::vector<char> block(kCsvBlock);
     int64_t line_no = 1;
@@ -450,6 +455,20 @@ struct BatchStream::Impl {
 
   void ReadCsvBlocks(InputFile& in, int file, ReaderState& rs, std::vector<char>& block, int64_t& line_no,
                      uint64_t& block_base, bool& in_line) {
+    const DataFormat format = formats[static_cast<size_t>(file)];
+    // Only libsvm lines are capped: CSV keeps its historical behaviour.
+    const size_t max_line = format == DataFormat::kLibsvm
+                                ? static_cast<size_t>(std::max<int64_t>(opt.max_line_bytes, 1))
+                                : std::numeric_limits<size_t>::max();
+    uint64_t line_start = 0;  // file offset of the current line
+    auto check_length = [&](size_t extra) {
+      if (rs.cur->data.size() - rs.cur->starts.back() + extra > max_line) {
+        MLF_FAIL(
+            "{}: line {} at byte {}: the line is longer than {} bytes; libsvm data has one row per line "
+            "(is this a binary file, or a file without line breaks?)",
+            files[static_cast<size_t>(file)], line_no, line_start, max_line);
+      }
+    };
     for (;;) {
       const size_t n = in.Read(block.data(), block.size());
       if (n == 0) break;
@@ -460,20 +479,23 @@ struct BatchStream::Impl {
         if (!in_line) {
           if (!EnsureChunk(rs)) return;
           RawChunk& c = *rs.cur;
+          line_start = block_base + static_cast<uint64_t>(p - block.data());
           if (c.starts.empty()) {
             c.file = file;
-            c.format = DataFormat::kCsv;
+            c.format = format;
             c.first_record = line_no;
-            c.first_offset = block_base + static_cast<uint64_t>(p - block.data());
+            c.first_offset = line_start;
           }
           c.starts.push_back(c.data.size());
           in_line = true;
         }
         const char* nl = static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(e - p)));
         if (!nl) {
+          check_length(static_cast<size_t>(e - p));
           rs.cur->data.append(p, e);
           break;
         }
+        check_length(static_cast<size_t>(nl - p));
         rs.cur->data.append(p, nl);
         in_line = false;
         ++line_no;
@@ -565,7 +587,7 @@ struct BatchStream::Impl {
                                             ? InputFile::Open(files[f], token)
                                             : InputFile::OpenWhenReady(files[f], src.pipe_wait_s, token);
         ++files_opened;
-        if (formats[f] == DataFormat::kCsv) {
+        if (formats[f] == DataFormat::kCsv || formats[f] == DataFormat::kLibsvm) {
           ReadCsv(*in, static_cast<int>(f), rs);
         } else {
           ReadRecordIO(std::move(in), static_cast<int>(f), rs);
@@ -603,7 +625,7 @@ struct BatchStream::Impl {
 
   // ---------------- workers ----------------
   std::string Where(const RawChunk& raw, int64_t i) const {
-    if (raw.format == DataFormat::kCsv) {
+    if (raw.format != DataFormat::kRecordIO) {
       return fmt::format("{}: line {} at byte {}", files[raw.file], raw.first_record + i,
                          raw.first_offset + raw.starts[i] + static_cast<uint64_t>(i));
     }
@@ -611,13 +633,27 @@ struct BatchStream::Impl {
   }
 
   void Decode(const RawChunk& raw, Decoded* d) {
-    d->records = raw.records();
+    const int64_t records = raw.records();
+    d->records = 0;
     BatchBuilder builder(opt.force_dense);
     DecodedRow row;
     const std::string& path = files[raw.file];
     const bool csv = raw.format == DataFormat::kCsv;
-    for (int64_t i = 0; i < d->records; ++i) {
-      if (csv) {
+    const bool libsvm = raw.format == DataFormat::kLibsvm;
+    LibsvmOptions libsvm_options;
+    libsvm_options.cols = libsvm_cols;
+    libsvm_options.zero_based = src.libsvm_zero_based;
+    bool first = true;  // no row decoded yet (libsvm skips blank and comment lines)
+    for (int64_t i = 0; i < records; ++i) {
+      if (libsvm) {
+        const char* p = raw.data.data() + raw.starts[i];
+        const size_t len = raw.starts[i + 1] - raw.starts[i];
+        LibsvmContext ctx;
+        ctx.file = &path;
+        ctx.line = raw.first_record + i;
+        ctx.offset = static_cast<int64_t>(raw.first_offset + raw.starts[i] + static_cast<uint64_t>(i));
+        if (!ParseLibsvmLine(std::string_view(p, len), libsvm_options, ctx, &row)) continue;
+      } else if (csv) {
         const char* p = raw.data.data() + raw.starts[i];
         const size_t len = raw.starts[i + 1] - raw.starts[i];
         CsvContext ctx;
@@ -631,13 +667,14 @@ struct BatchStream::Impl {
         // The SDK's dense layout, as wide and as labeled as the chunk's first row: straight from
         // the payload into the batch. Anything else (and every error) takes DecodeRecord below.
         SdkDenseRecord sdk;
-        if (i > 0 && MatchSdkDense(payload, &sdk) && sdk.cols == d->cols &&
+        if (!first && MatchSdkDense(payload, &sdk) && sdk.cols == d->cols &&
             (sdk.label != nullptr) == d->labeled) {
           if (!opt.allow_non_finite) {
             if (const int64_t j = FirstNonFinite(sdk.features, d->cols); j >= 0)
               throw UserError(NonFiniteMessage(Where(raw, i), j, FloatAt(sdk.features, j)));
           }
           builder.AddDenseBytes(sdk.features, sdk.label);
+          ++d->records;
           continue;
         }
         RecordContext ctx;
@@ -646,15 +683,16 @@ struct BatchStream::Impl {
         ctx.offset = raw.offsets[i];
         DecodeRecord(payload, ctx, &row);
       }
-      if (i == 0) {
-        d->where = Where(raw, 0);
+      if (first) {
+        first = false;
+        d->where = Where(raw, i);
         d->cols = row.cols;
         d->labeled = row.has_label;
         builder.Reset(&d->batch, row.cols, 0);
         if (!row.sparse) {
           // Dense chunks: one allocation for the whole batch instead of repeated growth.
-          d->batch.values.reserve(static_cast<size_t>(d->records * row.rows * row.cols));
-          if (row.has_label) d->batch.labels.reserve(static_cast<size_t>(d->records * row.rows));
+          d->batch.values.reserve(static_cast<size_t>(records * row.rows * row.cols));
+          if (row.has_label) d->batch.labels.reserve(static_cast<size_t>(records * row.rows));
         }
       }
       if (opt.expected_cols >= 0 && row.cols != opt.expected_cols) {
@@ -672,7 +710,7 @@ struct BatchStream::Impl {
       if (opt.require_labels && !row.has_label) {
         MLF_FAIL(
             "{}: the row has no label; this algorithm trains on labeled data (CSV: label in "
-            "the first column with label_size=1; recordIO: set Record.label)",
+            "the first column with label_size=1; recordIO: set Record.label; libsvm rows always have one)",
             Where(raw, i));
       }
       if (row.has_label != d->labeled) {
@@ -684,6 +722,7 @@ struct BatchStream::Impl {
       }
       if (!opt.allow_non_finite) CheckFinite(row, [&] { return Where(raw, i); });
       AddRow(row, &builder);
+      ++d->records;
     }
   }
 
@@ -785,15 +824,18 @@ struct BatchStream::Impl {
       for (const std::string& f : files) {
         DataFormat fmt = src.format != DataFormat::kAuto ? src.format : FormatFromPath(f);
         MLF_EXPECTS(fmt != DataFormat::kAuto,
-                    "{}: cannot tell the data format from the file name; name files *.csv or "
-                    "*.pbr/*.recordio, or set the channel's ContentType (text/csv or "
-                    "application/x-recordio-protobuf)",
+                    "{}: cannot tell the data format from the file name; name files *.csv, "
+                    "*.pbr/*.recordio or *.libsvm, or set the channel's ContentType (text/csv, "
+                    "application/x-recordio-protobuf or text/libsvm)",
                     f);
-        MLF_EXPECTS(fmt == DataFormat::kCsv || fmt == DataFormat::kRecordIO,
+        MLF_EXPECTS(fmt == DataFormat::kCsv || fmt == DataFormat::kRecordIO || fmt == DataFormat::kLibsvm,
                     "{}: {} data cannot be streamed as training batches; convert it to CSV or "
                     "recordIO-protobuf (mlforge data convert)",
                     f, FormatName(fmt));
         formats.push_back(fmt);
+      }
+      if (libsvm_cols < 0 && std::count(formats.begin(), formats.end(), DataFormat::kLibsvm) > 0) {
+        FixLibsvmWidth();
       }
     } catch (...) {
       deferred = std::current_exception();
@@ -803,6 +845,27 @@ struct BatchStream::Impl {
     reader = std::thread([this] { ReaderLoop(); });
     workers.reserve(static_cast<size_t>(threads));
     for (int i = 0; i < threads; ++i) workers.emplace_back([this] { WorkerLoop(); });
+  }
+
+  // libsvm lines do not say how wide the data is: feature_dim does, or else the largest index of
+  // the channel's libsvm files, read once here (not in Pipe mode: the constructor requires
+  // expected_cols there).
+  void FixLibsvmWidth() {
+    if (opt.expected_cols >= 0) {
+      libsvm_cols = opt.expected_cols;
+      return;
+    }
+    std::vector<std::string> libsvm_files;
+    for (size_t f = 0; f < files.size(); ++f) {
+      if (formats[f] == DataFormat::kLibsvm) libsvm_files.push_back(files[f]);
+    }
+    std::string where;
+    libsvm_cols = ScanLibsvmWidth(libsvm_files, src.libsvm_zero_based, opt.stop, &where, opt.max_line_bytes);
+    if (cols < 0) {
+      cols = libsvm_cols;
+      first_where =
+          where.empty() ? "the libsvm files, which have no index" : where + ", the largest libsvm index";
+    }
   }
 
   std::unique_ptr<Decoded> WaitChunk() {
@@ -1014,8 +1077,13 @@ BatchStream::BatchStream(ChannelSource source, StreamOptions options)
   MLF_EXPECTS(m.src.label_size >= -1 && m.src.label_size <= 1, "CSV label_size must be 0 or 1, got {}",
               m.src.label_size);
   MLF_EXPECTS(m.src.pipe_prefix.empty() || m.src.format != DataFormat::kAuto,
-              "{}: Pipe mode needs the channel's ContentType (text/csv or "
-              "application/x-recordio-protobuf): a FIFO has no file name to tell the format from",
+              "{}: Pipe mode needs the channel's ContentType (text/csv, "
+              "application/x-recordio-protobuf or text/libsvm): a FIFO has no file name to tell the "
+              "format from",
+              m.src.pipe_prefix);
+  MLF_EXPECTS(m.src.pipe_prefix.empty() || m.src.format != DataFormat::kLibsvm || o.expected_cols >= 0,
+              "{}: libsvm data in Pipe mode needs feature_dim: libsvm lines do not say how many columns "
+              "the data has, and a FIFO cannot be read twice to find the largest index",
               m.src.pipe_prefix);
   MLF_EXPECTS(!m.src.pipe_prefix.empty() || !m.src.paths.empty(), "channel has no data paths");
   m.label_size = m.src.label_size < 0 ? 1 : m.src.label_size;

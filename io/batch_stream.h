@@ -3,8 +3,8 @@
 // thread, decoded on worker threads, and handed out in file order (deterministic for a seed);
 // an optional shuffle buffer permutes rows within a window of batches.
 //
-// Pipeline: one reader thread cuts each file into chunks of batch_size records (CSV lines or
-// recordIO records), or fewer once a chunk holds chunk_bytes (a chunk never spans files);
+// Pipeline: one reader thread cuts each file into chunks of batch_size records (CSV or libsvm
+// lines, or recordIO records), or fewer once a chunk holds chunk_bytes (a chunk never spans files);
 // `threads` workers decode chunks into HostBatch; Next() takes decoded chunks strictly in chunk
 // order and re-slices them into batches of exactly batch_size rows (rows of consecutive files
 // share a batch; records holding r rows add r rows). recordIO payloads are decoded where read(2)
@@ -12,6 +12,13 @@
 // threads chunks are between the reader and Next() at any time, so memory is about (prefetch + 2 * threads +
 // shuffle_window + 2) batches whatever the data size, plus the buffers of up to threads + 2 finished chunks
 // of each kind, kept for reuse.
+//
+// libsvm (io/libsvm.h) rows are CSR with expected_cols columns. Without expected_cols, a channel's
+// width is its largest index (1-based; largest + 1 when zero-based) over all its libsvm files,
+// found by reading them once before the first epoch (ScanLibsvmWidth; about twice as fast as
+// decoding) and kept for later epochs. Pipe mode cannot read a FIFO twice, so it needs
+// expected_cols (feature_dim). Train and validation channels scanned apart may differ in width:
+// set feature_dim.
 //
 // Checks, each a UserError naming the file, the line/record and its byte offset: unknown format,
 // a row whose width differs from expected_cols (or, without it, from the first row), a channel
@@ -28,6 +35,7 @@
 #include "core/batch.h"
 #include "core/stop.h"
 #include "io/format.h"
+#include "io/libsvm.h"
 
 namespace mlforge::io {
 
@@ -35,6 +43,8 @@ struct ChannelSource {
   std::vector<std::string> paths;         // files and/or directories (expanded by ExpandChannelPaths)
   DataFormat format = DataFormat::kAuto;  // kAuto: from each file's extension
   int label_size = -1;  // CSV: 1 = first column is the label, 0 = none, -1 = 1 (SageMaker default)
+  // libsvm: indices start at 0 (column = index) instead of libsvm's 1 (column = index - 1).
+  bool libsvm_zero_based = false;
   // Pipe mode: when non-empty, epoch e reads the FIFO `<pipe_prefix>_<e>` (waiting for it to
   // appear) instead of `paths`; `format` must then be known (not kAuto).
   std::string pipe_prefix;
@@ -61,6 +71,9 @@ struct StreamOptions {
   // recordIO regular files are memory-mapped and decoded in place (no read(2) copy). Off: read
   // them like FIFOs. A file must not shrink while it is mapped (the process would get SIGBUS).
   bool map_files = true;
+  // libsvm: a longer line is a UserError naming it (a runaway or binary file must not be
+  // buffered without bound).
+  int64_t max_line_bytes = kLibsvmMaxLineBytes;
   int shard_index = 0;          // record-level sharding for FullyReplicated multi-host runs:
   int num_shards = 1;           //   this rank keeps chunks c with c % num_shards == shard_index
                                 //   (c counts chunks over the epoch; ordinals count kept rows)

@@ -108,10 +108,12 @@ bool FastFloat(const char* b, const char* e, float* out) {
   return true;
 }
 
-// Parses [b, e) (blanks already trimmed) as a float32. from_chars reports values beyond float
-// range as out_of_range; tiny values that underflow are accepted as the nearest float (0 or a
-// denormal, as strtof would give), huge ones are rejected rather than silently turned into inf.
-bool ParseFloat(const char* b, const char* e, float* v, bool* too_large) {
+}  // namespace
+
+// from_chars reports values beyond float range as out_of_range; tiny values that underflow are
+// accepted as the nearest float (0 or a denormal, as strtof would give), huge ones are rejected
+// rather than silently turned into inf.
+bool ParseFloat32(const char* b, const char* e, float* v, bool* too_large) {
   *too_large = false;
   if (b != e && *b == '+') {
     ++b;  // from_chars has no leading '+'; spreadsheets and printf("%+g") write one
@@ -142,8 +144,6 @@ bool ParseFloat(const char* b, const char* e, float* v, bool* too_large) {
   }
   return false;
 }
-
-}  // namespace
 
 void ParseCsvLine(std::string_view line, int label_size, int64_t expected_cols, const CsvContext& ctx,
                   DecodedRow* out) {
@@ -195,7 +195,7 @@ void ParseCsvLine(std::string_view line, int label_size, int64_t expected_cols, 
     }
     float v;
     bool too_large;
-    if (!ParseFloat(b, e, &v, &too_large)) {
+    if (!ParseFloat32(b, e, &v, &too_large)) {
       if (too_large) {
         CsvError(ctx, column, fmt::format("{} is outside the float32 range", Quote({b, size_t(e - b)})),
                  "values must fit in float32 (|x| <= 3.4e38); rescale the column");

@@ -31,6 +31,12 @@ struct CsvContext {
 void ParseCsvLine(std::string_view line, int label_size, int64_t expected_cols, const CsvContext& ctx,
                   DecodedRow* out);
 
+// Parses [b, e) (blanks already trimmed) as a float32 the way CSV fields are read (also used by
+// the libsvm decoder): plain decimals take an exact fast path, anything else std::from_chars.
+// False when the text is not a number; then *too_large says whether it was one beyond float32
+// range (|x| > 3.4e38), which is refused rather than turned into inf.
+bool ParseFloat32(const char* b, const char* e, float* v, bool* too_large);
+
 // Appends `v` in shortest round-trip form ("nan", "inf", "-inf", "-0" for the specials).
 void AppendCsvNumber(float v, std::string* out);
 

@@ -35,6 +35,8 @@ const char* FormatName(DataFormat f) {
       return "recordio";
     case DataFormat::kVcf:
       return "vcf";
+    case DataFormat::kLibsvm:
+      return "libsvm";
     case DataFormat::kAuto:
       break;
   }
@@ -46,9 +48,12 @@ DataFormat ParseFormat(const std::string& s) {
   if (v == "csv") return DataFormat::kCsv;
   if (v == "recordio" || v == "protobuf" || v == "recordio-protobuf") return DataFormat::kRecordIO;
   if (v == "vcf") return DataFormat::kVcf;
+  if (v == "libsvm" || v == "svmlight") return DataFormat::kLibsvm;
   if (v == "auto") return DataFormat::kAuto;
-  MLF_FAIL("unknown data format '{}': expected csv, recordio (also protobuf, recordio-protobuf), vcf or auto",
-           s);
+  MLF_FAIL(
+      "unknown data format '{}': expected csv, recordio (also protobuf, recordio-protobuf), vcf, libsvm "
+      "(also svmlight) or auto",
+      s);
 }
 
 DataFormat FormatFromPath(const std::string& path) {
@@ -61,6 +66,9 @@ DataFormat FormatFromPath(const std::string& path) {
   }
   for (const char* ext : {".vcf", ".vcf.gz", ".vcf.bgz", ".bcf"}) {
     if (EndsWith(name, ext)) return DataFormat::kVcf;
+  }
+  for (const char* ext : {".libsvm", ".svm", ".svmlight"}) {
+    if (EndsWith(name, ext)) return DataFormat::kLibsvm;
   }
   return DataFormat::kAuto;
 }
@@ -79,10 +87,12 @@ DataFormat FormatFromContentType(const std::string& content_type, int* label_siz
     f = DataFormat::kRecordIO;
   } else if (type == "text/vcf" || type == "text/x-vcf" || type == "application/x-vcf") {
     f = DataFormat::kVcf;
+  } else if (type == "text/libsvm" || type == "text/x-libsvm") {
+    f = DataFormat::kLibsvm;
   } else {
     MLF_FAIL(
-        "unsupported ContentType '{}': mlforge trains on text/csv[;label_size=N] or "
-        "application/x-recordio-protobuf; set the channel's ContentType to one of them",
+        "unsupported ContentType '{}': mlforge trains on text/csv[;label_size=N], "
+        "application/x-recordio-protobuf or text/libsvm; set the channel's ContentType to one of them",
         content_type);
   }
 

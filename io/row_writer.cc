@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/csv.h"
+#include "io/libsvm.h"
 #include "io/record_codec.h"
 #include "io/recordio.h"
 
@@ -180,17 +181,58 @@ class RecordIOWriter final : public WriterBase {
   }
 };
 
+// One "label index:value ..." line per row, 1-based indices. CSR rows keep their stored entries
+// (explicit zeros included); dense rows write their non-zero values only, libsvm's convention.
+class LibsvmWriter final : public WriterBase {
+ public:
+  using WriterBase::WriterBase;
+  void Write(const HostBatch& b) override {
+    Begin(b);
+    MLF_EXPECTS(b.rows == 0 || (options_.write_labels && b.has_labels()),
+                "{}: cannot write rows without labels as libsvm (every libsvm line starts with its label); "
+                "write CSV with --label-size 0 or recordIO instead",
+                file_.path());
+    std::string& out = file_.buffer();
+    for (int64_t r = 0; r < b.rows; ++r) {
+      if (b.layout == Layout::kCsr) {
+        const int64_t k0 = b.indptr[r];
+        AppendLibsvmLine(b.labels[r], b.indices.data() + k0, b.values.data() + k0, b.indptr[r + 1] - k0,
+                         &out);
+      } else {
+        idx_.clear();
+        val_.clear();
+        const float* x = b.values.data() + r * b.cols;
+        for (int64_t c = 0; c < b.cols; ++c) {
+          if (x[c] != 0.0f) {
+            idx_.push_back(static_cast<uint32_t>(c));
+            val_.push_back(x[c]);
+          }
+        }
+        AppendLibsvmLine(b.labels[r], idx_.data(), val_.data(), static_cast<int64_t>(idx_.size()), &out);
+      }
+      file_.MaybeFlush();
+    }
+    rows_ += b.rows;
+  }
+
+ private:
+  std::vector<uint32_t> idx_;
+  std::vector<float> val_;
+};
+
 }  // namespace
 
 std::unique_ptr<RowWriter> MakeRowWriter(const std::string& path, WriterOptions options) {
   DataFormat f = options.format == DataFormat::kAuto ? FormatFromPath(path) : options.format;
-  MLF_EXPECTS(f != DataFormat::kAuto,
-              "cannot tell the output format of {} from its extension; name it .csv or .pbr, or give the "
-              "format explicitly",
-              path);
-  MLF_EXPECTS(f != DataFormat::kVcf, "cannot write {}: mlforge reads VCF but writes only CSV and recordIO",
-              path);
+  MLF_EXPECTS(
+      f != DataFormat::kAuto,
+      "cannot tell the output format of {} from its extension; name it .csv, .pbr or .libsvm, or give "
+      "the format explicitly",
+      path);
+  MLF_EXPECTS(f != DataFormat::kVcf,
+              "cannot write {}: mlforge reads VCF but writes only CSV, recordIO and libsvm", path);
   if (f == DataFormat::kCsv) return std::make_unique<CsvWriter>(path, options);
+  if (f == DataFormat::kLibsvm) return std::make_unique<LibsvmWriter>(path, options);
   return std::make_unique<RecordIOWriter>(path, options);
 }
 
