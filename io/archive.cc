@@ -370,31 +370,69 @@ void WriteModelTarGz(const std::string& dir, const std::string& out_path) {
   }
 }
 
-std::string MakeZip(const std::vector<ArchiveEntry>& entries) {
-  std::string out;
-  WriteHandle a(archive_write_new());
-  MLF_ASSERT(a != nullptr);
-  CheckWrite(a.get(), archive_write_set_format_zip(a.get()), "zip");
-  CheckWrite(a.get(), archive_write_zip_set_compression_deflate(a.get()), "zip");
-  // No block padding: the bytes must end where the zip does.
-  CheckWrite(a.get(), archive_write_set_bytes_per_block(a.get(), 0), "zip");
-  CheckWrite(a.get(), archive_write_set_bytes_in_last_block(a.get(), 1), "zip");
-  CheckWrite(a.get(), archive_write_open(a.get(), &out, nullptr, AppendToString, nullptr), "zip");
+namespace {
+
+// Writes `entries` into an opened zip writer, member by member, in pieces of kChunk bytes
+// (libarchive's deflate takes at most 4 GiB per call and its zip writer may accept less than asked).
+void WriteZipMembers(struct archive* a, const std::vector<ArchiveEntry>& entries, const std::string& what) {
   for (const ArchiveEntry& entry : entries) {
     std::unique_ptr<archive_entry, EntryFree> e(archive_entry_new());
     archive_entry_set_pathname(e.get(), entry.name.c_str());
     archive_entry_set_filetype(e.get(), AE_IFREG);
     archive_entry_set_perm(e.get(), 0644);
     archive_entry_set_size(e.get(), static_cast<la_int64_t>(entry.data.size()));
-    CheckWrite(a.get(), archive_write_header(a.get(), e.get()), "zip member " + entry.name);
-    if (!entry.data.empty()) {
-      MLF_EXPECTS(archive_write_data(a.get(), entry.data.data(), entry.data.size()) ==
-                      static_cast<la_ssize_t>(entry.data.size()),
-                  "zip member {}: {}", entry.name, ArchiveError(a.get()));
+    CheckWrite(a, archive_write_header(a, e.get()), what + ": zip member " + entry.name);
+    size_t done = 0;
+    while (done < entry.data.size()) {
+      const size_t n = std::min<size_t>(kChunk, entry.data.size() - done);
+      const la_ssize_t w = archive_write_data(a, entry.data.data() + done, n);
+      MLF_EXPECTS(w > 0, "{}: zip member {} at byte {}: {}", what, entry.name, done, ArchiveError(a));
+      done += static_cast<size_t>(w);
     }
   }
+}
+
+void ConfigureZip(struct archive* a, bool compress, const std::string& what) {
+  CheckWrite(a, archive_write_set_format_zip(a), what);
+  CheckWrite(a, compress ? archive_write_zip_set_compression_deflate(a) : archive_write_zip_set_compression_store(a),
+             what);
+  // No block padding: the bytes must end where the zip does.
+  CheckWrite(a, archive_write_set_bytes_per_block(a, 0), what);
+  CheckWrite(a, archive_write_set_bytes_in_last_block(a, 1), what);
+}
+
+}  // namespace
+
+std::string MakeZip(const std::vector<ArchiveEntry>& entries, bool compress) {
+  std::string out;
+  WriteHandle a(archive_write_new());
+  MLF_ASSERT(a != nullptr);
+  ConfigureZip(a.get(), compress, "zip");
+  CheckWrite(a.get(), archive_write_open(a.get(), &out, nullptr, AppendToString, nullptr), "zip");
+  WriteZipMembers(a.get(), entries, "zip");
   CheckWrite(a.get(), archive_write_close(a.get()), "zip");
   return out;
+}
+
+void WriteZipFile(const std::string& path, const std::vector<ArchiveEntry>& entries, bool compress) {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
+    WriteHandle a(archive_write_new());
+    MLF_ASSERT(a != nullptr);
+    ConfigureZip(a.get(), compress, path);
+    CheckWrite(a.get(), archive_write_open_filename(a.get(), tmp.c_str()), tmp);
+    WriteZipMembers(a.get(), entries, path);
+    CheckWrite(a.get(), archive_write_close(a.get()), path);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
+  }
+  std::error_code ec;
+  fs::rename(tmp, path, ec);
+  if (ec) {
+    std::remove(tmp.c_str());
+    MLF_FAIL("{}: cannot rename {} over it: {}", path, tmp, ec.message());
+  }
 }
 
 ModelSource ModelSource::Open(const std::string& path, const ArchiveLimits& limits) {

@@ -68,9 +68,12 @@ std::vector<ArchiveEntry> ReadArchiveBuffer(std::string_view bytes, const std::s
 // `dir` has no files.
 void WriteModelTarGz(const std::string& dir, const std::string& out_path);
 
-// A zip (deflate) holding `entries` in the given order, as bytes: how the linear learner and FM
-// `model_algo-1` is built.
-std::string MakeZip(const std::vector<ArchiveEntry>& entries);
+// A zip holding `entries` in the given order, as bytes: how the linear learner and FM
+// `model_algo-1` is built. compress: deflate; else stored (as SageMaker's FM image stores its
+// members: a large float array gains little from deflate and costs minutes).
+std::string MakeZip(const std::vector<ArchiveEntry>& entries, bool compress = true);
+// The same zip written to `path` atomically (temp file + rename) without a copy in memory.
+void WriteZipFile(const std::string& path, const std::vector<ArchiveEntry>& entries, bool compress = true);
 
 // The member SageMaker's built-in algorithms store their model in (rank 0 is always algo-1).
 constexpr const char* kModelMemberName = "model_algo-1";

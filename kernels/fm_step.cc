@@ -358,6 +358,7 @@ FmStepper::~FmStepper() = default;
 Device FmStepper::device() const { return res_.device(); }
 
 FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
+  MLF_ASSERT(gpu_ || cpu_);
   ++steps_;
   if (gpu_) {
     MLF_EXPECTS(batch.cols == d_, "the batch has {} columns but the factorization machine has feature_dim {}",
@@ -408,6 +409,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
 }
 
 void FmStepper::Predict(const HostBatch& batch, float* out) {
+  MLF_ASSERT(gpu_ || cpu_);
   if (gpu_) {
     internal::FmGpuPredict(gpu_.get(), batch, out);
     return;
@@ -417,7 +419,21 @@ void FmStepper::Predict(const HostBatch& batch, float* out) {
 
 FmParams FmStepper::Params() const {
   if (gpu_) return internal::FmGpuParams(gpu_.get());
+  MLF_ASSERT(cpu_ != nullptr);
   return cpu_->p;
+}
+
+FmParams FmStepper::TakeParams() {
+  FmParams p;
+  if (gpu_) {
+    p = internal::FmGpuParams(gpu_.get());
+    gpu_.reset();
+  } else {
+    MLF_ASSERT(cpu_ != nullptr);
+    p = std::move(cpu_->p);
+    cpu_.reset();
+  }
+  return p;
 }
 
 #if !MLFORGE_HAVE_CUDA

@@ -138,6 +138,10 @@ class FmStepper {
   void Predict(const HostBatch& batch, float* out);
   // The current parameters, copied to the host.
   FmParams Params() const;
+  // The parameters, moved out (CPU) or downloaded (GPU), with every device and state buffer freed:
+  // the stepper is done (further calls are internal errors). At 10M features x 64 factors this
+  // saves a 2.6 GB copy and frees the optimizer state before the model is serialized.
+  FmParams TakeParams();
   // Steps taken so far (t of the last step).
   int64_t steps() const { return steps_; }
   // Bytes of parameters plus optimizer state for d features, k factors and an optimizer.

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <limits>
 
 #include "core/error.h"
@@ -151,17 +152,19 @@ Config ResolveConfig(HpValues& v, uint64_t seed) {
   s.rescale_grad = v.Has("rescale_grad") ? static_cast<float>(v.GetDouble("rescale_grad")) : 0.0f;
   s.clip_gradient = v.Has("clip_gradient") ? static_cast<float>(v.GetDouble("clip_gradient")) : 0.0f;
 
-  // The parameters and the optimizer state live in memory for the whole run.
-  const size_t need = kernels::FmStepper::StateBytes(c.feature_dim, c.num_factors, s.optimizer);
-  const int64_t have = HostMemoryBytes();
-  MLF_EXPECTS(static_cast<double>(need) <= 0.8 * static_cast<double>(have),
-              "feature_dim = {} with num_factors = {} needs {:.1f} GB for the parameters and the {} optimizer's state "
-              "(4 bytes x feature_dim x (num_factors + 1) x {}), more than 80% of this host's {:.1f} GB: lower "
-              "num_factors or feature_dim (hash features into fewer columns), use _optimizer=sgd (no state), or a "
-              "larger instance",
-              c.feature_dim, c.num_factors, static_cast<double>(need) / 1e9, opt,
-              s.optimizer == kernels::FmOptimizer::kAdam ? 3 : s.optimizer == kernels::FmOptimizer::kAdagrad ? 2 : 1,
-              static_cast<double>(have) / 1e9);
+  // The parameters and the optimizer state live in memory for the whole run; writing the model
+  // holds the parameters about three times (them, the NDArray buffers, the serialized member).
+  const double params = 4.0 * static_cast<double>(c.feature_dim) * static_cast<double>(c.num_factors + 1);
+  const double need = std::max(static_cast<double>(kernels::FmStepper::StateBytes(c.feature_dim, c.num_factors,
+                                                                                 s.optimizer)),
+                               3.0 * params);
+  const double have = static_cast<double>(HostMemoryBytes());
+  MLF_EXPECTS(need <= 0.8 * have,
+              "feature_dim = {} with num_factors = {} needs about {:.1f} GB (parameters of {:.1f} GB = 4 bytes x "
+              "feature_dim x (num_factors + 1), with the {} optimizer's state while training and three copies while "
+              "the model is written), more than 80% of this host's {:.1f} GB: lower num_factors or feature_dim "
+              "(hash features into fewer columns), or use a larger instance",
+              c.feature_dim, c.num_factors, need / 1e9, params / 1e9, opt, have / 1e9);
   return c;
 }
 

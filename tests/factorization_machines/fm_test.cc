@@ -765,7 +765,7 @@ TEST(FmTrain, EveryBadHyperparameterIsANamedError) {
       {{"_learning_rate=0"}, "_learning_rate"},
       {{"_wd=-1"}, "_wd"},
       {{"num_factor=3"}, "num_factor"},
-      {{"feature_dim=2000000000", "num_factors=10000"}, "GB for the parameters"},
+      {{"feature_dim=2000000000", "num_factors=10000"}, "GB (parameters of"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> hps = c.hps;

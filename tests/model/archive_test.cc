@@ -94,6 +94,22 @@ TEST(Archive, ReadsZipsFromMemory) {
   EXPECT_EQ(ReadArchiveBuffer(zip, "model_algo-1")[0].data, R"({"version": 1})");
 }
 
+TEST(Archive, StoredAndDeflatedZipsInMemoryAndOnDisk) {
+  // A member of several write chunks, stored (as SageMaker's FM artifact) and deflated.
+  std::string big(3 * 65536 + 123, '\0');
+  for (size_t i = 0; i < big.size(); ++i) big[i] = static_cast<char>(i * 2654435761u >> 24);
+  const std::vector<ArchiveEntry> entries = {{"meta.json", "{}"}, {"params", big}};
+  test::TempDir dir;
+  for (const bool compress : {false, true}) {
+    const std::string zip = MakeZip(entries, compress);
+    EXPECT_EQ(ReadArchiveMemberBuffer(zip, "zip", "params"), big);
+    if (!compress) EXPECT_GT(zip.size(), big.size()) << "stored members are not compressed";
+    WriteZipFile(dir / "m.zip", entries, compress);
+    EXPECT_EQ(test::ReadFile(dir / "m.zip"), zip) << "the file holds the same bytes as the in-memory zip";
+    EXPECT_EQ(ReadArchiveMember(dir / "m.zip", "params"), big);
+  }
+}
+
 TEST(Archive, MemberLimitsStopZipBombs) {
   const std::string zeros(1 << 20, '\0');
   const std::string zip = MakeZip({{"a", zeros}, {"b", zeros}});
