@@ -51,6 +51,14 @@ TEST(FmCli, TrainPredictTopKAndEmbeddings) {
   const std::string csv = test::ReadFile(d / "emb.csv");
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 131) << "a header and 130 features";
   EXPECT_EQ(RunCli(d, {"embeddings", "--model", "model", "--output", "emb.txt"}).code, 2);
+
+  // The same rows as libsvm text train the same model (1-based indices in the file).
+  EXPECT_OK(RunCli(d, {"data", "convert", "train.pbr", "train.libsvm", "--to", "libsvm"}));
+  EXPECT_OK(RunCli(d, {"train", "factorization-machines", "--train", "train.libsvm", "--model-dir", "model_svm", "--hp",
+                       "feature_dim=130", "--hp", "num_factors=4", "--hp", "predictor_type=regressor", "--hp",
+                       "epochs=3"}));
+  EXPECT_OK(RunCli(d, {"embeddings", "--model", "model_svm", "--output", "emb_svm.csv"}));
+  EXPECT_EQ(test::ReadFile(d / "emb_svm.csv"), csv);
 }
 
 TEST(FmCli, ContainerTrainFromOptMl) {
