@@ -11,10 +11,13 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <functional>
+#include <memory>
 #include <numeric>
 
 #include "core/error.h"
 #include "core/resources.h"
+#include "core/task_pool.h"
 #include "kernels/omp_threads.h"
 
 namespace mlforge::kernels {
@@ -144,7 +147,9 @@ struct FmCpuState {
   std::vector<float> entry_val;
   std::vector<float> s;     // rows x k
   std::vector<double> g;    // rows: d loss / d yhat
+  std::vector<double> row_loss, row_sq, row_abs;  // per row, summed in row order afterwards
   Csr x;
+  std::unique_ptr<TaskPool> pool;  // the step's threads (sleeping between phases)
 };
 
 }  // namespace internal
@@ -153,39 +158,42 @@ namespace {
 
 using internal::FmCpuState;
 
-// Forward pass over the batch into st.s / st.g; returns the loss sums.
-FmBatchLoss ForwardLoss(FmCpuState& st, const float* labels, FmLoss loss, int nt) {
+// Runs fn(begin, end) over [0, count) on the pool when the batch is worth it, else inline.
+void Parallel(FmCpuState& st, int64_t count, int64_t grain, const std::function<void(int64_t, int64_t)>& fn) {
+  if (st.pool && WorthThreads(st.x, st.p.k)) {
+    st.pool->ParallelFor(count, grain, [&](int64_t b, int64_t e, int) { fn(b, e); });
+  } else {
+    fn(0, count);
+  }
+}
+
+// Forward pass over the batch into st.s / st.g; returns the loss sums (added in row order, so
+// they do not depend on the threads).
+FmBatchLoss ForwardLoss(FmCpuState& st, const float* labels, FmLoss loss) {
   const Csr& x = st.x;
   const int64_t n = x.rows, k = st.p.k;
   st.s.resize(static_cast<size_t>(n * k));
   st.g.resize(static_cast<size_t>(n));
-  std::vector<FmBatchLoss> part(static_cast<size_t>(nt));
-#pragma omp parallel num_threads(nt) if (WorthThreads(x, k))
-  {
-#ifdef _OPENMP
-    const int t = omp_get_thread_num();
-#else
-    const int t = 0;
-#endif
-    FmBatchLoss acc;
-#pragma omp for schedule(static)
-    for (int64_t r = 0; r < n; ++r) {
+  st.row_loss.resize(static_cast<size_t>(n));
+  st.row_sq.resize(static_cast<size_t>(n));
+  st.row_abs.resize(static_cast<size_t>(n));
+  Parallel(st, n, 64, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
       const double yhat = RowForward(st.p.w.data(), st.p.v.data(), st.p.w0, k, x, r, st.s.data() + r * k);
       double g = 0;
-      acc.loss += FmLossValue(loss, yhat, labels[r], &g);
+      st.row_loss[r] = FmLossValue(loss, yhat, labels[r], &g);
       const double pred = loss == FmLoss::kLogistic ? g + labels[r] : yhat;  // sigmoid(yhat) or yhat
       const double e = pred - labels[r];
-      acc.squared_error += e * e;
-      acc.absolute_error += std::fabs(e);
+      st.row_sq[r] = e * e;
+      st.row_abs[r] = std::fabs(e);
       st.g[r] = g;
     }
-    part[t] = acc;
-  }
+  });
   FmBatchLoss total;
-  for (const auto& a : part) {
-    total.loss += a.loss;
-    total.squared_error += a.squared_error;
-    total.absolute_error += a.absolute_error;
+  for (int64_t r = 0; r < n; ++r) {
+    total.loss += st.row_loss[r];
+    total.squared_error += st.row_sq[r];
+    total.absolute_error += st.row_abs[r];
   }
   total.rows = n;
   return total;
@@ -296,8 +304,8 @@ FmBatchLoss FmGradientCpu(const FmParams& p, const HostBatch& batch, const float
   FmCpuState st;
   st.p = p;
   MakeCsr(batch, &st.x);
-  const int nt = ResolveThreads(threads);
-  FmBatchLoss total = ForwardLoss(st, labels, loss, nt);
+  if (ResolveThreads(threads) > 1) st.pool = std::make_unique<TaskPool>(ResolveThreads(threads));
+  FmBatchLoss total = ForwardLoss(st, labels, loss);
   GroupByFeature(st);
   const size_t u = st.uniq.size();
   std::vector<size_t> order(u);
@@ -341,6 +349,7 @@ FmStepper::FmStepper(Resources& res, FmParams initial, const FmStepSpec& spec)
     return;
   }
   cpu_ = std::make_unique<internal::FmCpuState>();
+  if (res_.threads() > 1) cpu_->pool = std::make_unique<TaskPool>(res_.threads());
   const size_t dv = initial.v.size(), dw = initial.w.size();
   if (spec_.optimizer != FmOptimizer::kSgd) {
     cpu_->w_first.assign(dw, 0.0f);
@@ -369,8 +378,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
   CheckShape(st.p, batch);
   if (batch.rows == 0) return {};
   MakeCsr(batch, &st.x);
-  const int nt = ResolveThreads(res_.threads());
-  FmBatchLoss total = ForwardLoss(st, labels, spec_.loss, nt);
+  FmBatchLoss total = ForwardLoss(st, labels, spec_.loss);
   GroupByFeature(st);
   const float rescale = spec_.rescale_grad > 0 ? spec_.rescale_grad : 1.0f / static_cast<float>(batch.rows);
   const Update lin = MakeUpdate(spec_, spec_.linear, rescale, steps_);
@@ -378,11 +386,9 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
   const bool adam = spec_.optimizer == FmOptimizer::kAdam, sgd = spec_.optimizer == FmOptimizer::kSgd;
   const int64_t k = st.p.k;
   const int64_t u = static_cast<int64_t>(st.uniq.size());
-#pragma omp parallel num_threads(nt) if (WorthThreads(st.x, k))
-  {
+  Parallel(st, u, 128, [&](int64_t begin, int64_t end) {
     std::vector<float> gv(static_cast<size_t>(k));
-#pragma omp for schedule(dynamic, 16)
-    for (int64_t i = 0; i < u; ++i) {
+    for (int64_t i = begin; i < end; ++i) {
       double gw = 0;
       FeatureGradient(st, static_cast<size_t>(i), &gw, gv.data());
       const int64_t j = st.uniq[i];
@@ -395,7 +401,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
                   static_cast<float>(gw));
       }
     }
-  }
+  });
   if (spec_.use_bias) {
     double g0 = 0;
     for (int64_t r = 0; r < batch.rows; ++r) g0 += st.g[r];
