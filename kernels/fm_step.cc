@@ -77,24 +77,30 @@ void MakeCsr(const HostBatch& b, Csr* c) {
   c->values = c->own_values.data();
 }
 
-// yhat of row r; fills s (k floats).
-inline double RowForward(const float* w, const float* v, float w0, int64_t k, const Csr& x, int64_t r, float* s) {
+// yhat of row r; fills s (k floats) and uses t (k floats of scratch). The sum of x_i^2 ||v_i||^2
+// is accumulated per factor in t and added up at the end, so that both inner loops are
+// element-wise and vectorise (a float reduction inside the loop would not, without -ffast-math).
+inline double RowForward(const float* w, const float* v, float w0, int64_t k, const Csr& x, int64_t r,
+                         float* __restrict s, float* __restrict t) {
   std::fill(s, s + k, 0.0f);
-  double lin = 0, sq = 0;
+  std::fill(t, t + k, 0.0f);
+  double lin = 0;
   for (int64_t p = x.indptr[r]; p < x.indptr[r + 1]; ++p) {
     const int64_t j = x.indices[p];
     const float xv = x.values[p];
-    const float* vj = v + j * k;
-    float norm = 0;
+    const float* __restrict vj = v + j * k;
     for (int64_t f = 0; f < k; ++f) {
-      s[f] += vj[f] * xv;
-      norm += vj[f] * vj[f];
+      const float a = vj[f] * xv;
+      s[f] += a;
+      t[f] += a * a;
     }
     lin += static_cast<double>(w[j]) * xv;
-    sq += static_cast<double>(xv) * xv * norm;
   }
-  double ss = 0;
-  for (int64_t f = 0; f < k; ++f) ss += static_cast<double>(s[f]) * s[f];
+  double ss = 0, sq = 0;
+  for (int64_t f = 0; f < k; ++f) {
+    ss += static_cast<double>(s[f]) * s[f];
+    sq += t[f];
+  }
   return static_cast<double>(w0) + lin + 0.5 * (ss - sq);
 }
 
@@ -120,11 +126,11 @@ void FmForwardCpu(const FmParams& p, const HostBatch& batch, float* out, float* 
   const int64_t k = p.k;
 #pragma omp parallel num_threads(nt) if (WorthThreads(x, k))
   {
-    std::vector<float> local(static_cast<size_t>(k));
+    std::vector<float> local(static_cast<size_t>(k)), scratch(static_cast<size_t>(k));
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < x.rows; ++r) {
       float* sr = s ? s + r * k : local.data();
-      out[r] = static_cast<float>(RowForward(p.w.data(), p.v.data(), p.w0, k, x, r, sr));
+      out[r] = static_cast<float>(RowForward(p.w.data(), p.v.data(), p.w0, k, x, r, sr, scratch.data()));
     }
   }
 }
@@ -178,8 +184,10 @@ FmBatchLoss ForwardLoss(FmCpuState& st, const float* labels, FmLoss loss) {
   st.row_sq.resize(static_cast<size_t>(n));
   st.row_abs.resize(static_cast<size_t>(n));
   Parallel(st, n, 64, [&](int64_t begin, int64_t end) {
+    std::vector<float> scratch(static_cast<size_t>(k));
     for (int64_t r = begin; r < end; ++r) {
-      const double yhat = RowForward(st.p.w.data(), st.p.v.data(), st.p.w0, k, x, r, st.s.data() + r * k);
+      const double yhat =
+          RowForward(st.p.w.data(), st.p.v.data(), st.p.w0, k, x, r, st.s.data() + r * k, scratch.data());
       double g = 0;
       st.row_loss[r] = FmLossValue(loss, yhat, labels[r], &g);
       const double pred = loss == FmLoss::kLogistic ? g + labels[r] : yhat;  // sigmoid(yhat) or yhat
@@ -239,7 +247,7 @@ void GroupByFeature(FmCpuState& st) {
 }
 
 // The gradient of feature uniq[i]: gw and gv (k floats), from st.s / st.g (pre-update values).
-inline void FeatureGradient(const FmCpuState& st, size_t i, double* gw, float* gv) {
+inline void FeatureGradient(const FmCpuState& st, size_t i, double* gw, float* __restrict gv) {
   const int64_t k = st.p.k;
   const int64_t j = st.uniq[i];
   const float* vj = st.p.v.data() + j * k;
@@ -286,6 +294,39 @@ struct Update {
     }
   }
 };
+
+// The update of n consecutive values (a feature's factor row) with raw gradients g: the same math as
+// Update::Apply, one loop per optimizer so that each vectorises.
+void ApplyRow(const Update& u, float* __restrict w, float* __restrict a, float* __restrict b,
+              const float* __restrict g, int64_t n) {
+  const bool clip = u.clip > 0;
+  switch (u.kind) {
+    case FmOptimizer::kSgd:
+      for (int64_t f = 0; f < n; ++f) {
+        float G = u.rescale * g[f];
+        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
+        w[f] = (1.0f - u.lr * u.wd) * w[f] - u.lr * G;
+      }
+      break;
+    case FmOptimizer::kAdam:
+      for (int64_t f = 0; f < n; ++f) {
+        float G = u.rescale * g[f] + u.wd * w[f];
+        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
+        a[f] = u.beta1 * a[f] + (1.0f - u.beta1) * G;
+        b[f] = u.beta2 * b[f] + (1.0f - u.beta2) * G * G;
+        w[f] -= u.adam_lr * a[f] / (std::sqrt(b[f]) + u.eps);
+      }
+      break;
+    case FmOptimizer::kAdagrad:
+      for (int64_t f = 0; f < n; ++f) {
+        float G = u.rescale * g[f];
+        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
+        a[f] += G * G;
+        w[f] -= u.lr * (G / std::sqrt(a[f] + u.eps) + u.wd * w[f]);
+      }
+      break;
+  }
+}
 
 Update MakeUpdate(const FmStepSpec& spec, const FmGroupSpec& group, float rescale, int64_t t) {
   Update u{spec.optimizer, group.lr, group.wd, rescale, spec.clip_gradient, spec.beta1, spec.beta2, spec.eps, 0};
@@ -395,7 +436,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
       float* vj = st.p.v.data() + j * k;
       float* va = sgd ? nullptr : st.v_first.data() + j * k;
       float* vb = adam ? st.v_second.data() + j * k : nullptr;
-      for (int64_t f = 0; f < k; ++f) fac.Apply(vj[f], va ? va + f : nullptr, vb ? vb + f : nullptr, gv[f]);
+      ApplyRow(fac, vj, va, vb, gv.data(), k);
       if (spec_.use_linear) {
         lin.Apply(st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr,
                   static_cast<float>(gw));
