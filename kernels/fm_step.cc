@@ -16,6 +16,7 @@
 #include <numeric>
 
 #include "core/error.h"
+#include "comm/communicator.h"
 #include "core/resources.h"
 #include "core/task_pool.h"
 #include "kernels/omp_threads.h"
@@ -386,6 +387,10 @@ FmStepper::FmStepper(Resources& res, FmParams initial, const FmStepSpec& spec)
               "feature_dim = {} is larger than this implementation's limit of {}", initial.d,
               std::numeric_limits<int32_t>::max());
   if (res_.device() == Device::kGpu) {
+    MLF_EXPECTS(res_.comm().world_size() == 1,
+                "factorization machines on {} ranks run on the CPU for now: the GPU step fuses the gradient with "
+                "the update, so the ranks' gradients cannot be summed between them; use --device cpu",
+                res_.comm().world_size());
     gpu_.reset(internal::FmGpuCreate(res_, initial, spec_));
     return;
   }
@@ -417,6 +422,8 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
   }
   FmCpuState& st = *cpu_;
   CheckShape(st.p, batch);
+  comm::Communicator& comm = res_.comm();
+  if (comm.world_size() > 1) return StepGroup(batch, labels);
   if (batch.rows == 0) return {};
   MakeCsr(batch, &st.x);
   FmBatchLoss total = ForwardLoss(st, labels, spec_.loss);
@@ -446,12 +453,103 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
   if (spec_.use_bias) {
     double g0 = 0;
     for (int64_t r = 0; r < batch.rows; ++r) g0 += st.g[r];
-    const Update bias = MakeUpdate(spec_, spec_.bias, rescale, steps_);
-    float a = static_cast<float>(st.b_first), b = static_cast<float>(st.b_second);
-    bias.Apply(st.p.w0, &a, &b, static_cast<float>(g0));
-    st.b_first = a;
-    st.b_second = b;
+    UpdateBias(g0, rescale);
   }
+  return total;
+}
+
+void FmStepper::UpdateBias(double g0, float rescale) {
+  FmCpuState& st = *cpu_;
+  const Update bias = MakeUpdate(spec_, spec_.bias, rescale, steps_);
+  float a = static_cast<float>(st.b_first), b = static_cast<float>(st.b_second);
+  bias.Apply(st.p.w0, &a, &b, static_cast<float>(g0));
+  st.b_first = a;
+  st.b_second = b;
+}
+
+// Several ranks: every rank computes the row-sparse gradient of its own mini-batch, the ranks agree
+// on the union of the features they touched (all-gather of each rank's sorted feature ids), sum the
+// gradients of those rows only (one all-reduce of union x (k + 1) floats, plus the bias gradient and
+// the row count in float64), and apply the same lazy update to the same rows, so the replicas stay
+// identical. Traffic per step is proportional to the features the group's batches touch, never to
+// feature_dim: 8 ranks x 1000 Criteo rows (39 ids each) move at most ~312k ids and rows, against
+// 2.6 GB for a dense all-reduce of 10M x 64 factors. The result equals one process stepping on the
+// union of the ranks' rows (rescale 1 / all rows), up to float summation order.
+FmBatchLoss FmStepper::StepGroup(const HostBatch& batch, const float* labels) {
+  FmCpuState& st = *cpu_;
+  comm::Communicator& comm = res_.comm();
+  const int64_t k = st.p.k;
+  FmBatchLoss total;
+  st.uniq.clear();
+  if (batch.rows > 0) {
+    MakeCsr(batch, &st.x);
+    total = ForwardLoss(st, labels, spec_.loss);
+    GroupByFeature(st);
+  }
+  // Local gradients, one row of k + 1 floats (w, then v) per touched feature, ids sorted.
+  const int64_t u = static_cast<int64_t>(st.uniq.size());
+  std::vector<int64_t> order(static_cast<size_t>(u));
+  std::iota(order.begin(), order.end(), int64_t{0});
+  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st.uniq[a] < st.uniq[b]; });
+  std::vector<int64_t> ids(static_cast<size_t>(u));
+  for (int64_t i = 0; i < u; ++i) ids[i] = st.uniq[order[i]];
+  std::vector<float> local(static_cast<size_t>(u * (k + 1)));
+  if (u > 0) {
+    Parallel(st, u, 128, [&](int64_t begin, int64_t end) {
+      for (int64_t i = begin; i < end; ++i) {
+        double gw = 0;
+        FeatureGradient(st, static_cast<size_t>(order[i]), &gw, local.data() + i * (k + 1) + 1);
+        local[i * (k + 1)] = static_cast<float>(gw);
+      }
+    });
+  }
+  // The union of the ranks' ids.
+  const int world = comm.world_size();
+  double counts_max = static_cast<double>(u);
+  comm.AllReduceMax(&counts_max, 1);
+  const size_t width = static_cast<size_t>(counts_max);
+  std::vector<int64_t> padded(width, -1), all(width * world);
+  std::copy(ids.begin(), ids.end(), padded.begin());
+  if (width > 0) comm.AllGather(padded.data(), width * sizeof(int64_t), all.data());
+  std::vector<int64_t> uni;
+  uni.reserve(all.size());
+  for (int64_t id : all)
+    if (id >= 0) uni.push_back(id);
+  std::sort(uni.begin(), uni.end());
+  uni.erase(std::unique(uni.begin(), uni.end()), uni.end());
+  // Sum the gradients of the union's rows.
+  const int64_t nu = static_cast<int64_t>(uni.size());
+  std::vector<float> grad(static_cast<size_t>(nu * (k + 1)), 0.0f);
+  for (int64_t i = 0, p = 0; i < u; ++i) {
+    while (uni[p] < ids[i]) ++p;
+    std::copy(local.begin() + i * (k + 1), local.begin() + (i + 1) * (k + 1), grad.begin() + p * (k + 1));
+  }
+  if (!grad.empty()) comm.AllReduceSum(grad.data(), grad.size());
+  double sums[2] = {0, static_cast<double>(batch.rows)};  // bias gradient, rows
+  for (int64_t r = 0; r < batch.rows; ++r) sums[0] += st.g[r];
+  comm.AllReduceSum(sums, 2);
+  if (sums[1] == 0) return total;  // no rank had rows
+  const float rescale = spec_.rescale_grad > 0 ? spec_.rescale_grad : static_cast<float>(1.0 / sums[1]);
+  const Update lin = MakeUpdate(spec_, spec_.linear, rescale, steps_);
+  const Update fac = MakeUpdate(spec_, spec_.factors, rescale, steps_);
+  const bool adam = spec_.optimizer == FmOptimizer::kAdam, sgd = spec_.optimizer == FmOptimizer::kSgd;
+  auto apply = [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const int64_t j = uni[i];
+      const float* g = grad.data() + i * (k + 1);
+      ApplyRow(fac, st.p.v.data() + j * k, sgd ? nullptr : st.v_first.data() + j * k,
+               adam ? st.v_second.data() + j * k : nullptr, g + 1, k);
+      if (spec_.use_linear) {
+        lin.Apply(st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr, g[0]);
+      }
+    }
+  };
+  if (st.pool && nu * (k + 1) >= (int64_t{1} << 16)) {
+    st.pool->ParallelFor(nu, 128, [&](int64_t b, int64_t e, int) { apply(b, e); });
+  } else {
+    apply(0, nu);
+  }
+  if (spec_.use_bias) UpdateBias(sums[0], rescale);
   return total;
 }
 

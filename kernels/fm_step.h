@@ -132,7 +132,8 @@ class FmStepper {
   Device device() const;
   // One training step on a host batch (CSR or dense, cols == d; labels: batch.rows floats, for
   // logistic 0 or 1). Returns the loss of the batch computed with the parameters BEFORE the update
-  // (the progressive training loss SageMaker logs).
+  // (the progressive training loss SageMaker logs), this rank's rows only. With several ranks in
+  // res.comm() (CPU only; the constructor refuses the GPU) it is a collective: see StepGroup.
   FmBatchLoss Step(const HostBatch& batch, const float* labels);
   // Raw predictions yhat with the current parameters (no update): out receives batch.rows floats.
   void Predict(const HostBatch& batch, float* out);
@@ -148,6 +149,12 @@ class FmStepper {
   static size_t StateBytes(int64_t d, int64_t k, FmOptimizer optimizer);
 
  private:
+  // res.comm() with more than one rank (CPU only): every rank calls Step the same number of times,
+  // with an empty batch once its data ran out; the ranks' row-sparse gradients are summed over the
+  // union of their touched features (fm_step.cc says how) and every replica applies the same update.
+  FmBatchLoss StepGroup(const HostBatch& batch, const float* labels);
+  void UpdateBias(double g0, float rescale);
+
   Resources& res_;
   FmStepSpec spec_;
   int64_t d_ = 0;

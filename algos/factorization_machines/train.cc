@@ -8,6 +8,7 @@
 
 #include "algos/factorization_machines/config.h"
 #include "algos/factorization_machines/factorization_machines.h"
+#include "comm/communicator.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/resources.h"
@@ -40,7 +41,7 @@ void CheckChannelFormat(const TrainChannel& ch) {
   }
 }
 
-io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx) {
+io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, const TrainChannel& ch) {
   io::StreamOptions so;
   so.batch_size = cfg.mini_batch_size;
   so.threads = std::max(1, ctx.resources.threads() / 2);
@@ -48,7 +49,22 @@ io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx) 
   so.require_labels = true;
   so.force_dense = false;
   so.stop = ctx.stop();
+  // FullyReplicated with several ranks: each rank keeps every world_size-th chunk of batch_size
+  // records, so a group step covers the rows of one single-process mini-batch of world x size.
+  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+    so.shard_index = ctx.rank();
+    so.num_shards = ctx.world_size();
+  }
   return so;
+}
+
+// One step of the whole group: false once no rank has a batch left, so ranks with uneven row
+// counts keep joining the step's collectives with an empty batch instead of blocking the others.
+bool GroupHasData(comm::Communicator& comm, bool mine) {
+  if (comm.world_size() == 1) return mine;
+  double flag = mine ? 1.0 : 0.0;
+  comm.AllReduceMax(&flag, 1);
+  return flag > 0;
 }
 
 // Fills out[0, n) with a parameter group's initial values. Each pair of values is a function of
@@ -153,10 +169,6 @@ void LogBatchMetrics(const TrainContext& ctx, const Config& cfg, const kernels::
 
 void Train(TrainContext& ctx) {
   Resources& res = ctx.resources;
-  MLF_EXPECTS(ctx.world_size() == 1,
-              "factorization machines train on one process for now ({} ranks were given); multi-host training is "
-              "not yet supported for this algorithm: run with one instance",
-              ctx.world_size());
   const Config cfg = ResolveConfig(ctx.hyperparameters, res.seed());
   const TrainChannel& train = *ctx.channel("train");
   CheckChannelFormat(train);
@@ -175,7 +187,8 @@ void Train(TrainContext& ctx) {
                cfg.step.bias.wd, cfg.step.linear.wd, cfg.step.factors.wd, DeviceName(stepper.device()),
                Seconds(t_start));
 
-  io::BatchStream stream(train.source, MakeStreamOptions(cfg, ctx));
+  comm::Communicator& comm = res.comm();
+  io::BatchStream stream(train.source, MakeStreamOptions(cfg, ctx, train));
   HostBatch batch;
   int64_t total_rows = 0;
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
@@ -183,7 +196,10 @@ void Train(TrainContext& ctx) {
     stream.StartEpoch(epoch);
     kernels::FmBatchLoss sum;
     int64_t batches = 0;
-    while (stream.Next(&batch)) {
+    for (;;) {
+      const bool mine = stream.Next(&batch);
+      if (!mine) batch.Clear();
+      if (!GroupHasData(comm, mine)) break;
       ctx.stop().ThrowIfStopped();
       CheckLabels(cfg, batch, "train");
       const kernels::FmBatchLoss l = stepper.Step(batch, batch.labels.data());
@@ -195,6 +211,14 @@ void Train(TrainContext& ctx) {
       ++batches;
     }
     ctx.stop().ThrowIfStopped();
+    if (comm.world_size() > 1) {
+      double v[4] = {sum.loss, sum.squared_error, sum.absolute_error, static_cast<double>(sum.rows)};
+      comm.AllReduceSum(v, 4);
+      sum.loss = v[0];
+      sum.squared_error = v[1];
+      sum.absolute_error = v[2];
+      sum.rows = static_cast<int64_t>(v[3]);
+    }
     MLF_EXPECTS(sum.rows > 0, "the train channel yielded no rows; factorization machines need labelled data");
     total_rows += sum.rows;
     const double secs = Seconds(t_epoch), n = static_cast<double>(sum.rows);
@@ -227,7 +251,7 @@ void Train(TrainContext& ctx) {
 
   // --- Test channel: the final model's metrics, as SageMaker's #test_score lines. ---
   if (const TrainChannel* test = ctx.channel("test")) {
-    io::BatchStream ts(test->source, MakeStreamOptions(cfg, ctx));
+    io::BatchStream ts(test->source, MakeStreamOptions(cfg, ctx, *test));
     ts.StartEpoch(0);
     HostBatch b;
     EvalSums sums;
@@ -242,6 +266,11 @@ void Train(TrainContext& ctx) {
         if (cfg.predictor_type == PredictorType::kBinaryClassifier) score = 1.0 / (1.0 + std::exp(-score));
         sums.Add(cfg.predictor_type, score, b.labels[i]);
       }
+    }
+    if (comm.world_size() > 1) {
+      double v[8] = {sums.n, sums.sq, sums.abs, sums.xent, sums.tp, sums.fp, sums.fn, sums.correct};
+      comm.AllReduceSum(v, 8);
+      sums = EvalSums{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]};
     }
     MLF_EXPECTS(sums.n > 0, "the test channel yielded no rows");
     for (const auto& [name, value] : sums.Metrics(cfg.predictor_type)) {
