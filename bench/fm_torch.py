@@ -20,7 +20,8 @@ else index_add_); both step with SparseAdam. `manual` gathers the same way but a
 and applies the lazy update itself (torch.unique, index_add_ of the gradient rows, index_select /
 index_copy_ of the touched rows of w, v and the moments), with MXNet's exact Adam formula: it
 avoids SparseAdam's coalesce and sparse_mask, which dominate its step on CPU. `all` runs the
-three (the bench takes the fastest as the peer). Prints one RESULT line per (impl, device):
+three (bench/fm_vs_torch.sh reports the faster of bag / embed, and manual). Prints one RESULT line
+per (impl, device):
 
     python bench/fm_torch.py --train FILE --num-factors 16 --epochs 2 --threads 2 --device cpu
 """
