@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <condition_variable>
 #include <cstring>
 #include <deque>
@@ -191,7 +192,10 @@ struct RawChunk : RawStorage {
   uint64_t first_offset = 0;  // CSV/libsvm: file offset of the first line
   std::exception_ptr error;   // an I/O or framing error right after these records
   static constexpr uint64_t kInSide = uint64_t{1} << 63;
+  // In-memory source (ChannelSource::memory): rows [first_record, first_record + memory_rows).
+  int64_t memory_rows = -1;
   int64_t records() const {
+    if (memory_rows >= 0) return memory_rows;
     if (format == DataFormat::kRecordIO) return static_cast<int64_t>(lens.size());
     return starts.empty() ? 0 : static_cast<int64_t>(starts.size()) - 1;
   }
@@ -214,6 +218,7 @@ struct RawChunk : RawStorage {
   void ResetRecords() {
     ReleaseMapped();
     Clear();
+    if (memory_rows >= 0) memory_rows = 0;
   }
   LiveCounter counter;
 };
@@ -577,11 +582,36 @@ struct BatchStream::Impl {
     Submit(rs);
   }
 
+  // In-memory rows: chunks of batch_size rows (fewer when they would exceed chunk_bytes).
+  void ReadMemory(ReaderState& rs) {
+    const MemoryMatrix& m = *src.memory;
+    ++files_opened;
+    for (int64_t r0 = 0; r0 < m.rows;) {
+      const int64_t left = m.rows - r0;
+      int64_t n = std::min(opt.batch_size, left);
+      if (m.layout == Layout::kDense) {
+        const int64_t row_bytes = std::max<int64_t>(1, m.cols) * static_cast<int64_t>(sizeof(float));
+        n = std::max<int64_t>(1, std::min<int64_t>(n, static_cast<int64_t>(chunk_bytes_limit) / row_bytes));
+      }
+      if (!EnsureChunk(rs)) return;
+      RawChunk& c = *rs.cur;
+      c.file = 0;
+      c.first_record = r0;
+      c.memory_rows = n;
+      const int64_t nnz = m.layout == Layout::kDense ? n * m.cols : m.indptr(r0 + n) - m.indptr(r0);
+      bytes += static_cast<uint64_t>(nnz) * (m.layout == Layout::kDense ? 4 : 8) +
+               static_cast<uint64_t>(m.labels ? n * 4 : 0);
+      Submit(rs);
+      r0 += n;
+    }
+  }
+
   void ReaderLoop() {
     ReaderState rs;
     StopToken token(&cancel);
     try {
-      for (size_t f = 0; f < files.size(); ++f) {
+      if (src.memory) ReadMemory(rs);
+      for (size_t f = 0; f < files.size() && !src.memory; ++f) {
         if (cancel) break;
         std::unique_ptr<InputFile> in = src.pipe_prefix.empty()
                                             ? InputFile::Open(files[f], token)
@@ -625,6 +655,7 @@ struct BatchStream::Impl {
 
   // ---------------- workers ----------------
   std::string Where(const RawChunk& raw, int64_t i) const {
+    if (raw.memory_rows >= 0) return fmt::format("{}: row {}", src.memory->name, raw.first_record + i);
     if (raw.format != DataFormat::kRecordIO) {
       return fmt::format("{}: line {} at byte {}", files[raw.file], raw.first_record + i,
                          raw.first_offset + raw.starts[i] + static_cast<uint64_t>(i));
@@ -632,7 +663,59 @@ struct BatchStream::Impl {
     return fmt::format("{}: record {} at byte {}", files[raw.file], raw.first_record + i, raw.offsets[i]);
   }
 
+  // Copies rows of an in-memory source into the chunk's batch, with the checks file rows get.
+  void DecodeMemory(const RawChunk& raw, Decoded* d) {
+    const MemoryMatrix& m = *src.memory;
+    const int64_t r0 = raw.first_record, n = raw.memory_rows;
+    d->records = 0;
+    if (n <= 0) return;
+    d->where = Where(raw, 0);
+    d->cols = m.cols;
+    d->labeled = m.labels != nullptr;
+    if (opt.expected_cols >= 0 && m.cols != opt.expected_cols) {
+      MLF_FAIL("{}: expected {} feature columns (feature_dim), found {}; set feature_dim to the data's width",
+               d->where, opt.expected_cols, m.cols);
+    }
+    MLF_EXPECTS(!opt.require_labels || m.labels != nullptr,
+                "{}: the rows have no labels; this algorithm trains on labeled data (pass y)", d->where);
+    BatchBuilder builder(opt.force_dense);
+    builder.Reset(&d->batch, m.cols, 0);
+    if (m.layout == Layout::kDense) {
+      d->batch.values.reserve(static_cast<size_t>(n * m.cols));
+      if (m.labels) d->batch.labels.reserve(static_cast<size_t>(n));
+    }
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t r = r0 + i;
+      const float* label = m.labels ? m.labels + r : nullptr;
+      if (label && !std::isfinite(*label)) MLF_FAIL("{}: the label is {}", Where(raw, i), *label);
+      if (m.layout == Layout::kDense) {
+        const float* x = m.values + r * m.cols;
+        if (!opt.allow_non_finite) {
+          if (const int64_t j = FirstNonFinite(x, m.cols); j >= 0)
+            throw UserError(NonFiniteMessage(Where(raw, i), j, x[j]));
+        }
+        builder.AddDense(x, label);
+      } else {
+        const int64_t from = m.indptr(r), to = m.indptr(r + 1);
+        MLF_EXPECTS(from <= to, "{}: CSR indptr decreases ({} then {})", Where(raw, i), from, to);
+        const int32_t* idx = m.indices + from;
+        for (int64_t k = 0; k < to - from; ++k) {
+          MLF_EXPECTS(idx[k] >= 0 && idx[k] < m.cols, "{}: column index {} is outside [0, {})", Where(raw, i),
+                      idx[k], m.cols);
+        }
+        if (!opt.allow_non_finite) {
+          if (const int64_t j = FirstNonFinite(m.values + from, to - from); j >= 0)
+            throw UserError(NonFiniteMessage(Where(raw, i), idx[j], m.values[from + j]));
+        }
+        static_assert(sizeof(int32_t) == sizeof(uint32_t));
+        builder.AddSparse(reinterpret_cast<const uint32_t*>(idx), m.values + from, to - from, label);
+      }
+      ++d->records;
+    }
+  }
+
   void Decode(const RawChunk& raw, Decoded* d) {
+    if (raw.memory_rows >= 0) return DecodeMemory(raw, d);
     const int64_t records = raw.records();
     d->records = 0;
     BatchBuilder builder(opt.force_dense);
@@ -815,13 +898,19 @@ struct BatchStream::Impl {
     bytes = 0;
     files_opened = 0;
     try {
-      if (!src.pipe_prefix.empty()) {
+      if (src.memory) {
+        files = {src.memory->name};
+      } else if (!src.pipe_prefix.empty()) {
         files = {fmt::format("{}_{}", src.pipe_prefix, e)};
       } else {
         files = ExpandChannelPaths(src.paths);
       }
       formats.clear();
       for (const std::string& f : files) {
+        if (src.memory) {
+          formats.push_back(DataFormat::kRecordIO);  // unused: the memory rows decode apart
+          continue;
+        }
         DataFormat fmt = src.format != DataFormat::kAuto ? src.format : FormatFromPath(f);
         MLF_EXPECTS(fmt != DataFormat::kAuto,
                     "{}: cannot tell the data format from the file name; name files *.csv, "
@@ -1085,7 +1174,7 @@ BatchStream::BatchStream(ChannelSource source, StreamOptions options)
               "{}: libsvm data in Pipe mode needs feature_dim: libsvm lines do not say how many columns "
               "the data has, and a FIFO cannot be read twice to find the largest index",
               m.src.pipe_prefix);
-  MLF_EXPECTS(!m.src.pipe_prefix.empty() || !m.src.paths.empty(), "channel has no data paths");
+  MLF_EXPECTS(m.src.memory || !m.src.pipe_prefix.empty() || !m.src.paths.empty(), "channel has no data paths");
   m.label_size = m.src.label_size < 0 ? 1 : m.src.label_size;
   m.threads = o.threads > 0 ? o.threads : std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
   m.capacity = static_cast<int64_t>(o.prefetch) + m.threads;

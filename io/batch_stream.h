@@ -39,7 +39,29 @@
 
 namespace mlforge::io {
 
+// Rows already in memory (the Python bindings' numpy / scipy CSR arrays), streamed like a file
+// of batch_size-row chunks: the workers copy each chunk's rows into its HostBatch (the only copy;
+// the arrays are never copied whole) and apply the checks file rows get (width, labels,
+// non-finite values, CSR indices). Nothing here is owned: the arrays must outlive every stream
+// reading them (`owner` may keep them alive).
+struct MemoryMatrix {
+  Layout layout = Layout::kDense;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  const float* values = nullptr;      // dense: rows x cols, row-major; csr: nnz values
+  const int64_t* indptr64 = nullptr;  // csr: rows + 1 offsets, either 64-bit ...
+  const int32_t* indptr32 = nullptr;  //      ... or 32-bit (scipy's default)
+  const int32_t* indices = nullptr;   // csr: nnz column indices, each in [0, cols)
+  const float* labels = nullptr;      // rows labels, or null (unlabeled)
+  std::string name = "array";         // in messages: "<name>: row 12"
+  std::shared_ptr<const void> owner;  // optional keep-alive for the arrays
+
+  int64_t indptr(int64_t r) const { return indptr64 ? indptr64[r] : static_cast<int64_t>(indptr32[r]); }
+};
+
 struct ChannelSource {
+  // Rows in memory instead of files (paths and pipe_prefix are then ignored).
+  std::shared_ptr<const MemoryMatrix> memory;
   std::vector<std::string> paths;         // files and/or directories (expanded by ExpandChannelPaths)
   DataFormat format = DataFormat::kAuto;  // kAuto: from each file's extension
   int label_size = -1;  // CSV: 1 = first column is the label, 0 = none, -1 = 1 (SageMaker default)
