@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates (idempotently) a Python virtual environment and prints the path of its python on stdout.
 #
-#   scripts/pyenv.sh [sklearn|intelex|sdk|torch]
+#   scripts/pyenv.sh [sklearn|intelex|sdk|torch|python]
 #     sklearn (default)  numpy + scikit-learn: the scikit-learn comparisons and CPU benchmarks; and
 #                        matplotlib (the demo's PC scatter plots, scripts/plot_pca.py)
 #     intelex            the same plus scikit-learn-intelex (benchmark peer only); venv <repo>/.venv-intelex
@@ -11,6 +11,10 @@
 #                        PyPI's Linux x86_64 wheel is the CUDA build and pulls the nvidia-* runtime
 #                        wheels (~3 GB download, ~6 GB installed); where PyTorch's own CPU wheel
 #                        index answers, set PIP_INDEX_URL to it for a ~200 MB install instead.
+#     python             the Python package's build and test tools (nanobind, scikit-build-core,
+#                        pytest) with numpy, scipy and scikit-learn; tests/python/run.sh installs
+#                        the mlforge package into it (pip install --no-build-isolation .);
+#                        venv <repo>/.venv-py
 #
 #   MLFORGE_VENV   where the venv lives (default: <repo>/.venv or <repo>/.venv-sdk, gitignored)
 #   MLFORGE_PYTHON the interpreter that creates it (default: python3; needs the venv module)
@@ -64,8 +68,24 @@ case "$profile" in
     requirements=("numpy==1.26.4" "torch==2.5.1")
     imports="import numpy, torch"
     ;;
+  python)
+    venv="${MLFORGE_VENV:-$repo/.venv-py}"
+    # The build backend and bindings library are pinned too: the package builds without build
+    # isolation (no download per build, and CMake's cache in build-py/ stays valid).
+    requirements=(
+      "numpy==1.26.4"
+      "scipy==1.13.1"
+      "joblib==1.4.2"
+      "threadpoolctl==3.5.0"
+      "scikit-learn==1.5.2"
+      "nanobind==2.4.0"
+      "scikit-build-core==0.10.7"
+      "pytest==8.3.3"
+    )
+    imports="import numpy, scipy, sklearn, nanobind, scikit_build_core, pytest"
+    ;;
   *)
-    echo "pyenv.sh: unknown profile '$profile' (sklearn, intelex, sdk or torch)" >&2
+    echo "pyenv.sh: unknown profile '$profile' (sklearn, intelex, sdk, torch or python)" >&2
     exit 2
     ;;
 esac
@@ -129,5 +149,5 @@ if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check --tim
 fi
 SAGEMAKER_SUPPRESS_V2_WARNING=1 "$venv/bin/python" -c "$imports" >&2 || { say "imports fail after install"; exit 1; }
 printf '%s' "$stamp_text" >"$venv/.mlforge-requirements"
-say "ready ($profile): $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scikit-learn|sagemaker|torch)==' | tr '\n' ' ')"
+say "ready ($profile): $("$venv/bin/python" -m pip list --format=freeze 2>/dev/null | grep -iE '^(numpy|scikit-learn|sagemaker|torch|nanobind)==' | tr '\n' ' ')"
 echo "$venv/bin/python"

@@ -1,0 +1,322 @@
+"""scikit-learn estimators over mlforge's C++ algorithms.
+
+Constructor arguments are SageMaker's hyperparameters (names and defaults generated from the C++
+tables; ``feature_dim``, ``predictor_type`` and ``num_classes`` come from the data and the class
+instead), plus ``device``, ``n_jobs`` and ``random_state``. SageMaker's hidden hyperparameters
+(``_optimizer`` of factorization machines) drop the leading underscore.
+"""
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.base import ClassifierMixin, ClusterMixin, RegressorMixin, TransformerMixin
+from sklearn.metrics.pairwise import euclidean_distances
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._base import MlforgeEstimator, _channel
+
+
+def _n_samples_check(owner, n, need, what):
+    if n < need:
+        raise ValueError(f"{owner}: n_samples={n} should be >= {need} ({what})")
+
+
+# ---------------------------------------------------------------------------------------- k-means
+class KMeans(ClusterMixin, TransformerMixin, MlforgeEstimator):
+    """SageMaker's k-means (``kmeans`` image): streaming mini-batch k-means with a final local
+    Lloyd reduction; ``full_batch_lloyd_iterations`` > 0 adds exact Lloyd passes (mlforge
+    extension). ``k`` defaults to 8 here (scikit-learn's n_clusters; SageMaker requires it).
+
+    Fitted attributes: cluster_centers_ (k, n_features), labels_ and inertia_ (when fitted on
+    arrays), n_features_in_, model_files_ (the artifact), metrics_."""
+
+    _algorithm = "kmeans"
+
+    def fit(self, X, y=None):
+        X = self._check_X(X, reset=True)
+        k = self.k
+        if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
+            _n_samples_check(self._owner(), X.shape[0], int(k), f"k={k}")
+        self._train({"train": _channel(X, None)}, {"feature_dim": str(X.shape[1])})
+        self.labels_ = self.predict(X)
+        d = euclidean_distances(X, self.cluster_centers_, squared=True)
+        self.inertia_ = float(d[np.arange(X.shape[0]), self.labels_].sum())
+        return self
+
+    def _set_fitted(self, model):
+        self.cluster_centers_ = np.asarray(model["cluster_centers"])
+        self.n_features_in_ = self.cluster_centers_.shape[1]
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return self._predict_columns(X)["closest_cluster"][:, 0].astype(np.int32)
+
+    def transform(self, X):
+        """Euclidean distances to every center, (n, k)."""
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return euclidean_distances(X, self.cluster_centers_)
+
+    def score(self, X, y=None):
+        """Opposite of the sum of squared distances to the closest centers (scikit-learn's)."""
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        d = euclidean_distances(X, self.cluster_centers_, squared=True)
+        return -float(d.min(axis=1).sum())
+
+
+KMeans._declare(exclude=("feature_dim",), defaults={"k": 8})
+
+
+# --------------------------------------------------------------------------------------------- PCA
+class PCA(TransformerMixin, MlforgeEstimator):
+    """SageMaker's PCA (``pca`` image). ``num_components`` None (default) keeps
+    min(n_samples, n_features) components (SageMaker requires it).
+
+    scikit-learn's order: components_ (n_components, n_features), singular_values_,
+    explained_variance_ and transform's columns are by decreasing singular value (SageMaker's
+    regular-mode artifact stores them ascending); NaN singular values (rank-deficient data) last.
+    Fitted attributes also: mean_, n_components_, n_features_in_, model_files_."""
+
+    _algorithm = "pca"
+
+    def fit(self, X, y=None):
+        X = self._check_X(X, reset=True)
+        _n_samples_check(self._owner(), X.shape[0], 2, "PCA needs at least 2 samples")
+        fixed = {"feature_dim": str(X.shape[1])}
+        if self.num_components is None:
+            fixed["num_components"] = str(min(X.shape))
+        self._train({"train": _channel(X, None)}, fixed)
+        return self
+
+    def _fixed_for_files(self):
+        if self.num_components is None:
+            raise ValueError("PCA.fit_files: parameter 'num_components' is required (an integer >= 1)")
+        return {}
+
+    def _set_fitted(self, model):
+        s = np.asarray(model["s"], dtype=np.float32)
+        v = np.asarray(model["v"], dtype=np.float32)
+        self._order = np.argsort(np.where(np.isnan(s), np.inf, -s), kind="stable")
+        self.singular_values_ = s[self._order]
+        self.components_ = np.ascontiguousarray(v[:, self._order].T)
+        self.n_components_ = int(s.shape[0])
+        self.n_features_in_ = int(v.shape[0])
+        mean = model.get("mean")
+        self.mean_ = np.zeros(v.shape[0], np.float32) if mean is None else np.asarray(mean)
+        ev = np.asarray(model.get("explained_variance", []))
+        evr = np.asarray(model.get("explained_variance_ratio", []))
+        self.explained_variance_ = ev[self._order] if ev.shape[0] == s.shape[0] else None
+        self.explained_variance_ratio_ = evr[self._order] if evr.shape[0] == s.shape[0] else None
+
+    def transform(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return np.ascontiguousarray(self._predict_columns(X)["projection"][:, self._order])
+
+    def inverse_transform(self, X):
+        check_is_fitted(self, "model_files_")
+        return np.asarray(X) @ self.components_ + self.mean_
+
+
+PCA._declare(exclude=("feature_dim",), defaults={"num_components": None})
+
+
+# ------------------------------------------------------------------------------- linear learner
+class _LinearLearner(MlforgeEstimator):
+    _algorithm = "linear-learner"
+
+    def _set_weights(self, model):
+        self.weights_ = np.asarray(model["weights"])  # (d, k) as stored
+        self.bias_ = np.asarray(model["bias"])
+        self.threshold_ = float(model["threshold"])
+        self.loss_ = model["loss"]
+        self.n_features_in_ = self.weights_.shape[0]
+
+
+class LinearLearnerClassifier(ClassifierMixin, _LinearLearner):
+    """SageMaker's linear learner as a classifier: predictor_type binary_classifier for two
+    classes, multiclass_classifier (num_classes from y) for more. ``predict`` uses the model's
+    calibrated threshold (binary; SageMaker's predicted_label); ``predict_proba`` is its score
+    (logistic / softmax). Fitted: classes_, coef_ (1 or n_classes, n_features), intercept_,
+    threshold_, n_features_in_, model_files_."""
+
+    def fit(self, X, y):
+        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C")
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise ValueError(
+                f"{self._owner()}: y holds only one class ({classes[0]!r}); a classifier needs at least 2 classes"
+            )
+        fixed = {"feature_dim": str(X.shape[1])}
+        if classes.shape[0] == 2:
+            fixed["predictor_type"] = "binary_classifier"
+        else:
+            fixed["predictor_type"] = "multiclass_classifier"
+            fixed["num_classes"] = str(classes.shape[0])
+        self._train({"train": _channel(X, y_enc.astype(np.float32))}, fixed)
+        self.classes_ = classes
+        return self
+
+    def _set_fitted(self, model):
+        if model["predictor_type"] == "regressor":
+            raise ValueError("the model is a linear-learner regressor; use LinearLearnerRegressor")
+        self._set_weights(model)
+        self.coef_ = np.ascontiguousarray(self.weights_.T)
+        self.intercept_ = self.bias_.copy()
+        k = self.weights_.shape[1]
+        self.classes_ = np.arange(2 if k == 1 else k)
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        labels = self._predict_columns(X)["predicted_label"][:, 0].astype(np.int64)
+        return self.classes_[labels]
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        score = self._predict_columns(X)["score"].astype(np.float64)
+        if score.shape[1] == 1:
+            return np.column_stack([1.0 - score[:, 0], score[:, 0]])
+        return score
+
+    def _fixed_for_files(self):
+        # Labels in files are SageMaker's: 0/1 (binary) or 0..num_classes-1 (fit_files(num_classes=K)).
+        return {"predictor_type": "binary_classifier"}
+
+    def _after_fit_files(self):
+        self.classes_ = np.arange(2 if self.weights_.shape[1] == 1 else self.weights_.shape[1])
+
+
+LinearLearnerClassifier._declare(
+    exclude=("feature_dim", "predictor_type", "num_classes", "_tuning_objective_metric")
+)
+
+
+class LinearLearnerRegressor(RegressorMixin, _LinearLearner):
+    """SageMaker's linear learner with predictor_type regressor. Fitted: coef_ (n_features,),
+    intercept_ (float), n_features_in_, model_files_."""
+
+    def fit(self, X, y):
+        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
+        fixed = {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"}
+        self._train({"train": _channel(X, y)}, fixed)
+        return self
+
+    def _fixed_for_files(self):
+        return {"predictor_type": "regressor"}
+
+    def _set_fitted(self, model):
+        if model["predictor_type"] != "regressor":
+            raise ValueError("the model is a linear-learner classifier; use LinearLearnerClassifier")
+        self._set_weights(model)
+        self.coef_ = self.weights_[:, 0].copy()
+        self.intercept_ = float(self.bias_[0])
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return self._predict_columns(X)["score"][:, 0]
+
+
+LinearLearnerRegressor._declare(
+    exclude=("feature_dim", "predictor_type", "num_classes", "_tuning_objective_metric")
+)
+
+
+# ----------------------------------------------------------------------- factorization machines
+class _FactorizationMachines(MlforgeEstimator):
+    _algorithm = "factorization-machines"
+
+    def _set_params_fitted(self, model):
+        self.intercept_ = float(model["w0"])
+        self.coef_ = np.asarray(model["w"])
+        self.factors_ = np.asarray(model["v"])
+        self.n_features_in_ = self.coef_.shape[0]
+
+
+class FactorizationMachinesRegressor(RegressorMixin, _FactorizationMachines):
+    """SageMaker's factorization machines, predictor_type regressor. ``num_factors`` defaults to
+    64 here (SageMaker requires it). Fitted: intercept_ (w0), coef_ (w, (n_features,)), factors_
+    (v, (n_features, num_factors)), n_features_in_, model_files_."""
+
+    def fit(self, X, y):
+        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
+        fixed = {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"}
+        self._train({"train": _channel(X, y)}, fixed)
+        return self
+
+    def _fixed_for_files(self):
+        return {"predictor_type": "regressor"}
+
+    def _set_fitted(self, model):
+        if model["predictor_type"] != "regressor":
+            raise ValueError("the model is a factorization-machines classifier; use FactorizationMachinesClassifier")
+        self._set_params_fitted(model)
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return self._predict_columns(X)["score"][:, 0]
+
+
+FactorizationMachinesRegressor._declare(exclude=("feature_dim", "predictor_type"), defaults={"num_factors": 64})
+
+
+class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachines):
+    """SageMaker's factorization machines, predictor_type binary_classifier (two classes only).
+    ``num_factors`` defaults to 64 here. Fitted: classes_, intercept_, coef_, factors_,
+    n_features_in_, model_files_."""
+
+    def fit(self, X, y):
+        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C")
+        check_classification_targets(y)
+        classes, y_enc = np.unique(y, return_inverse=True)
+        if classes.shape[0] != 2:
+            raise ValueError(
+                f"{self._owner()}: factorization machines classify two classes (binary_classifier); "
+                f"y holds {classes.shape[0]} class{'es' if classes.shape[0] != 1 else ''}"
+            )
+        fixed = {"feature_dim": str(X.shape[1]), "predictor_type": "binary_classifier"}
+        self._train({"train": _channel(X, y_enc.astype(np.float32))}, fixed)
+        self.classes_ = classes
+        return self
+
+    def _fixed_for_files(self):
+        return {"predictor_type": "binary_classifier"}
+
+    def _set_fitted(self, model):
+        if model["predictor_type"] != "binary_classifier":
+            raise ValueError("the model is a factorization-machines regressor; use FactorizationMachinesRegressor")
+        self._set_params_fitted(model)
+        self.classes_ = np.arange(2)
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        labels = self._predict_columns(X)["predicted_label"][:, 0].astype(np.int64)
+        return self.classes_[labels]
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        s = self._predict_columns(X)["score"][:, 0].astype(np.float64)
+        return np.column_stack([1.0 - s, s])
+
+    def _more_tags(self):
+        return {"binary_only": True, "preserves_dtype": [np.float32]}
+
+
+FactorizationMachinesClassifier._declare(exclude=("feature_dim", "predictor_type"), defaults={"num_factors": 64})
+
+ESTIMATORS = (
+    KMeans,
+    PCA,
+    LinearLearnerClassifier,
+    LinearLearnerRegressor,
+    FactorizationMachinesRegressor,
+    FactorizationMachinesClassifier,
+)
