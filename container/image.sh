@@ -398,17 +398,18 @@ free_port() {
   die "no free loopback port found"
 }
 
-serve_check() {  # serve_check NAME ROWS_FIELD [LIST_KEY]: IMAGE serve on NAME's model.tar.gz, requests, SIGTERM
-  local name=$1 field=$2 list_key=${3:-predictions}
-  local dir=$work/jobs/serve-$name port code i status=0 rows answers
-  local logf=$work/logs/serve_$name.log req=$work/io/${name}_request.csv
+serve_check() {  # serve_check NAME ROWS_FIELD [LIST_KEY [CONTENT_TYPE]]: IMAGE serve on NAME's model.tar.gz, requests, SIGTERM
+  local name=$1 field=$2 list_key=${3:-predictions} ctype=${4:-text/csv}
+  local dir=$work/jobs/serve-$name port code i status=0 rows answers ext=csv
+  [ "$ctype" = text/csv ] || ext=jsonl   # factorization machines take no CSV: JSON lines
+  local logf=$work/logs/serve_$name.log req=$work/io/${name}_request.$ext
   rm -rf "$dir"
   mkdir -p "$dir/model"
   tar -C "$dir/model" -xzf "$work/io/$name/model.tar.gz"   # SageMaker extracts ModelDataUrl here
   # The answer `IMAGE predict` gives offline for the same rows, to compare the endpoint with.
   bind_opt_ml "$dir"
   run_image "$work/logs/predict_$name.log" -- predict --model "/mnt/io/$name/model.tar.gz" \
-    --input "/mnt/io/${name}_request.csv" --content-type text/csv --accept application/json \
+    --input "/mnt/io/${name}_request.$ext" --content-type "$ctype" --accept application/json \
     --output "/mnt/io/${name}_expected.json" || die "$name: IMAGE predict exited $?"
   port=$(free_port)
   set_image_cmd SAGEMAKER_BIND_TO_PORT="$port" -- serve
@@ -434,7 +435,7 @@ serve_check() {  # serve_check NAME ROWS_FIELD [LIST_KEY]: IMAGE serve on NAME's
   fi
   log "$name: GET /ping 200 after $(awk -v i="$i" 'BEGIN { printf "%.1f", (i - 1) / 10 }') s"
   code=$(curl -sS -o "$work/io/${name}_answer.json" -w '%{http_code}' --max-time 30 \
-    -H 'Content-Type: text/csv' -H 'Accept: application/json' --data-binary "@$req" \
+    -H "Content-Type: $ctype" -H 'Accept: application/json' --data-binary "@$req" \
     "http://127.0.0.1:$port/invocations") || code="curl failed"
   [ "$code" = 200 ] || die "$name: POST /invocations answered $code: $(head -c 300 "$work/io/${name}_answer.json" 2>/dev/null)"
   log "$name: POST /invocations 200: $(head -c 300 "$work/io/${name}_answer.json")"
@@ -512,6 +513,11 @@ do_test() {
     --rows 6000 --cols 12 --rank 3 --seed 13 --no-labels --no-truth || die "IMAGE data synth lowrank exited $?"
   run_image "$work/logs/convert_lowrank.log" -- data convert /mnt/io/lowrank.pbr /mnt/io/lowrank.csv \
     --label-size 0 || die "IMAGE data convert lowrank exited $?"
+  run_image "$work/logs/synth_fm.log" -- data synth fm /mnt/io/fm.pbr \
+    --rows 5000 --users 50 --items 80 --seed 14 --no-truth || die "IMAGE data synth fm exited $?"
+  for u in 3 17 42; do  # users' one-hot rows as sparse JSON lines
+    echo "{\"data\": {\"features\": {\"keys\": [$u, $((50 + u))], \"shape\": [130], \"values\": [1.0, 1.0]}}}"
+  done > "$work/io/factorization-machines_request.jsonl"
   head -n 5 "$work/io/blobs.csv" > "$work/io/kmeans_request.csv"                      # features only
   head -n 5 "$work/io/lowrank.csv" > "$work/io/pca_request.csv"
   tail -n 5 "$work/io/linear_validation.csv" | cut -d, -f2- > "$work/io/linear-learner_request.csv"
@@ -540,9 +546,18 @@ do_test() {
   train_job pca MLFORGE_ALGORITHM=pca
   phase_end
 
+  phase_begin "train factorization-machines"   # sparse recordIO, as SageMaker's FM trains
+  make_tree "$work/jobs/factorization-machines" application/x-recordio-protobuf train="$work/io/fm.pbr" \
+    test="$work/io/fm.pbr" -- feature_dim=130 num_factors=4 predictor_type=regressor epochs=2
+  train_job factorization-machines MLFORGE_ALGORITHM=factorization-machines
+  phase_end
+
   phase_begin "serve kmeans"; serve_check kmeans closest_cluster; phase_end
   phase_begin "serve linear-learner"; serve_check linear-learner predicted_label; phase_end
   phase_begin "serve pca"; serve_check pca projection projections; phase_end
+  phase_begin "serve factorization-machines"
+  serve_check factorization-machines score predictions application/jsonlines
+  phase_end
 
   unmount_under "$rootfs" || die "cannot unmount below $rootfs"
   phase=""
