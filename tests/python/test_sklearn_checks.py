@@ -1,0 +1,44 @@
+"""scikit-learn's estimator checks on every mlforge estimator. Checks that cannot pass are listed
+in EXPECTED_FAILURES with the reason and must fail (xfail strict)."""
+
+import pytest
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import mlforge
+
+ESTIMATORS = [
+    mlforge.KMeans(),
+    mlforge.PCA(),
+    mlforge.LinearLearnerClassifier(),
+    mlforge.LinearLearnerRegressor(),
+    mlforge.FactorizationMachinesRegressor(),
+    mlforge.FactorizationMachinesClassifier(),
+]
+
+# (estimator class name, check name) -> why it cannot pass.
+_LL_THRESHOLD = (
+    "predict uses the binary model's calibrated threshold (SageMaker's predicted_label, chosen by "
+    "binary_classifier_model_selection_criteria=accuracy), not 0.5, so argmax(predict_proba) differs "
+    "from predict on rows near the boundary (2 of 200 here)"
+)
+_FM_DEFAULTS = (
+    "with SageMaker's defaults (epochs=1, adam, bias/linear/factors lr 0.1/0.001/0.0001, normal init) "
+    "factorization machines barely move from their initial model on 100-300 rows; the check asks "
+    "accuracy > 0.83 or R^2 > 0.5 with default parameters"
+)
+EXPECTED_FAILURES = {
+    ("LinearLearnerClassifier", "check_classifiers_train"): _LL_THRESHOLD,
+    ("FactorizationMachinesRegressor", "check_regressors_train"): _FM_DEFAULTS,
+    ("FactorizationMachinesClassifier", "check_classifiers_train"): _FM_DEFAULTS,
+    ("FactorizationMachinesClassifier", "check_classifiers_classes"): _FM_DEFAULTS
+    + " (it predicts a single class, which the check refuses)",
+}
+
+
+@parametrize_with_checks(ESTIMATORS)
+def test_sklearn_compatible(estimator, check, request):
+    name = check.func.__name__ if hasattr(check, "func") else check.__name__
+    reason = EXPECTED_FAILURES.get((type(estimator).__name__, name))
+    if reason:
+        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
+    check(estimator)
