@@ -94,7 +94,8 @@ std::string ValidateHyperparameters(const std::string& algorithm,
 
 // ---------------------------------------------------------------- channels
 // One training channel: arrays in memory (viewed, never copied whole) or files read by the
-// streaming reader. Holds references to the arrays for as long as it lives.
+// streaming reader. Holds references to the arrays for as long as it lives. The arrays must have
+// the exact dtype and layout (casts without conversion: a converted temporary would dangle).
 struct Channel {
   std::shared_ptr<io::MemoryMatrix> memory;
   std::vector<std::string> paths;
@@ -103,7 +104,7 @@ struct Channel {
 };
 
 Channel DenseChannel(nb::object x_obj, nb::object y_obj) {
-  FloatMatrix x = nb::cast<FloatMatrix>(x_obj);
+  FloatMatrix x = nb::cast<FloatMatrix>(x_obj, false);
   Channel c;
   c.memory = std::make_shared<io::MemoryMatrix>();
   c.memory->layout = Layout::kDense;
@@ -112,7 +113,7 @@ Channel DenseChannel(nb::object x_obj, nb::object y_obj) {
   c.memory->values = x.data();
   c.keep.push_back(x_obj);
   if (!y_obj.is_none()) {
-    FloatVector y = nb::cast<FloatVector>(y_obj);
+    FloatVector y = nb::cast<FloatVector>(y_obj, false);
     MLF_EXPECTS(static_cast<int64_t>(y.shape(0)) == c.memory->rows, "y has {} entries but X has {} rows",
                 y.shape(0), c.memory->rows);
     c.memory->labels = y.data();
@@ -123,8 +124,8 @@ Channel DenseChannel(nb::object x_obj, nb::object y_obj) {
 
 Channel CsrChannel(nb::object data_obj, nb::object indices_obj, nb::object indptr_obj, int64_t cols,
                    nb::object y_obj) {
-  FloatVector data = nb::cast<FloatVector>(data_obj);
-  Int32Vector indices = nb::cast<Int32Vector>(indices_obj);
+  FloatVector data = nb::cast<FloatVector>(data_obj, false);
+  Int32Vector indices = nb::cast<Int32Vector>(indices_obj, false);
   Channel c;
   c.memory = std::make_shared<io::MemoryMatrix>();
   io::MemoryMatrix& m = *c.memory;
@@ -133,13 +134,13 @@ Channel CsrChannel(nb::object data_obj, nb::object indices_obj, nb::object indpt
   m.values = data.data();
   m.indices = indices.data();
   int64_t last = 0;
-  if (Int64Vector p64; nb::try_cast(indptr_obj, p64)) {
+  if (Int64Vector p64; nb::try_cast(indptr_obj, p64, /*convert=*/false)) {
     MLF_EXPECTS(p64.shape(0) >= 1, "indptr is empty");
     m.rows = static_cast<int64_t>(p64.shape(0)) - 1;
     m.indptr64 = p64.data();
     last = m.indptr64[m.rows];
   } else {
-    Int32Vector p32 = nb::cast<Int32Vector>(indptr_obj);
+    Int32Vector p32 = nb::cast<Int32Vector>(indptr_obj, false);
     MLF_EXPECTS(p32.shape(0) >= 1, "indptr is empty");
     m.rows = static_cast<int64_t>(p32.shape(0)) - 1;
     m.indptr32 = p32.data();
@@ -151,7 +152,7 @@ Channel CsrChannel(nb::object data_obj, nb::object indices_obj, nb::object indpt
               last, data.shape(0), indices.shape(0));
   c.keep = {data_obj, indices_obj, indptr_obj};
   if (!y_obj.is_none()) {
-    FloatVector y = nb::cast<FloatVector>(y_obj);
+    FloatVector y = nb::cast<FloatVector>(y_obj, false);
     MLF_EXPECTS(static_cast<int64_t>(y.shape(0)) == m.rows, "y has {} entries but X has {} rows", y.shape(0),
                 m.rows);
     m.labels = y.data();
