@@ -21,6 +21,42 @@ def _n_samples_check(owner, n, need, what):
         raise ValueError(f"{owner}: n_samples={n} should be >= {need} ({what})")
 
 
+class _RegressorFit:
+    """fit / predict shared by the regressors: predictor_type regressor, the score column."""
+
+    def fit(self, X, y):
+        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
+        self._train({"train": _channel(X, y)}, {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"})
+        return self
+
+    def _fixed_for_files(self):
+        return {"predictor_type": "regressor"}
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        return self._predict_columns(X)["score"][:, 0]
+
+
+class _LabelPredictions:
+    """predict / predict_proba shared by the classifiers: SageMaker's predicted_label mapped back to
+    classes_, and the score (one column: the positive class's probability) as probabilities."""
+
+    def predict(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        labels = self._predict_columns(X)["predicted_label"][:, 0].astype(np.int64)
+        return self.classes_[labels]
+
+    def predict_proba(self, X):
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        score = self._predict_columns(X)["score"].astype(np.float64)
+        if score.shape[1] == 1:
+            return np.column_stack([1.0 - score[:, 0], score[:, 0]])
+        return score
+
+
 # ---------------------------------------------------------------------------------------- k-means
 class KMeans(ClusterMixin, TransformerMixin, MlforgeEstimator):
     """SageMaker's k-means (``kmeans`` image): streaming mini-batch k-means with a final local
@@ -135,7 +171,7 @@ class _LinearLearner(MlforgeEstimator):
         self.n_features_in_ = self.weights_.shape[0]
 
 
-class LinearLearnerClassifier(ClassifierMixin, _LinearLearner):
+class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner):
     """SageMaker's linear learner as a classifier: predictor_type binary_classifier for two
     classes, multiclass_classifier (num_classes from y) for more. ``predict`` uses the model's
     calibrated threshold (binary; SageMaker's predicted_label); ``predict_proba`` is its score
@@ -169,20 +205,6 @@ class LinearLearnerClassifier(ClassifierMixin, _LinearLearner):
         k = self.weights_.shape[1]
         self.classes_ = np.arange(2 if k == 1 else k)
 
-    def predict(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        labels = self._predict_columns(X)["predicted_label"][:, 0].astype(np.int64)
-        return self.classes_[labels]
-
-    def predict_proba(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        score = self._predict_columns(X)["score"].astype(np.float64)
-        if score.shape[1] == 1:
-            return np.column_stack([1.0 - score[:, 0], score[:, 0]])
-        return score
-
     def _fixed_for_files(self):
         # Labels in files are SageMaker's: 0/1 (binary) or 0..num_classes-1 (fit_files(num_classes=K)).
         return {"predictor_type": "binary_classifier"}
@@ -196,18 +218,9 @@ LinearLearnerClassifier._declare(
 )
 
 
-class LinearLearnerRegressor(RegressorMixin, _LinearLearner):
+class LinearLearnerRegressor(RegressorMixin, _RegressorFit, _LinearLearner):
     """SageMaker's linear learner with predictor_type regressor. Fitted: coef_ (n_features,),
     intercept_ (float), n_features_in_, model_files_."""
-
-    def fit(self, X, y):
-        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
-        fixed = {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"}
-        self._train({"train": _channel(X, y)}, fixed)
-        return self
-
-    def _fixed_for_files(self):
-        return {"predictor_type": "regressor"}
 
     def _set_fitted(self, model):
         if model["predictor_type"] != "regressor":
@@ -215,11 +228,6 @@ class LinearLearnerRegressor(RegressorMixin, _LinearLearner):
         self._set_weights(model)
         self.coef_ = self.weights_[:, 0].copy()
         self.intercept_ = float(self.bias_[0])
-
-    def predict(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        return self._predict_columns(X)["score"][:, 0]
 
 
 LinearLearnerRegressor._declare(
@@ -238,35 +246,21 @@ class _FactorizationMachines(MlforgeEstimator):
         self.n_features_in_ = self.coef_.shape[0]
 
 
-class FactorizationMachinesRegressor(RegressorMixin, _FactorizationMachines):
+class FactorizationMachinesRegressor(RegressorMixin, _RegressorFit, _FactorizationMachines):
     """SageMaker's factorization machines, predictor_type regressor. ``num_factors`` defaults to
     64 here (SageMaker requires it). Fitted: intercept_ (w0), coef_ (w, (n_features,)), factors_
     (v, (n_features, num_factors)), n_features_in_, model_files_."""
-
-    def fit(self, X, y):
-        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
-        fixed = {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"}
-        self._train({"train": _channel(X, y)}, fixed)
-        return self
-
-    def _fixed_for_files(self):
-        return {"predictor_type": "regressor"}
 
     def _set_fitted(self, model):
         if model["predictor_type"] != "regressor":
             raise ValueError("the model is a factorization-machines classifier; use FactorizationMachinesClassifier")
         self._set_params_fitted(model)
 
-    def predict(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        return self._predict_columns(X)["score"][:, 0]
-
 
 FactorizationMachinesRegressor._declare(exclude=("feature_dim", "predictor_type"), defaults={"num_factors": 64})
 
 
-class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachines):
+class FactorizationMachinesClassifier(ClassifierMixin, _LabelPredictions, _FactorizationMachines):
     """SageMaker's factorization machines, predictor_type binary_classifier (two classes only).
     ``num_factors`` defaults to 64 here. Fitted: classes_, intercept_, coef_, factors_,
     n_features_in_, model_files_."""
@@ -293,18 +287,6 @@ class FactorizationMachinesClassifier(ClassifierMixin, _FactorizationMachines):
             raise ValueError("the model is a factorization-machines regressor; use FactorizationMachinesRegressor")
         self._set_params_fitted(model)
         self.classes_ = np.arange(2)
-
-    def predict(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        labels = self._predict_columns(X)["predicted_label"][:, 0].astype(np.int64)
-        return self.classes_[labels]
-
-    def predict_proba(self, X):
-        check_is_fitted(self, "model_files_")
-        X = self._check_X(X, reset=False)
-        s = self._predict_columns(X)["score"][:, 0].astype(np.float64)
-        return np.column_stack([1.0 - s, s])
 
     def _more_tags(self):
         return {"binary_only": True, "preserves_dtype": [np.float32]}
