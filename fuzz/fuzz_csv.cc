@@ -10,24 +10,12 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "fuzz/fuzz_util.h"
 #include "io/csv.h"
 #include "io/decoded_row.h"
 
-namespace {
-
-bool SameFloat(float a, float b) {
-  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
-  uint32_t ua, ub;
-  std::memcpy(&ua, &a, 4);
-  std::memcpy(&ub, &b, 4);
-  return ua == ub;
-}
-
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-
-}  // namespace
+using mlforge::fuzz::Check;
+using mlforge::fuzz::SameFloat;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using mlforge::io::AppendCsvNumber;

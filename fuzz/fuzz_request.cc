@@ -15,16 +15,13 @@
 
 #include "container/inference_io.h"
 #include "core/error.h"
+#include "fuzz/fuzz_util.h"
 
 #ifndef MLF_FUZZ_FORMAT
 #error "build with -DMLF_FUZZ_FORMAT=0..3 (fuzz/CMakeLists.txt)"
 #endif
 
-namespace {
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
-}  // namespace
+using mlforge::fuzz::Check;
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace mlforge::container;

@@ -14,13 +14,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "fuzz/fuzz_util.h"
 #include "io/vcf_scanner.h"
 
-namespace {
+using mlforge::fuzz::Check;
 
-void Check(bool ok) {
-  if (!ok) std::abort();
-}
+namespace {
 
 // What a scan produced, to compare two scans of the same text.
 struct Trace {
