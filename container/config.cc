@@ -255,7 +255,7 @@ io::ChannelSource MakeChannelSource(const OptMlPaths& paths, const std::string& 
     spdlog::warn("Channel '{}' uses Pipe mode without a ContentType; assuming {}", name, content_type);
   }
   int label_size = -1;
-  src.format = io::FormatFromContentType(content_type, &label_size);
+  src.format = io::FormatFromContentType(content_type, &label_size, &src.libsvm_zero_based);
   src.label_size = label_size;
   MLF_EXPECTS(config.record_wrapper == algos::RecordWrapper::kNone || src.format != io::DataFormat::kCsv,
               "channel '{}': RecordWrapperType RecordIO with ContentType '{}' is not supported; use "

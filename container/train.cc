@@ -269,7 +269,7 @@ int TrainLocal(const LocalTrainArgs& args, const std::vector<algos::Algorithm>& 
       if (ct != args.content_types.end()) {
         ch.config.content_type = ct->second;
         int label_size = -1;
-        ch.source.format = io::FormatFromContentType(ct->second, &label_size);
+        ch.source.format = io::FormatFromContentType(ct->second, &label_size, &ch.source.libsvm_zero_based);
         ch.source.label_size = label_size;
       }
       if (args.sharded_by_key.count(name)) ch.config.distribution = algos::S3Distribution::kShardedByS3Key;

@@ -73,7 +73,7 @@ DataFormat FormatFromPath(const std::string& path) {
   return DataFormat::kAuto;
 }
 
-DataFormat FormatFromContentType(const std::string& content_type, int* label_size) {
+DataFormat FormatFromContentType(const std::string& content_type, int* label_size, bool* zero_based) {
   std::string_view rest = Trim(content_type);
   if (rest.empty()) return DataFormat::kAuto;
   const size_t semi = rest.find(';');
@@ -105,6 +105,17 @@ DataFormat FormatFromContentType(const std::string& content_type, int* label_siz
     if (param.empty()) continue;
     const size_t eq = param.find('=');
     const std::string key = Lower(Trim(param.substr(0, eq)));
+    if (key == "zero_based") {
+      MLF_EXPECTS(f == DataFormat::kLibsvm, "ContentType '{}': zero_based applies to text/libsvm only",
+                  content_type);
+      const std::string val = Lower(eq == std::string_view::npos ? std::string_view() : Trim(param.substr(eq + 1)));
+      MLF_EXPECTS(val == "true" || val == "false",
+                  "ContentType '{}': zero_based must be true (0-based column indices, scikit-learn's default) or "
+                  "false (1-based, libsvm's), got '{}'",
+                  content_type, val);
+      if (zero_based != nullptr) *zero_based = val == "true";
+      continue;
+    }
     if (key != "label_size") continue;
     MLF_EXPECTS(f == DataFormat::kCsv, "ContentType '{}': label_size applies to text/csv only", content_type);
     std::string_view val = eq == std::string_view::npos ? std::string_view() : Trim(param.substr(eq + 1));

@@ -18,7 +18,9 @@ DataFormat FormatFromPath(const std::string& path);
 // "application/x-recordio", "text/libsvm", "text/x-libsvm" (the XGBoost container's names)
 // (case-insensitive, other parameters ignored). Sets *label_size to N
 // (0 or 1; anything else is a UserError) when the parameter is present, else leaves it.
+// "text/libsvm;zero_based=true|false" sets *zero_based (when not null): 0-based column indices, as
+// scikit-learn's dump_svmlight_file writes by default (libsvm's own tools write 1-based).
 // Returns kAuto for an empty string; UserError for a content type mlforge cannot train on.
-DataFormat FormatFromContentType(const std::string& content_type, int* label_size);
+DataFormat FormatFromContentType(const std::string& content_type, int* label_size, bool* zero_based = nullptr);
 
 }  // namespace mlforge::io

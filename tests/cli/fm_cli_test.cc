@@ -83,5 +83,26 @@ TEST(FmCli, ContainerTrainFromOptMl) {
             std::string::npos);
 }
 
+TEST(FmCli, ContainerTrainsZeroBasedLibsvmWhenTheContentTypeSaysSo) {
+  test::TempDir d;
+  const std::string root = d / "opt/ml";
+  std::string rows;  // 0-based indices, as scikit-learn's dump_svmlight_file writes them
+  for (int r = 0; r < 200; ++r) rows += std::to_string(r % 5) + " 0:1 " + std::to_string(1 + r % 7) + ":1\n";
+  test::WriteFile(root + "/input/data/train/part0.svm", rows);
+  test::WriteFile(root + "/input/config/hyperparameters.json",
+                  R"({"feature_dim": "8", "num_factors": "2", "predictor_type": "regressor"})");
+  test::WriteFile(root + "/input/config/inputdataconfig.json",
+                  R"({"train": {"ContentType": "text/libsvm; zero_based=true"}})");
+  const test::CliResult ok = RunCli(d, {"container", "train", "--opt-ml", root, "--algorithm", "factorization-machines"});
+  EXPECT_OK(ok);
+  // Read as 1-based (libsvm's convention, the default), index 0 is refused with the way out.
+  test::WriteFile(root + "/input/config/inputdataconfig.json", R"({"train": {"ContentType": "text/libsvm"}})");
+  const test::CliResult bad =
+      RunCli(d, {"container", "train", "--opt-ml", root, "--algorithm", "factorization-machines"});
+  EXPECT_NE(bad.code, 0);
+  const std::string failure = test::ReadFile(root + "/output/failure");
+  EXPECT_NE(failure.find("index 0"), std::string::npos) << failure;
+}
+
 }  // namespace
 }  // namespace mlforge

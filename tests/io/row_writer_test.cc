@@ -254,6 +254,13 @@ TEST(Format, NamesExtensionsAndContentTypes) {
   EXPECT_EQ(FormatFromContentType("application/x-recordio-protobuf", &label_size), DataFormat::kRecordIO);
   EXPECT_EQ(FormatFromContentType("application/x-recordio", nullptr), DataFormat::kRecordIO);
   EXPECT_THROW(FormatFromContentType("text/csv;label_size=2", &label_size), UserError);
+  bool zero_based = false;
+  EXPECT_EQ(FormatFromContentType("text/libsvm; zero_based=TRUE", &label_size, &zero_based), DataFormat::kLibsvm);
+  EXPECT_TRUE(zero_based);
+  EXPECT_EQ(FormatFromContentType("text/x-libsvm;zero_based=false", &label_size, &zero_based), DataFormat::kLibsvm);
+  EXPECT_FALSE(zero_based);
+  EXPECT_THROW(FormatFromContentType("text/libsvm;zero_based=1", &label_size, &zero_based), UserError);
+  EXPECT_THROW(FormatFromContentType("text/csv;zero_based=true", &label_size, &zero_based), UserError);
   EXPECT_THROW(FormatFromContentType("text/csv;label_size=x", &label_size), UserError);
   EXPECT_THROW(FormatFromContentType("application/json", &label_size), UserError);
 }
