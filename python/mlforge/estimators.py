@@ -245,6 +245,23 @@ class _FactorizationMachines(MlforgeEstimator):
         self.factors_ = np.asarray(model["v"])
         self.n_features_in_ = self.coef_.shape[0]
 
+    def recommend(self, X, k, item_range):
+        """Exact top-k recommendations (the C++ predictor's, as the endpoint's top_k request option):
+        for each row of X (e.g. a user's one-hot features) and every feature i in
+        ``item_range = (begin, end)`` (END exclusive) that is zero in the row, the score of the row
+        with x_i = 1 added (a probability for the classifier). Returns (items, scores), both
+        (n_samples, k), best first; missing candidates are -1 / NaN."""
+        check_is_fitted(self, "model_files_")
+        X = self._check_X(X, reset=False)
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise TypeError(f"{self._owner()}: k must be an int, got {type(k).__name__}")
+        try:
+            begin, end = (int(v) for v in item_range)
+        except (TypeError, ValueError):
+            raise TypeError(f"{self._owner()}: item_range must be a (begin, end) pair of ints, got {item_range!r}")
+        cols = self._predict_columns(X, f"top_k={int(k)}; item_range={begin}:{end}")
+        return cols["top_k_items"].astype(np.int64), cols["top_k_scores"]
+
 
 class FactorizationMachinesRegressor(RegressorMixin, _RegressorFit, _FactorizationMachines):
     """SageMaker's factorization machines, predictor_type regressor. ``num_factors`` defaults to

@@ -140,3 +140,25 @@ def test_fm_classifier_refuses_multiclass():
     X, y = make_blobs(60, 3, centers=3, random_state=0)
     with pytest.raises(ValueError, match="two classes"):
         mlforge.FactorizationMachinesClassifier().fit(X, y)
+
+
+def test_fm_recommend_is_exact_top_k(shared_data):
+    art = os.path.join(shared_data, "artifacts", "fm_movielens100k_regressor_d2625_k64.model.tar.gz")
+    if not os.path.exists(art):
+        pytest.skip("no SageMaker FM artifact")
+    fm = mlforge.load(art)
+    users = [5, 99, 400]
+    X = sp.csr_matrix((np.ones(3, np.float32), (np.arange(3), users)), shape=(3, 2625))
+    items, scores = fm.recommend(X, 4, (943, 2625))
+    assert items.shape == (3, 4) and scores.shape == (3, 4)
+    w0, w, v = fm.intercept_, fm.coef_.astype(np.float64), fm.factors_.astype(np.float64)
+    for r, u in enumerate(users):
+        # score(u, i) = w0 + w_u + w_i + <v_u, v_i> for every movie i, from the fitted arrays.
+        s = w0 + w[u] + w[943:] + v[943:] @ v[u]
+        best = np.argsort(-s, kind="stable")[:4] + 943
+        np.testing.assert_array_equal(items[r], best)
+        np.testing.assert_allclose(scores[r], s[best - 943], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="item_range"):
+        fm.recommend(X, 4, (943, 9999))
+    with pytest.raises(TypeError, match="k must be an int"):
+        fm.recommend(X, 2.5, (943, 2625))
