@@ -11,7 +11,7 @@ import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, ClusterMixin, RegressorMixin, TransformerMixin
 from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_array, check_is_fitted
 
 from ._base import MlforgeEstimator, _channel
 
@@ -21,12 +21,46 @@ def _n_samples_check(owner, n, need, what):
         raise ValueError(f"{owner}: n_samples={n} should be >= {need} ({what})")
 
 
+def _encode_classes(owner, classes, y):
+    """Indices of y's labels in ``classes`` (float32); ValueError naming a label not among them."""
+    idx = np.searchsorted(classes, y)
+    idx = np.clip(idx, 0, classes.shape[0] - 1)
+    bad = classes[idx] != y
+    if np.any(bad):
+        raise ValueError(f"{owner}: held_out has label {y[np.argmax(bad)]!r}, which is not a class of y {list(classes)}")
+    return idx.astype(np.float32)
+
+
+def _held_out(owner, what, data, n_features, encode=None):
+    """A held-out (X, y) pair as a channel: checked like X and y, with the training data's width;
+    ``encode`` maps classifier labels to the training data's class indices."""
+    if not (isinstance(data, (tuple, list)) and len(data) == 2):
+        raise TypeError(f"{owner}: {what} must be an (X, y) pair, got {type(data).__name__}")
+    X, y = data
+    X = check_array(X, accept_sparse="csr", dtype=np.float32, order="C")
+    y = np.asarray(y)
+    if X.shape[1] != n_features:
+        raise ValueError(f"{owner}: {what} has {X.shape[1]} features, the training data {n_features}")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"{owner}: {what} has {X.shape[0]} rows but {y.shape[0]} labels")
+    y = encode(y) if encode is not None else y.astype(np.float32)
+    return _channel(X, y)
+
+
 class _RegressorFit:
     """fit / predict shared by the regressors: predictor_type regressor, the score column."""
 
-    def fit(self, X, y):
+    _held_out_channel = "validation"  # what fit(..., held_out=) feeds: linear learner's validation
+
+    def fit(self, X, y, held_out=None):
+        """``held_out``: an optional (X, y) pair for the algorithm's held-out channel: the linear
+        learner's validation channel (model selection and early stopping), factorization machines'
+        test channel (test metrics in ``metrics_``)."""
         X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
-        self._train({"train": _channel(X, y)}, {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"})
+        channels = {"train": _channel(X, y)}
+        if held_out is not None:
+            channels[self._held_out_channel] = _held_out(self._owner(), "held_out", held_out, X.shape[1])
+        self._train(channels, {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"})
         return self
 
     def _fixed_for_files(self):
@@ -178,7 +212,10 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
     (logistic / softmax). Fitted: classes_, coef_ (1 or n_classes, n_features), intercept_,
     threshold_, n_features_in_, model_files_."""
 
-    def fit(self, X, y):
+    def fit(self, X, y, held_out=None):
+        """``held_out``: an optional (X, y) pair for the validation channel, which then drives the
+        model selection, threshold calibration and early stopping (as ``mlforge train --validation``);
+        its labels must be classes seen in y."""
         X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C")
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
@@ -192,7 +229,11 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
         else:
             fixed["predictor_type"] = "multiclass_classifier"
             fixed["num_classes"] = str(classes.shape[0])
-        self._train({"train": _channel(X, y_enc.astype(np.float32))}, fixed)
+        channels = {"train": _channel(X, y_enc.astype(np.float32))}
+        if held_out is not None:
+            channels["validation"] = _held_out(self._owner(), "held_out", held_out, X.shape[1],
+                                               lambda yv: _encode_classes(self._owner(), classes, yv))
+        self._train(channels, fixed)
         self.classes_ = classes
         return self
 
@@ -266,7 +307,10 @@ class _FactorizationMachines(MlforgeEstimator):
 class FactorizationMachinesRegressor(RegressorMixin, _RegressorFit, _FactorizationMachines):
     """SageMaker's factorization machines, predictor_type regressor. ``num_factors`` defaults to
     64 here (SageMaker requires it). Fitted: intercept_ (w0), coef_ (w, (n_features,)), factors_
-    (v, (n_features, num_factors)), n_features_in_, model_files_."""
+    (v, (n_features, num_factors)), n_features_in_, model_files_; with fit(..., held_out=(X, y)),
+    the test channel's rmse / mse / absolute_loss in metrics_."""
+
+    _held_out_channel = "test"
 
     def _set_fitted(self, model):
         if model["predictor_type"] != "regressor":
