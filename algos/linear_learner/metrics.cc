@@ -63,12 +63,13 @@ double FBeta(double precision, double recall, double beta) {
 
 std::string FName(const std::string& prefix, double beta) { return fmt::format("{}_f_{:.3f}", prefix, beta); }
 
-// Sorts rows by descending score, stably: an LSD radix sort on the float bits (3 passes of 11
-// bits), O(n) where std::sort's O(n log n) dominated each epoch's calibration of 32 models. Any
-// bit pattern sorts (NaN included), so odd scores cannot break the ordering.
+// Sorts rows by descending score, stably: an LSD radix sort on the float bits (2 passes of 16
+// bits, both histograms counted in one read), O(n) where std::sort's O(n log n) dominated each
+// epoch's calibration of 32 models. Any bit pattern sorts (NaN included), so odd scores cannot
+// break the ordering.
 void SortByScoreDescending(std::vector<ScoredRow>& rows) {
   const size_t n = rows.size();
-  if (n < 256) {
+  if (n < 1024) {
     std::stable_sort(rows.begin(), rows.end(),
                      [](const ScoredRow& a, const ScoredRow& b) { return a.score > b.score; });
     return;
@@ -80,17 +81,25 @@ void SortByScoreDescending(std::vector<ScoredRow>& rows) {
     u = (u & 0x80000000u) ? ~u : (u | 0x80000000u);  // ascending in the float's order
     return ~u;
   };
-  std::vector<ScoredRow> tmp(n);
-  std::vector<ScoredRow>* src = &rows;
-  std::vector<ScoredRow>* dst = &tmp;
-  for (int shift = 0; shift < 32; shift += 11) {
-    std::vector<size_t> count(2049, 0);
-    for (const ScoredRow& r : *src) ++count[((key(r.score) >> shift) & 2047u) + 1];
-    for (int b = 0; b < 2048; ++b) count[b + 1] += count[b];
-    for (const ScoredRow& r : *src) (*dst)[count[(key(r.score) >> shift) & 2047u]++] = r;
-    std::swap(src, dst);
+  std::vector<uint32_t> count(2 * 65536, 0);
+  uint32_t* lo = count.data();
+  uint32_t* hi = count.data() + 65536;
+  for (const ScoredRow& r : rows) {
+    const uint32_t k = key(r.score);
+    ++lo[k & 0xFFFFu];
+    ++hi[k >> 16];
   }
-  if (src != &rows) rows.swap(*src);
+  uint32_t sum_lo = 0, sum_hi = 0;
+  for (size_t b = 0; b < 65536; ++b) {
+    const uint32_t cl = lo[b], ch = hi[b];
+    lo[b] = sum_lo;
+    hi[b] = sum_hi;
+    sum_lo += cl;
+    sum_hi += ch;
+  }
+  std::vector<ScoredRow> tmp(n);
+  for (const ScoredRow& r : rows) tmp[lo[key(r.score) & 0xFFFFu]++] = r;
+  for (const ScoredRow& r : tmp) rows[hi[key(r.score) >> 16]++] = r;
 }
 
 }  // namespace
