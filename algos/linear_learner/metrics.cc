@@ -97,7 +97,8 @@ void SortByScoreDescending(std::vector<ScoredRow>& rows) {
     sum_lo += cl;
     sum_hi += ch;
   }
-  std::vector<ScoredRow> tmp(n);
+  thread_local std::vector<ScoredRow> tmp;
+  tmp.resize(n);
   for (const ScoredRow& r : rows) tmp[lo[key(r.score) & 0xFFFFu]++] = r;
   for (const ScoredRow& r : tmp) rows[hi[key(r.score) >> 16]++] = r;
 }
@@ -394,7 +395,10 @@ ModelEvaluation Evaluation::Finish(int64_t j, bool full) const {
         e.criterion = std::numeric_limits<double>::quiet_NaN();
         break;
       }
-      std::vector<ScoredRow> rows(sample_labels_.size());
+      // Per-thread buffers reused across models and epochs (Finish runs for 32 models per epoch
+      // in parallel): fresh multi-MB vectors cost page faults each time.
+      thread_local std::vector<ScoredRow> rows;
+      rows.resize(sample_labels_.size());
       for (size_t i = 0; i < rows.size(); ++i) {
         rows[i] = {sample_scores_[j][i], sample_labels_[i], sample_weights_[i]};
       }

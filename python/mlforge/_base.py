@@ -14,7 +14,19 @@ from sklearn.utils.validation import check_is_fitted
 
 from . import _core, _params
 
+try:  # scikit-learn >= 1.6: data validation is a function (the _validate_data method is gone in 1.7)
+    from sklearn.utils.validation import validate_data as _sk_validate_data
+except ImportError:  # scikit-learn < 1.6
+    _sk_validate_data = None
+
 _DEVICES = ("auto", "cpu", "gpu")
+
+
+def _validate(est, *args, **kwargs):
+    """scikit-learn's validation of X (and y) for `est`, whichever scikit-learn is installed."""
+    if _sk_validate_data is not None:
+        return _sk_validate_data(est, *args, **kwargs)
+    return est._validate_data(*args, **kwargs)
 
 
 def _channel(X, y):
@@ -215,7 +227,7 @@ class MlforgeEstimator(BaseEstimator):
         return pred.predict_dense(np.ascontiguousarray(X, dtype=np.float32), device, threads, attributes)
 
     def _check_X(self, X, reset):
-        return self._validate_data(X, accept_sparse="csr", dtype=np.float32, order="C", reset=reset)
+        return _validate(self, X, accept_sparse="csr", dtype=np.float32, order="C", reset=reset)
 
     def __getstate__(self):
         state = dict(super().__getstate__())
@@ -227,5 +239,10 @@ class MlforgeEstimator(BaseEstimator):
         if "model_files_" in state:
             self._predictor = self._make_predictor()
 
-    def _more_tags(self):
+    def _more_tags(self):  # scikit-learn < 1.6
         return {"preserves_dtype": [np.float32]}
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6 (transformers add preserves_dtype in their class)
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True  # CSR input is streamed as is
+        return tags

@@ -10,10 +10,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.base import ClassifierMixin, ClusterMixin, RegressorMixin, TransformerMixin
 from sklearn.metrics.pairwise import euclidean_distances
-from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import MlforgeEstimator, _channel
+from ._base import MlforgeEstimator, _channel, _validate
 
 
 def _n_samples_check(owner, n, need, what):
@@ -56,7 +56,7 @@ class _RegressorFit:
         """``held_out``: an optional (X, y) pair for the algorithm's held-out channel: the linear
         learner's validation channel (model selection and early stopping), factorization machines'
         test channel (test metrics in ``metrics_``)."""
-        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
+        X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
         channels = {"train": _channel(X, y)}
         if held_out is not None:
             channels[self._held_out_channel] = _held_out(self._owner(), "held_out", held_out, X.shape[1])
@@ -99,6 +99,11 @@ class KMeans(ClusterMixin, TransformerMixin, MlforgeEstimator):
 
     Fitted attributes: cluster_centers_ (k, n_features), labels_ and inertia_ (when fitted on
     arrays), n_features_in_, model_files_ (the artifact), metrics_."""
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6: transform returns float32 whatever X's dtype
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
 
     _algorithm = "kmeans"
 
@@ -148,6 +153,11 @@ class PCA(TransformerMixin, MlforgeEstimator):
     explained_variance_ and transform's columns are by decreasing singular value (SageMaker's
     regular-mode artifact stores them ascending); NaN singular values (rank-deficient data) last.
     Fitted attributes also: mean_, n_components_, n_features_in_, model_files_."""
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6: transform returns float32 whatever X's dtype
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
 
     _algorithm = "pca"
 
@@ -216,7 +226,7 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
         """``held_out``: an optional (X, y) pair for the validation channel, which then drives the
         model selection, threshold calibration and early stopping (as ``mlforge train --validation``);
         its labels must be classes seen in y."""
-        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C")
+        X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C")
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -327,11 +337,12 @@ class FactorizationMachinesClassifier(ClassifierMixin, _LabelPredictions, _Facto
     n_features_in_, model_files_."""
 
     def fit(self, X, y):
-        X, y = self._validate_data(X, y, accept_sparse="csr", dtype=np.float32, order="C")
+        X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C")
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         if classes.shape[0] != 2:
             raise ValueError(
+                f"Only binary classification is supported. The type of the target is {type_of_target(y)}. "
                 f"{self._owner()}: factorization machines classify two classes (binary_classifier); "
                 f"y holds {classes.shape[0]} class{'es' if classes.shape[0] != 1 else ''}"
             )
@@ -349,8 +360,14 @@ class FactorizationMachinesClassifier(ClassifierMixin, _LabelPredictions, _Facto
         self._set_params_fitted(model)
         self.classes_ = np.arange(2)
 
-    def _more_tags(self):
+    def _more_tags(self):  # scikit-learn < 1.6
         return {"binary_only": True, "preserves_dtype": [np.float32]}
+
+    def __sklearn_tags__(self):  # scikit-learn >= 1.6
+        tags = super().__sklearn_tags__()
+        if tags.classifier_tags is not None:
+            tags.classifier_tags.multi_class = False
+        return tags
 
 
 FactorizationMachinesClassifier._declare(exclude=("feature_dim", "predictor_type"), defaults={"num_factors": 64})
