@@ -19,23 +19,16 @@
 #include "comm/communicator.h"
 #include "core/resources.h"
 #include "core/task_pool.h"
+#include "kernels/fm_update.h"
 #include "kernels/omp_threads.h"
 
 namespace mlforge::kernels {
 
 double FmLossValue(FmLoss loss, double yhat, double label, double* derivative) {
-  if (loss == FmLoss::kSquared) {
-    const double r = yhat - label;
-    if (derivative) *derivative = r;
-    return 0.5 * r * r;
-  }
-  // log(1 + e^yhat) - y yhat, computed without overflow.
-  const double softplus = yhat > 0 ? yhat + std::log1p(std::exp(-yhat)) : std::log1p(std::exp(yhat));
-  if (derivative) {
-    const double p = yhat >= 0 ? 1.0 / (1.0 + std::exp(-yhat)) : std::exp(yhat) / (1.0 + std::exp(yhat));
-    *derivative = p - label;
-  }
-  return softplus - label * yhat;
+  double d = 0, pred = 0;
+  const double l = fm_detail::RowLoss(loss, yhat, label, &d, &pred);
+  if (derivative) *derivative = d;
+  return l;
 }
 
 namespace {
@@ -189,9 +182,8 @@ FmBatchLoss ForwardLoss(FmCpuState& st, const float* labels, FmLoss loss) {
     for (int64_t r = begin; r < end; ++r) {
       const double yhat =
           RowForward(st.p.w.data(), st.p.v.data(), st.p.w0, k, x, r, st.s.data() + r * k, scratch.data());
-      double g = 0;
-      st.row_loss[r] = FmLossValue(loss, yhat, labels[r], &g);
-      const double pred = loss == FmLoss::kLogistic ? g + labels[r] : yhat;  // sigmoid(yhat) or yhat
+      double g = 0, pred = 0;
+      st.row_loss[r] = fm_detail::RowLoss(loss, yhat, labels[r], &g, &pred);
       const double e = pred - labels[r];
       st.row_sq[r] = e * e;
       st.row_abs[r] = std::fabs(e);
@@ -265,76 +257,24 @@ inline void FeatureGradient(const FmCpuState& st, size_t i, double* gw, float* _
   *gw = w_acc;
 }
 
-// The optimizer update of one parameter (value w, state a / b) with raw gradient `grad`.
-struct Update {
-  FmOptimizer kind;
-  float lr, wd, rescale, clip, beta1, beta2, eps;
-  float adam_lr;  // lr * sqrt(1 - b2^t) / (1 - b1^t)
+using fm_detail::MakeUpdate;
+using fm_detail::Update;
 
-  inline float Clip(float g) const { return clip > 0 ? std::min(std::max(g, -clip), clip) : g; }
-  inline void Apply(float& w, float* a, float* b, float grad) const {
-    switch (kind) {
-      case FmOptimizer::kSgd: {
-        const float G = Clip(rescale * grad);
-        w = (1.0f - lr * wd) * w - lr * G;
-        break;
-      }
-      case FmOptimizer::kAdam: {
-        const float G = Clip(rescale * grad + wd * w);
-        *a = beta1 * *a + (1.0f - beta1) * G;
-        *b = beta2 * *b + (1.0f - beta2) * G * G;
-        w -= adam_lr * *a / (std::sqrt(*b) + eps);
-        break;
-      }
-      case FmOptimizer::kAdagrad: {
-        const float G = Clip(rescale * grad);
-        *a += G * G;
-        w -= lr * (G / std::sqrt(*a + eps) + wd * w);
-        break;
-      }
-    }
-  }
-};
-
-// The update of n consecutive values (a feature's factor row) with raw gradients g: the same math as
-// Update::Apply, one loop per optimizer so that each vectorises.
+// The update of n consecutive values (a feature's factor row) with raw gradients g: Update's own
+// per-value steps, one loop per optimizer so that each vectorises.
 void ApplyRow(const Update& u, float* __restrict w, float* __restrict a, float* __restrict b,
               const float* __restrict g, int64_t n) {
-  const bool clip = u.clip > 0;
   switch (u.kind) {
     case FmOptimizer::kSgd:
-      for (int64_t f = 0; f < n; ++f) {
-        float G = u.rescale * g[f];
-        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
-        w[f] = (1.0f - u.lr * u.wd) * w[f] - u.lr * G;
-      }
+      for (int64_t f = 0; f < n; ++f) u.Sgd(w + f, g[f]);
       break;
     case FmOptimizer::kAdam:
-      for (int64_t f = 0; f < n; ++f) {
-        float G = u.rescale * g[f] + u.wd * w[f];
-        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
-        a[f] = u.beta1 * a[f] + (1.0f - u.beta1) * G;
-        b[f] = u.beta2 * b[f] + (1.0f - u.beta2) * G * G;
-        w[f] -= u.adam_lr * a[f] / (std::sqrt(b[f]) + u.eps);
-      }
+      for (int64_t f = 0; f < n; ++f) u.Adam(w + f, a + f, b + f, g[f]);
       break;
     case FmOptimizer::kAdagrad:
-      for (int64_t f = 0; f < n; ++f) {
-        float G = u.rescale * g[f];
-        if (clip) G = std::min(std::max(G, -u.clip), u.clip);
-        a[f] += G * G;
-        w[f] -= u.lr * (G / std::sqrt(a[f] + u.eps) + u.wd * w[f]);
-      }
+      for (int64_t f = 0; f < n; ++f) u.Adagrad(w + f, a + f, g[f]);
       break;
   }
-}
-
-Update MakeUpdate(const FmStepSpec& spec, const FmGroupSpec& group, float rescale, int64_t t) {
-  Update u{spec.optimizer, group.lr, group.wd, rescale, spec.clip_gradient, spec.beta1, spec.beta2, spec.eps, 0};
-  const double c1 = 1.0 - std::pow(static_cast<double>(spec.beta1), static_cast<double>(t));
-  const double c2 = 1.0 - std::pow(static_cast<double>(spec.beta2), static_cast<double>(t));
-  u.adam_lr = static_cast<float>(group.lr * std::sqrt(c2) / c1);
-  return u;
 }
 
 }  // namespace
@@ -445,7 +385,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
       float* vb = adam ? st.v_second.data() + j * k : nullptr;
       ApplyRow(fac, vj, va, vb, gv.data(), k);
       if (spec_.use_linear) {
-        lin.Apply(st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr,
+        lin.Apply(&st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr,
                   static_cast<float>(gw));
       }
     }
@@ -462,7 +402,7 @@ void FmStepper::UpdateBias(double g0, float rescale) {
   FmCpuState& st = *cpu_;
   const Update bias = MakeUpdate(spec_, spec_.bias, rescale, steps_);
   float a = static_cast<float>(st.b_first), b = static_cast<float>(st.b_second);
-  bias.Apply(st.p.w0, &a, &b, static_cast<float>(g0));
+  bias.Apply(&st.p.w0, &a, &b, static_cast<float>(g0));
   st.b_first = a;
   st.b_second = b;
 }
@@ -540,7 +480,7 @@ FmBatchLoss FmStepper::StepGroup(const HostBatch& batch, const float* labels) {
       ApplyRow(fac, st.p.v.data() + j * k, sgd ? nullptr : st.v_first.data() + j * k,
                adam ? st.v_second.data() + j * k : nullptr, g + 1, k);
       if (spec_.use_linear) {
-        lin.Apply(st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr, g[0]);
+        lin.Apply(&st.p.w[j], sgd ? nullptr : &st.w_first[j], adam ? &st.w_second[j] : nullptr, g[0]);
       }
     }
   };

@@ -65,6 +65,7 @@
 #include "kernels/cuda_check.cuh"
 #include "kernels/device_buffer.cuh"
 #include "kernels/fm_step.h"
+#include "kernels/fm_update.h"
 
 namespace mlforge::kernels {
 namespace {
@@ -86,61 +87,10 @@ constexpr int kSums = 4;
 // Lanes per row / per feature: the largest power of two <= k, between 4 and 32.
 int GroupSize(int64_t k) { return k >= 32 ? 32 : k >= 16 ? 16 : k >= 8 ? 8 : 4; }
 
-// The optimizer update of one parameter, line for line the CPU twin's (fm_step.cc, Update).
-struct DevUpdate {
-  FmOptimizer kind;
-  float lr, wd, rescale, clip, beta1, beta2, eps;
-  float adam_lr;  // lr * sqrt(1 - b2^t) / (1 - b1^t), computed on the host in float64
-
-  __device__ float Clip(float g) const { return clip > 0 ? fminf(fmaxf(g, -clip), clip) : g; }
-  // w: the parameter; a, b: its state (adam m, u; adagrad h in a; null when unused).
-  __device__ void Apply(float* w, float* a, float* b, float grad) const {
-    switch (kind) {
-      case FmOptimizer::kSgd: {
-        const float G = Clip(rescale * grad);
-        *w = (1.0f - lr * wd) * *w - lr * G;
-        break;
-      }
-      case FmOptimizer::kAdam: {
-        const float G = Clip(rescale * grad + wd * *w);
-        *a = beta1 * *a + (1.0f - beta1) * G;
-        *b = beta2 * *b + (1.0f - beta2) * G * G;
-        *w -= adam_lr * *a / (sqrtf(*b) + eps);
-        break;
-      }
-      case FmOptimizer::kAdagrad: {
-        const float G = Clip(rescale * grad);
-        *a += G * G;
-        *w -= lr * (G / sqrtf(*a + eps) + wd * *w);
-        break;
-      }
-    }
-  }
-};
-
-DevUpdate MakeDevUpdate(const FmStepSpec& spec, const FmGroupSpec& group, float rescale, int64_t t) {
-  DevUpdate u{spec.optimizer, group.lr,   group.wd, rescale, spec.clip_gradient,
-              spec.beta1,     spec.beta2, spec.eps, 0};
-  const double c1 = 1.0 - std::pow(static_cast<double>(spec.beta1), static_cast<double>(t));
-  const double c2 = 1.0 - std::pow(static_cast<double>(spec.beta2), static_cast<double>(t));
-  u.adam_lr = static_cast<float>(group.lr * std::sqrt(c2) / c1);
-  return u;
-}
-
-// The per-row loss, as FmLossValue (fm_step.cc). pred: yhat (squared) or sigmoid(yhat) (logistic).
-__device__ double RowLoss(FmLoss loss, double yhat, double y, double* dl, double* pred) {
-  if (loss == FmLoss::kSquared) {
-    const double r = yhat - y;
-    *dl = r;
-    *pred = yhat;
-    return 0.5 * r * r;
-  }
-  const double softplus = yhat > 0 ? yhat + log1p(exp(-yhat)) : log1p(exp(yhat));
-  const double p = yhat >= 0 ? 1.0 / (1.0 + exp(-yhat)) : exp(yhat) / (1.0 + exp(yhat));
-  *dl = p - y;
-  *pred = p;
-  return softplus - y * yhat;
-}
+// The optimizer update and the per-row loss: the CPU twin's own definitions (fm_update.h).
+using DevUpdate = fm_detail::Update;
+using fm_detail::MakeUpdate;
+using fm_detail::RowLoss;
 
 // Views of the parameter (or state) array v (d x k) | w (d) | w0.
 struct ParamView {
@@ -708,7 +658,7 @@ FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels
                   b = Split(s->state_b.get(), s->d, k);
   double* totals = s->totals.Reserve(kSums);
   FinishKernel<<<1, 32, 0, st>>>(fa.partials, static_cast<int>(grid), totals,
-                                 MakeDevUpdate(s->spec, s->spec.bias, rescale, t), s->spec.use_bias, p.w0,
+                                 MakeUpdate(s->spec, s->spec.bias, rescale, t), s->spec.use_bias, p.w0,
                                  a.w0, b.w0);
   MLF_CUDA_TRY_LAUNCH();
 
@@ -721,8 +671,8 @@ FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels
     ua.p = p;
     ua.a = a;
     ua.b = b;
-    ua.linear = MakeDevUpdate(s->spec, s->spec.linear, rescale, t);
-    ua.factors = MakeDevUpdate(s->spec, s->spec.factors, rescale, t);
+    ua.linear = MakeUpdate(s->spec, s->spec.linear, rescale, t);
+    ua.factors = MakeUpdate(s->spec, s->spec.factors, rescale, t);
     ua.use_linear = s->spec.use_linear;
     if (sorted) {
       SortedAggregate(s, x, ua);
