@@ -47,6 +47,16 @@ def _held_out(owner, what, data, n_features, encode=None):
     return _channel(X, y)
 
 
+class _Float32Transform:
+    """Tags of the transformers (scikit-learn >= 1.6): transform returns float32 whatever X's dtype.
+    Listed first among the bases so that it amends the tags the scikit-learn mixins set."""
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.transformer_tags.preserves_dtype = ["float32"]
+        return tags
+
+
 class _RegressorFit:
     """fit / predict shared by the regressors: predictor_type regressor, the score column."""
 
@@ -92,18 +102,13 @@ class _LabelPredictions:
 
 
 # ---------------------------------------------------------------------------------------- k-means
-class KMeans(ClusterMixin, TransformerMixin, MlforgeEstimator):
+class KMeans(_Float32Transform, ClusterMixin, TransformerMixin, MlforgeEstimator):
     """SageMaker's k-means (``kmeans`` image): streaming mini-batch k-means with a final local
     Lloyd reduction; ``full_batch_lloyd_iterations`` > 0 adds exact Lloyd passes (mlforge
     extension). ``k`` defaults to 8 here (scikit-learn's n_clusters; SageMaker requires it).
 
     Fitted attributes: cluster_centers_ (k, n_features), labels_ and inertia_ (when fitted on
     arrays), n_features_in_, model_files_ (the artifact), metrics_."""
-
-    def __sklearn_tags__(self):  # scikit-learn >= 1.6: transform returns float32 whatever X's dtype
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
     _algorithm = "kmeans"
 
@@ -145,7 +150,7 @@ KMeans._declare(exclude=("feature_dim",), defaults={"k": 8})
 
 
 # --------------------------------------------------------------------------------------------- PCA
-class PCA(TransformerMixin, MlforgeEstimator):
+class PCA(_Float32Transform, TransformerMixin, MlforgeEstimator):
     """SageMaker's PCA (``pca`` image). ``num_components`` None (default) keeps
     min(n_samples, n_features) components (SageMaker requires it).
 
@@ -153,11 +158,6 @@ class PCA(TransformerMixin, MlforgeEstimator):
     explained_variance_ and transform's columns are by decreasing singular value (SageMaker's
     regular-mode artifact stores them ascending); NaN singular values (rank-deficient data) last.
     Fitted attributes also: mean_, n_components_, n_features_in_, model_files_."""
-
-    def __sklearn_tags__(self):  # scikit-learn >= 1.6: transform returns float32 whatever X's dtype
-        tags = super().__sklearn_tags__()
-        tags.transformer_tags.preserves_dtype = ["float32"]
-        return tags
 
     _algorithm = "pca"
 
