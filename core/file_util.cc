@@ -23,6 +23,10 @@ void WriteFileAtomic(const std::string& path, std::string_view bytes) {
     std::remove(tmp.c_str());
     MLF_FAIL("cannot write '{}': {}", path, std::strerror(err));
   }
+  CommitTempFile(tmp, path);
+}
+
+void CommitTempFile(const std::string& tmp, const std::string& path) {
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {
     const int rerr = errno;
     std::remove(tmp.c_str());

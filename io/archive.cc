@@ -15,6 +15,7 @@
 #include <memory>
 
 #include "core/error.h"
+#include "core/file_util.h"
 
 namespace fs = std::filesystem;
 
@@ -363,11 +364,7 @@ void WriteModelTarGz(const std::string& dir, const std::string& out_path) {
     std::remove(tmp.c_str());
     throw;
   }
-  fs::rename(tmp, out_path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    MLF_FAIL("{}: cannot rename {} over it: {}", out_path, tmp, ec.message());
-  }
+  CommitTempFile(tmp, out_path);
 }
 
 namespace {
@@ -427,12 +424,7 @@ void WriteZipFile(const std::string& path, const std::vector<ArchiveEntry>& entr
     std::remove(tmp.c_str());
     throw;
   }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  if (ec) {
-    std::remove(tmp.c_str());
-    MLF_FAIL("{}: cannot rename {} over it: {}", path, tmp, ec.message());
-  }
+  CommitTempFile(tmp, path);
 }
 
 ModelSource ModelSource::Open(const std::string& path, const ArchiveLimits& limits) {

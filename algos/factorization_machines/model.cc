@@ -1,9 +1,9 @@
 #include "algos/factorization_machines/model.h"
 
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include <cstdio>
-#include <filesystem>
 #include <fstream>
 
 #include "algos/common/py_json.h"
@@ -231,8 +231,8 @@ void ExportEmbeddings(const Model& m, const std::string& path) {
   const bool npy = path.size() >= 4 && path.compare(path.size() - 4, 4, ".npy") == 0;
   MLF_EXPECTS(csv || npy, "embeddings file '{}': the name must end in .csv or .npy (the format)", path);
   const int64_t d = m.dim(), k = m.factors();
-  const std::string tmp = path + ".tmp";
-  {
+  const std::string tmp = path + ".tmp-" + std::to_string(::getpid());
+  try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     MLF_EXPECTS(out.good(), "cannot write '{}'", tmp);
     if (npy) {
@@ -263,8 +263,11 @@ void ExportEmbeddings(const Model& m, const std::string& path) {
     }
     out.flush();
     MLF_EXPECTS(out.good(), "writing '{}' failed (disk full?)", tmp);
+  } catch (...) {
+    std::remove(tmp.c_str());
+    throw;
   }
-  std::filesystem::rename(tmp, path);
+  CommitTempFile(tmp, path);
 }
 
 }  // namespace mlforge::algos::factorization_machines
