@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "algos/algorithms.h"
+#include "algos/factorization_machines/factorization_machines.h"
 #include "algos/factorization_machines/model.h"
 #include "algos/predictor.h"
 #include "cli/cli.h"
@@ -208,7 +209,11 @@ int RunPredict(const PredictArgs& args, const GlobalOptions& global) {
 
   Resources res(DeviceRequest::kAuto, global.threads, 0, comm::MakeSingleProcess(), StopToken::FromSignals());
   const StopToken stop = StopToken::FromSignals();
-  const int64_t batch_rows = BatchRows(dim);
+  // With --top-k, batches small enough that each call stays under the recommendations limit.
+  const int64_t batch_rows =
+      args.top_k > 0 ? std::clamp<int64_t>(algos::factorization_machines::kMaxRecommendationsPerCall / args.top_k,
+                                           1, BatchRows(dim))
+                     : BatchRows(dim);
   const container::JoinFields join = container::ParseJoinFields(args.join);
   MLF_EXPECTS(!join.uid || type.format == container::RequestFormat::kRecordIO,
               "--join uid: only recordIO input carries a uid (Record.uid); {} is {}, use --join ordinal",

@@ -39,6 +39,11 @@ struct TopK {
 TopK Recommend(const Model& model, const HostBatch& batch, int64_t item_begin, int64_t item_end, int64_t k,
                int threads);
 
+// The most recommendations (rows x k) one prediction call returns: an endpoint builds its whole
+// response in memory, so a request of many rows with a large top_k could otherwise exhaust it
+// (60,000 rows x top_k 10,000 would be 1.2e9 values). `mlforge predict` sizes its batches under it.
+constexpr int64_t kMaxRecommendationsPerCall = int64_t{1} << 24;
+
 // Request options of a top-k query (SageMaker's CustomAttributes header, or `mlforge predict
 // --top-k/--item-range`): "top_k=K; item_range=BEGIN:END" (feature indices, END exclusive).
 struct TopKRequest {

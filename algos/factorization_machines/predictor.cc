@@ -179,6 +179,10 @@ class FmPredictor final : public Predictor {
       t.columns.push_back(std::move(score));
     }
     if (req.k > 0) {
+      MLF_EXPECTS(batch.rows * req.k <= kMaxRecommendationsPerCall,
+                  "top_k={} for {} rows asks for {} recommendations, more than the {} one request may return: send "
+                  "fewer rows per request or ask for a smaller top_k",
+                  req.k, batch.rows, batch.rows * req.k, kMaxRecommendationsPerCall);
       const TopK top = Recommend(model_, batch, req.item_begin, req.item_end, req.k, res.threads());
       OutputColumn items, scores;
       items.name = "top_k_items";

@@ -503,6 +503,30 @@ TEST(FmTopK, MatchesBruteForceScoringOfEveryCandidate) {
   }
 }
 
+TEST(FmTopK, ARequestForTooManyRecommendationsIsRefusedBeforeAnyWork) {
+  test::TempDir dir;
+  fm::Model m;
+  m.params = RandomParams(20, 2, 3);
+  fm::SaveModel(m, dir.path());
+  const auto predictor = fm::LoadPredictor(io::ModelSource::Open(dir.path()));
+  HostBatch b;  // 1,700 rows without features x top_k 10,000 > 2^24
+  b.layout = Layout::kCsr;
+  b.cols = 20;
+  b.rows = 1700;
+  b.indptr.assign(1701, 0);
+  auto res = CpuResources(1);
+  try {
+    predictor->PredictWithAttributes(b, *res, "top_k=10000; item_range=0:20");
+    ADD_FAILURE() << "17,000,000 recommendations were computed";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("send fewer rows per request or ask for a smaller top_k"), std::string::npos)
+        << e.what();
+  }
+  b.rows = 1600;  // 16,000,000 <= 2^24: answered
+  b.indptr.resize(1601);
+  EXPECT_EQ(predictor->PredictWithAttributes(b, *res, "top_k=10000; item_range=0:20").columns.size(), 3u);
+}
+
 TEST(FmTopK, RequestAttributes) {
   fm::TopKRequest r = fm::ParseTopKRequest("top_k=10; item_range=943:2625", 2625);
   EXPECT_EQ(r.k, 10);
