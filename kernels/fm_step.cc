@@ -105,8 +105,15 @@ inline bool WorthThreads(const Csr& x, int64_t k) {
   return (x.indptr[x.rows] - x.indptr[0]) * (k + 1) >= (int64_t{1} << 16);
 }
 
+// The width, and for CSR every column index (the per-feature tables are indexed by them), as the
+// CUDA twin checks before its upload.
 void CheckShape(const FmParams& p, const HostBatch& b) {
   MLF_EXPECTS(b.cols == p.d, "the batch has {} columns but the factorization machine has feature_dim {}", b.cols,
+              p.d);
+  if (b.layout != Layout::kCsr || b.rows == 0) return;
+  uint32_t worst = 0;
+  for (int64_t e = b.indptr[0]; e < b.indptr[static_cast<size_t>(b.rows)]; ++e) worst = std::max(worst, b.indices[e]);
+  MLF_EXPECTS(worst < static_cast<uint64_t>(p.d), "a sparse row has column index {} but feature_dim is {}", worst,
               p.d);
 }
 

@@ -351,6 +351,14 @@ TEST(FmStep, StateBytesAndShapeErrors) {
               std::string::npos)
         << e.what();
   }
+  HostBatch bad = RandomCsr(4, 10, 2, 2);  // an index past the width: refused, as on the GPU
+  bad.indices[3] = 10;
+  try {
+    s.Step(bad, bad.labels.data());
+    ADD_FAILURE() << "a column index past feature_dim was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("column index 10 but feature_dim is 10"), std::string::npos) << e.what();
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
