@@ -31,6 +31,10 @@ struct ChannelConfig {
   // FullyReplicated: every host sees all data, so multi-host runs shard records by rank
   // (StreamOptions::shard_index). ShardedByS3Key: the platform already split the objects.
   S3Distribution distribution = S3Distribution::kFullyReplicated;
+  // FullyReplicated with several ranks: false (default) splits the records between the ranks so
+  // no work is repeated; true reproduces SageMaker's built-ins, where every host reads and
+  // trains on every record (MLFORGE_REPLICATED_READS=all, `train --replicated-reads all`).
+  bool replicate_reads = false;
   RecordWrapper record_wrapper = RecordWrapper::kNone;
 };
 

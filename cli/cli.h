@@ -52,6 +52,8 @@ void RegisterContainer(CLI::App& app, const GlobalOptions& global, Registry& reg
 void RegisterDemo(CLI::App& app, const GlobalOptions& global, Registry& registry);
 // genotype: PCA of VCF/BCF genotypes with plink2's definition and files, projection of new samples
 void RegisterGenotype(CLI::App& app, const GlobalOptions& global, Registry& registry);
+// launch: N local ranks of an mlforge command as one group (RANK, WORLD_SIZE, MASTER_ADDR, ...)
+void RegisterLaunch(CLI::App& app, const GlobalOptions& global, Registry& registry);
 
 }  // namespace mlforge::cli
 

@@ -22,6 +22,9 @@ struct TrainArgs {
   std::vector<std::string> content_types;  // CHANNEL=TYPE
   std::string device = "auto";
   std::string failure_file;
+  std::vector<std::string> distributions;  // CHANNEL=FullyReplicated|ShardedByS3Key
+  std::string replicated_reads;            // split | all ("" = MLFORGE_REPLICATED_READS)
+  int collective_timeout_s = 0;
 };
 
 // Failures are reported by the training runner itself (log line on stderr + optional failure
@@ -39,6 +42,15 @@ int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
                 channel, type, channel);
     local.content_types[channel] = type;
   }
+  for (const auto& [channel, dist] : container::ParseKeyValues(args.distributions, "--distribution")) {
+    MLF_EXPECTS(local.channels.count(channel), "--distribution {}={}: there is no '{}' channel", channel, dist,
+                channel);
+    MLF_EXPECTS(dist == "FullyReplicated" || dist == "ShardedByS3Key",
+                "--distribution {}={}: expected FullyReplicated or ShardedByS3Key", channel, dist);
+    if (dist == "ShardedByS3Key") local.sharded_by_key.insert(channel);
+  }
+  local.split_sharded_files = true;  // every rank is given the same paths; each keeps its share
+  if (!args.replicated_reads.empty()) local.replicate_reads = args.replicated_reads == "all";
   local.hyperparameters = args.hp;
   local.model_dir = args.model_dir;
   local.failure_file = args.failure_file;
@@ -46,6 +58,7 @@ int RunTrain(const TrainArgs& args, const GlobalOptions& global) {
   options.device = ParseDeviceRequest(args.device);
   options.threads = global.threads;
   options.log_level = global.log_level;
+  options.collective_timeout_s = args.collective_timeout_s;
   return container::TrainLocal(local, algos::BuiltinAlgorithms(), options);
 }
 
@@ -76,6 +89,21 @@ void RegisterTrain(CLI::App& app, const GlobalOptions& global, Registry& registr
   train->add_option("--device", targs->device, "auto | cpu | gpu (gpu without one is an error)")
       ->check(CLI::IsMember({"auto", "cpu", "gpu"}, CLI::ignore_case))
       ->capture_default_str();
+  train
+      ->add_option("--distribution", targs->distributions,
+                   "CHANNEL=FullyReplicated|ShardedByS3Key (repeatable). With several ranks (RANK/WORLD_SIZE, "
+                   "e.g. under `mlforge launch`), ShardedByS3Key gives rank r files r, r+N, ... of the channel; "
+                   "FullyReplicated (default) splits the records between ranks")
+      ->allow_extra_args(false);
+  train
+      ->add_option("--replicated-reads", targs->replicated_reads,
+                   "FullyReplicated with several ranks: split (default; no work repeated) or all (every rank "
+                   "trains on every record, as SageMaker's built-ins do)")
+      ->check(CLI::IsMember({"split", "all"}));
+  train->add_option("--collective-timeout", targs->collective_timeout_s,
+                    "Deadline of every collective in seconds with several ranks (default: "
+                    "MLFORGE_COLLECTIVE_TIMEOUT_S, else 1800)")
+      ->check(CLI::PositiveNumber);
   registry.Add(train, [targs, &global] { return RunTrain(*targs, global); });
 }
 

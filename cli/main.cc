@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   cli::RegisterContainer(app, global, registry);
   cli::RegisterGenotype(app, global, registry);
   cli::RegisterDemo(app, global, registry);
+  cli::RegisterLaunch(app, global, registry);
 
   try {
     app.parse(argc, argv);

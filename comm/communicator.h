@@ -7,9 +7,25 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <stdexcept>
 #include <string>
 
 namespace mlforge::comm {
+
+// How a rank's run ended when it was not a success; carried to the other ranks so that each one
+// fails the same way (its exit status and failure-file prefix follow the first failure).
+enum class FailureKind { kClient, kAlgorithm, kStopped };
+
+// Thrown on every other rank when one rank failed, stopped, died or missed a collective's
+// deadline. The message names that rank, its host, the phase and what happened to it.
+class PeerFailure : public std::runtime_error {
+ public:
+  PeerFailure(FailureKind kind, const std::string& what) : std::runtime_error(what), kind_(kind) {}
+  FailureKind kind() const { return kind_; }
+
+ private:
+  FailureKind kind_;
+};
 
 class Communicator {
  public:
@@ -28,6 +44,16 @@ class Communicator {
   virtual void Barrier() = 0;
   // Every rank contributes `bytes` bytes; `recv` receives world_size * bytes, rank-major.
   virtual void AllGather(const void* send, size_t bytes, void* recv) = 0;
+
+  // What the group is doing ("k-means epoch 3"), named in every failure message. Cheap.
+  virtual void SetPhase(const std::string& phase) { (void)phase; }
+  // This rank failed with `reason`: publish it for the other ranks (best effort, bounded in
+  // time) and leave the group, so their collectives fail at once instead of at the deadline.
+  // Not called for a PeerFailure (the failure is another rank's).
+  virtual void ReportFailure(FailureKind kind, const std::string& reason) {
+    (void)kind;
+    (void)reason;
+  }
 };
 
 // The trivial backend: world size 1, every collective is the identity.

@@ -7,12 +7,16 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <set>
+#include <thread>
 
 #include "algos/algorithms.h"
+#include "comm/group.h"
 #include "core/error.h"
 #include "core/hyperparams.h"
 #include "core/log.h"
+#include "io/input_file.h"
 
 namespace fs = std::filesystem;
 
@@ -29,6 +33,9 @@ struct TrainJob {
   std::string declared_in;
   ResourceConfig resources;
   std::string model_dir;
+  // Several processes (resourceconfig with several hosts, or RANK/WORLD_SIZE): the group to join.
+  std::optional<comm::GroupSpec> group;
+  bool split_sharded_files = false;  // LocalTrainArgs::split_sharded_files
 };
 
 std::string JoinNames(const std::vector<std::string>& names) {
@@ -84,12 +91,35 @@ void CheckChannels(const algos::Algorithm& algo, TrainJob& job) {
   }
 }
 
-std::unique_ptr<comm::Communicator> DefaultComm(const ResourceConfig& rc) {
-  MLF_EXPECTS(rc.hosts.size() == 1,
-              "resourceconfig lists {} hosts ({}), but this runner has no distributed communicator yet; "
-              "train on a single instance",
-              rc.hosts.size(), JoinNames(rc.hosts));
-  return comm::MakeSingleProcess();
+// MLFORGE_REPLICATED_READS: "all" (every rank reads every record of a FullyReplicated channel,
+// as SageMaker's built-ins do) or "split" (the default: ranks split the records).
+bool ReplicateReadsFromEnvironment() {
+  const char* v = std::getenv("MLFORGE_REPLICATED_READS");
+  if (v == nullptr || *v == '\0' || std::string(v) == "split") return false;
+  MLF_EXPECTS(std::string(v) == "all", "MLFORGE_REPLICATED_READS='{}': expected 'split' (default) or 'all'", v);
+  return true;
+}
+
+// Rank `rank` of `world`'s share of a ShardedByS3Key channel's files: every world-th file.
+std::vector<std::string> ShardFiles(const std::string& channel, const std::vector<std::string>& paths, int rank,
+                                    int world) {
+  const std::vector<std::string> files = io::ExpandChannelPaths(paths);
+  std::vector<std::string> mine;
+  for (size_t i = static_cast<size_t>(rank); i < files.size(); i += static_cast<size_t>(world)) mine.push_back(files[i]);
+  MLF_EXPECTS(!mine.empty(),
+              "channel '{}' is ShardedByS3Key over {} file(s), fewer than the {} ranks, so rank {} gets none; "
+              "split the data into at least {} files or use FullyReplicated",
+              channel, files.size(), world, rank, world);
+  return mine;
+}
+
+// The group this job belongs to: resourceconfig.json's hosts when it lists several, else the
+// launcher's environment (RANK, WORLD_SIZE, ...), else none (one process).
+std::optional<comm::GroupSpec> FindGroup(const ResourceConfig& rc, bool from_resourceconfig) {
+  if (from_resourceconfig && rc.hosts.size() > 1) return comm::GroupFromHosts(rc.hosts, rc.current_host);
+  std::optional<comm::GroupSpec> env = comm::GroupFromEnvironment();
+  if (env && env->world_size > 1) return env;
+  return std::nullopt;
 }
 
 // Removes the staging directory unless the model was committed.
@@ -130,8 +160,31 @@ class StagingDir {
   std::string path_;
 };
 
-// The steps shared by the container and the CLI, after the inputs are gathered.
-void RunJob(TrainJob& job, const std::vector<algos::Algorithm>& table, const TrainOptions& options) {
+// Forwards to a communicator owned elsewhere, so that the group outlives the Resources of a
+// failed run long enough to publish why it failed.
+class BorrowedComm final : public comm::Communicator {
+ public:
+  explicit BorrowedComm(comm::Communicator& c) : c_(c) {}
+  int rank() const override { return c_.rank(); }
+  int world_size() const override { return c_.world_size(); }
+  std::string backend() const override { return c_.backend(); }
+  void AllReduceSum(float* d, size_t n) override { c_.AllReduceSum(d, n); }
+  void AllReduceSum(double* d, size_t n) override { c_.AllReduceSum(d, n); }
+  void AllReduceMax(float* d, size_t n) override { c_.AllReduceMax(d, n); }
+  void AllReduceMax(double* d, size_t n) override { c_.AllReduceMax(d, n); }
+  void Broadcast(void* data, size_t bytes, int root) override { c_.Broadcast(data, bytes, root); }
+  void Barrier() override { c_.Barrier(); }
+  void AllGather(const void* send, size_t bytes, void* recv) override { c_.AllGather(send, bytes, recv); }
+  void SetPhase(const std::string& phase) override { c_.SetPhase(phase); }
+  void ReportFailure(comm::FailureKind kind, const std::string& reason) override { c_.ReportFailure(kind, reason); }
+
+ private:
+  comm::Communicator& c_;
+};
+
+// Everything after the group is joined; any exception is reported to the group by RunJob.
+void RunJobInGroup(TrainJob& job, const std::vector<algos::Algorithm>& table, const TrainOptions& options,
+                   comm::Communicator& group, int threads, StopToken stop) {
   const algos::Algorithm& algo = PickAlgorithm(job.algorithm, table);
   MLF_ASSERT_MSG(algo.train && algo.hyperparameters,
                  "algorithm '{}' has no train or hyperparameters function", algo.name);
@@ -141,21 +194,27 @@ void RunJob(TrainJob& job, const std::vector<algos::Algorithm>& table, const Tra
 
   const HpTable hp_table = algo.hyperparameters();
   HpValues hp = hp_table.Parse(job.hyperparameters);
+  if (job.split_sharded_files && group.world_size() > 1) {
+    for (auto& [name, ch] : job.channels) {
+      if (ch.config.distribution != algos::S3Distribution::kShardedByS3Key || !ch.source.pipe_prefix.empty()) continue;
+      ch.source.paths = ShardFiles(name, ch.source.paths, group.rank(), group.world_size());
+    }
+  }
   CheckChannels(algo, job);
   for (const auto& [name, ch] : job.channels) {
     spdlog::info(
-        "Channel '{}': {} mode, {}, ContentType '{}', {}", name, algos::InputModeName(ch.config.input_mode),
-        algos::S3DistributionName(ch.config.distribution), ch.config.content_type,
+        "Channel '{}': {} mode, {}{}, ContentType '{}', {}", name, algos::InputModeName(ch.config.input_mode),
+        algos::S3DistributionName(ch.config.distribution),
+        group.world_size() > 1 && ch.config.distribution == algos::S3Distribution::kFullyReplicated
+            ? (ch.config.replicate_reads ? " (every rank reads every record)" : " (ranks split the records)")
+            : "",
+        ch.config.content_type,
         ch.source.pipe_prefix.empty() ? JoinNames(ch.source.paths) : ch.source.pipe_prefix + "_<epoch>");
   }
   spdlog::info("Final configuration: {}", hp.ToJson());
 
-  StopToken stop = options.stop ? *options.stop : StopToken::FromSignals();
-  auto make_comm = options.make_comm ? options.make_comm : DefaultComm;
-  std::unique_ptr<comm::Communicator> communicator = make_comm(job.resources);
-  MLF_ASSERT(communicator != nullptr);
-  Resources resources(options.device, options.threads, options.seed, std::move(communicator), stop);
-
+  Resources resources(options.device, threads, options.seed, std::make_unique<BorrowedComm>(group), stop);
+  const int rank = group.rank();
   StagingDir staging(job.model_dir);
   algos::TrainContext ctx{resources,          hp, job.channels, staging.path(), job.resources.current_host,
                           job.resources.hosts};
@@ -163,10 +222,57 @@ void RunJob(TrainJob& job, const std::vector<algos::Algorithm>& table, const Tra
   algo.train(ctx);
   // A stop that arrives after the last batch still means "this job was stopped": no model.
   stop.ThrowIfStopped();
-  std::vector<std::string> files = staging.Commit();
+  // Every rank must have finished before rank 0 commits: a rank that failed after the last
+  // collective would otherwise leave a model behind a failed job.
+  group.SetPhase("final barrier before writing the model");
+  group.Barrier();
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  if (rank != 0) {
+    spdlog::info("Training finished in {:.3f} s on rank {} of {}; rank 0 writes the model", seconds, rank,
+                 group.world_size());
+    return;
+  }
+  std::vector<std::string> files = staging.Commit();
   spdlog::info("Training finished in {:.3f} s; model files in {}: {}", seconds, job.model_dir,
                JoinNames(files));
+}
+
+// The steps shared by the container and the CLI, after the inputs are gathered. The group (if
+// any) is joined first, so that every later failure of one rank reaches the others: they fail
+// at once, naming it, instead of waiting for it at a deadline.
+void RunJob(TrainJob& job, const std::vector<algos::Algorithm>& table, const TrainOptions& options) {
+  StopToken stop = options.stop ? *options.stop : StopToken::FromSignals();
+  std::unique_ptr<comm::Communicator> communicator;
+  int threads = options.threads;
+  if (options.make_comm) {
+    communicator = options.make_comm(job.resources);
+  } else if (job.group) {
+    comm::GroupSpec spec = *job.group;
+    if (options.collective_timeout_s > 0) spec.collective_timeout = std::chrono::seconds(options.collective_timeout_s);
+    // Ranks sharing a host share its cores (`mlforge launch -n 4` on one machine).
+    if (threads <= 0 && spec.local_world_size > 1) {
+      threads = std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / spec.local_world_size);
+    }
+    communicator = comm::JoinGroup(spec);
+  } else {
+    communicator = comm::MakeSingleProcess();
+  }
+  MLF_ASSERT(communicator != nullptr);
+  comm::Communicator& group = *communicator;
+  try {
+    RunJobInGroup(job, table, options, group, threads, stop);
+  } catch (const comm::PeerFailure&) {
+    throw;
+  } catch (const StopRequested& e) {
+    group.ReportFailure(comm::FailureKind::kStopped, "SIGTERM received");
+    throw;
+  } catch (const UserError& e) {
+    group.ReportFailure(comm::FailureKind::kClient, e.what());
+    throw;
+  } catch (const std::exception& e) {
+    group.ReportFailure(comm::FailureKind::kAlgorithm, e.what());
+    throw;
+  }
 }
 
 void WriteFailure(const std::string& failure_file, const std::string& reason) {
@@ -192,6 +298,20 @@ int Guarded(const std::string& failure_file, const std::function<void()>& body) 
   } catch (const StopRequested&) {
     WriteFailure(failure_file, "Training stopped: SIGTERM received");
     return kExitStopped;
+  } catch (const comm::PeerFailure& e) {
+    // Another rank failed first: fail the way it did, naming it.
+    switch (e.kind()) {
+      case comm::FailureKind::kClient:
+        WriteFailure(failure_file, std::string("ClientError: ") + e.what());
+        return kExitUserError;
+      case comm::FailureKind::kStopped:
+        WriteFailure(failure_file, std::string("Training stopped: ") + e.what());
+        return kExitStopped;
+      case comm::FailureKind::kAlgorithm:
+        break;
+    }
+    WriteFailure(failure_file, std::string("AlgorithmError: ") + e.what());
+    return kExitAlgorithmError;
   } catch (const UserError& e) {
     WriteFailure(failure_file, std::string("ClientError: ") + e.what());
     return kExitUserError;
@@ -242,10 +362,17 @@ int RunContainerTrain(const std::string& opt_ml_root, const std::string& algorit
                           ? paths.inputdataconfig
                           : fmt::format("{} (absent, so channels are the directories in {})",
                                         paths.inputdataconfig, paths.data_dir);
+    const bool replicate = ReplicateReadsFromEnvironment();
     for (const auto& [name, config] : ReadInputDataConfig(paths)) {
       job.channels[name] = algos::TrainChannel{name, MakeChannelSource(paths, name, config), config};
+      job.channels[name].config.replicate_reads = replicate;
     }
     job.model_dir = paths.model_dir;
+    job.group = FindGroup(job.resources, /*from_resourceconfig=*/true);
+    if (job.group && job.resources.hosts.size() <= 1) {  // from the environment
+      job.resources.hosts = job.group->hosts;
+      job.resources.current_host = job.group->hosts[job.group->rank];
+    }
     RunJob(job, table, options);
   });
 }
@@ -273,9 +400,16 @@ int TrainLocal(const LocalTrainArgs& args, const std::vector<algos::Algorithm>& 
         ch.source.label_size = label_size;
       }
       if (args.sharded_by_key.count(name)) ch.config.distribution = algos::S3Distribution::kShardedByS3Key;
+      ch.config.replicate_reads = args.replicate_reads ? *args.replicate_reads : ReplicateReadsFromEnvironment();
       job.channels[name] = std::move(ch);
     }
     job.model_dir = args.model_dir;
+    job.group = FindGroup(job.resources, /*from_resourceconfig=*/false);
+    job.split_sharded_files = args.split_sharded_files;
+    if (job.group) {
+      job.resources.hosts = job.group->hosts;
+      job.resources.current_host = job.group->hosts[job.group->rank];
+    }
     RunJob(job, table, options);
   });
 }

@@ -44,9 +44,12 @@ struct TrainOptions {
   // The token training polls. Unset: SIGTERM/SIGINT handlers are installed and the
   // process-wide token is used (the container case). Tests pass their own flag.
   std::optional<StopToken> stop;
-  // Builds the communicator for this host. Unset: a single process when resourceconfig lists
-  // one host; more hosts is a UserError until a distributed backend is plugged in here.
+  // Builds the communicator for this host (tests). Unset: resourceconfig.json with several hosts
+  // (container train) or RANK/WORLD_SIZE/MASTER_ADDR/MASTER_PORT (either entry) join a Gloo
+  // group (comm/group.h); otherwise one process. Rank 0 writes the model, the others none.
   std::function<std::unique_ptr<comm::Communicator>(const ResourceConfig&)> make_comm;
+  // Every collective's deadline in seconds; <= 0: MLFORGE_COLLECTIVE_TIMEOUT_S, else 1800.
+  int collective_timeout_s = 0;
 };
 
 // The container's `train`: reads <opt_ml_root>/input/config/*.json ("" = MLFORGE_OPT_ML or
@@ -65,6 +68,14 @@ struct LocalTrainArgs {
   // Channels whose paths are this host's own share of the data (SageMaker's ShardedByS3Key); the
   // others are FullyReplicated: in a multi-host run every host reads them and keeps its records.
   std::set<std::string> sharded_by_key;
+  // With several ranks, a sharded channel's paths hold every object and rank r keeps files
+  // r, r + W, r + 2W, ... of their sorted list: what ShardedByS3Key hands host r (`mlforge
+  // train --distribution train=ShardedByS3Key` under `mlforge launch`). Otherwise the paths are
+  // taken as this rank's share already.
+  bool split_sharded_files = false;
+  // FullyReplicated channels: every rank reads every record (SageMaker's behaviour) instead of
+  // splitting them. Unset: MLFORGE_REPLICATED_READS (all | split), else split.
+  std::optional<bool> replicate_reads;
   std::vector<std::string> hyperparameters;  // "name=value" pieces as typed
   std::string model_dir;
   std::string failure_file;  // optional: also write the failure reason here

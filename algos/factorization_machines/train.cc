@@ -51,7 +51,8 @@ io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, 
   so.stop = ctx.stop();
   // FullyReplicated with several ranks: each rank keeps every world_size-th chunk of batch_size
   // records, so a group step covers the rows of one single-process mini-batch of world x size.
-  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated &&
+      !ch.config.replicate_reads) {
     so.shard_index = ctx.rank();
     so.num_shards = ctx.world_size();
   }
@@ -192,6 +193,7 @@ void Train(TrainContext& ctx) {
   HostBatch batch;
   int64_t total_rows = 0;
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    comm.SetPhase(fmt::format("factorization-machines epoch {}", epoch));
     const auto t_epoch = Clock::now();
     stream.StartEpoch(epoch);
     kernels::FmBatchLoss sum;

@@ -33,7 +33,8 @@ io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, 
   so.stop = ctx.stop();
   // FullyReplicated data is seen whole by every host, so ranks split it by records;
   // ShardedByS3Key data was already split by the platform.
-  if (shard && ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+  if (shard && ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated &&
+      !ch.config.replicate_reads) {
     so.shard_index = ctx.rank();
     so.num_shards = ctx.world_size();
   }
@@ -288,6 +289,7 @@ void Train(TrainContext& ctx) {
   double last_epoch_cost = 0, last_epoch_rows = 0;
   const auto t_stream = Clock::now();
   for (int epoch = 0; epoch < cfg.epochs; ++epoch) {
+    comm.SetPhase(fmt::format("k-means epoch {}", epoch));
     if (epoch > 0) stream.StartEpoch(epoch);
     double epoch_cost = 0, epoch_rows = 0;
     int64_t batches = 0;
@@ -377,6 +379,7 @@ void Train(TrainContext& ctx) {
   // --- Optional exact Lloyd iterations over the whole data set (streamed), several starts. ---
   if (cfg.full_batch_lloyd_iterations > 0) {
     int epoch = cfg.epochs;
+    comm.SetPhase("k-means full-batch Lloyd");
     FullBatchResult best = FullBatchLloyd(ctx, cfg, *source, assigner, model.centers, &epoch);
     spdlog::info("full-batch Lloyd trial 0 (from the streaming centers): {} update(s), msd {}", best.updates,
                  log::FormatValue(best.cost / best.rows));

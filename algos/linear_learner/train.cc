@@ -59,7 +59,8 @@ io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, 
   so.stop = ctx.stop();
   // FullyReplicated data is seen whole by every host, so ranks split it by records;
   // ShardedByS3Key data was already split by the platform.
-  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated &&
+      !ch.config.replicate_reads) {
     so.shard_index = ctx.rank();
     so.num_shards = ctx.world_size();
   }
@@ -537,6 +538,7 @@ void Trainer::Run() {
   int64_t stale_epochs = 0;
   std::vector<float> w_raw, b_raw;
   for (int epoch = 0; epoch < cfg_.epochs; ++epoch) {
+    comm_.SetPhase(fmt::format("linear-learner epoch {}", epoch));
     const auto t_epoch = Clock::now();
     const auto wall_start = std::chrono::system_clock::now();
     std::vector<double> epoch_sums(static_cast<size_t>(2 * m_ + 1), 0.0);

@@ -38,7 +38,8 @@ io::StreamOptions MakeStreamOptions(const Config& cfg, const TrainContext& ctx, 
   so.expected_cols = cfg.feature_dim;
   so.force_dense = false;  // sparse rows are accumulated sparse (force_dense is accepted and ignored)
   so.stop = ctx.stop();
-  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated) {
+  if (ctx.world_size() > 1 && ch.config.distribution == S3Distribution::kFullyReplicated &&
+      !ch.config.replicate_reads) {
     so.shard_index = ctx.rank();
     so.num_shards = ctx.world_size();
   }
@@ -82,6 +83,7 @@ kernels::PcaSums RunPass(TrainContext& ctx, io::BatchStream& stream, kernels::Pc
                          kernels::PcaPass pass, int epoch, HostBatch* first, int passes) {
   const auto t0 = Clock::now();
   const auto mode = pass.mode;
+  ctx.resources.comm().SetPhase(fmt::format("PCA pass {} ({})", epoch, PassName(mode)));
   acc.Begin(std::move(pass));
   if (first == nullptr) stream.StartEpoch(epoch);
   int64_t batches = 0;

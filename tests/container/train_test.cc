@@ -285,17 +285,22 @@ TEST_F(ContainerTrain, AlgorithmSelection) {
   ::unsetenv(kAlgorithmEnv);
 }
 
-TEST_F(ContainerTrain, MultiHostNeedsACommunicator) {
+TEST_F(ContainerTrain, MultiHostJoinsTheGroupOfItsResourceConfig) {
   WriteStandardJob();
-  test::WriteFile(paths_.resourceconfig, R"({"current_host": "algo-2", "hosts": ["algo-1", "algo-2"]})");
-  ExpectFailed(
-      Run(), kExitUserError,
-      "ClientError: resourceconfig lists 2 hosts (algo-1, algo-2), but this runner has no distributed "
-      "communicator yet; train on a single instance");
+  // Several hosts: this host joins the group whose master is hosts[0]. A master name that never
+  // resolves (.invalid, RFC 6761) fails within the rendezvous deadline, naming the host.
+  test::WriteFile(paths_.resourceconfig,
+                  R"({"current_host": "algo-2.invalid", "hosts": ["algo-1.invalid", "algo-2.invalid"]})");
+  ::setenv("MLFORGE_RENDEZVOUS_TIMEOUT_S", "1", 1);
+  const int rc = Run();
+  ::unsetenv("MLFORGE_RENDEZVOUS_TIMEOUT_S");
+  EXPECT_EQ(rc, kExitUserError);
+  EXPECT_EQ(Failure().rfind("ClientError: cannot resolve host 'algo-1.invalid' within 1 s", 0), 0u) << Failure();
+  EXPECT_FALSE(fs::exists(paths_.model_dir + "/means.json"));
   // An injected communicator factory is used instead (here: single process, host name kept).
   options_.make_comm = [](const ResourceConfig&) { return comm::MakeSingleProcess(); };
   ASSERT_EQ(Run(), kExitSuccess) << Failure();
-  EXPECT_EQ(nlohmann::json::parse(test::ReadFile(paths_.model_dir + "/means.json"))["host"], "algo-2");
+  EXPECT_EQ(nlohmann::json::parse(test::ReadFile(paths_.model_dir + "/means.json"))["host"], "algo-2.invalid");
 }
 
 // Opens `path` for writing once a reader has opened it (polling, so a run that fails before

@@ -1,0 +1,373 @@
+// The Gloo backend: host buffers over a full TCP mesh, rendezvous through comm/tcp_store.h.
+//
+// Gloo's TCP device is given this host's numeric address (the source address of the route to
+// the master), never a host name: Debian's Gloo resolves names itself and, on hosts whose
+// /etc/hosts maps the name to 127.0.1.1, would publish an address no peer can reach.
+//
+// Failures: every collective carries the group's deadline. When one fails (a peer's connection
+// closed, or the deadline passed) this rank works out why before it throws PeerFailure:
+//   1. a rank that failed published its reason under "failed/<rank>" before leaving: quote it;
+//   2. the store saw a rank's connection close without a reason: it died (SIGKILL, OOM, crash);
+//   3. on a deadline, the ranks that also timed out publish "late/<n>/<rank>"; the ones that did
+//      not are the ones that never reached collective n (stopped, hung, or far slower);
+//   4. the store itself is gone: rank 0, which serves it, is dead, stopped or unreachable.
+#include "core/build_config.h"
+
+#if MLFORGE_HAVE_GLOO
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gloo/allgather.h>
+#include <gloo/allreduce.h>
+#include <gloo/barrier.h>
+#include <gloo/broadcast.h>
+#include <gloo/common/error.h>
+#include <gloo/rendezvous/context.h>
+#include <gloo/rendezvous/store.h>
+#include <gloo/transport/tcp/device.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <thread>
+
+#include "comm/group.h"
+#include "comm/tcp_store.h"
+#include "core/error.h"
+
+namespace mlforge::comm {
+namespace {
+
+using std::chrono::milliseconds;
+
+// Gloo's rendezvous over our store, under the "gloo/" prefix.
+class StoreAdapter final : public gloo::rendezvous::Store {
+ public:
+  StoreAdapter(StoreClient& client, milliseconds timeout) : client_(client), timeout_(timeout) {}
+  void set(const std::string& key, const std::vector<char>& data) override { client_.Set("gloo/" + key, data); }
+  std::vector<char> get(const std::string& key) override { return client_.Get("gloo/" + key, timeout_); }
+  void wait(const std::vector<std::string>& keys) override { wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys, const milliseconds& timeout) override {
+    for (const auto& k : keys) client_.Get("gloo/" + k, timeout);
+  }
+
+ private:
+  StoreClient& client_;
+  milliseconds timeout_;
+};
+
+// The local address the kernel would use to reach `peer` (a UDP connect sends nothing).
+std::string LocalAddressToward(const std::string& peer) {
+  addrinfo hints{};
+  hints.ai_flags = AI_NUMERICHOST;
+  hints.ai_socktype = SOCK_DGRAM;
+  addrinfo* res = nullptr;
+  MLF_EXPECTS(::getaddrinfo(peer.c_str(), "9", &hints, &res) == 0 && res != nullptr,
+              "'{}' is not a numeric address", peer);
+  std::unique_ptr<addrinfo, void (*)(addrinfo*)> guard(res, ::freeaddrinfo);
+  int fd = ::socket(res->ai_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  MLF_EXPECTS(fd >= 0, "socket(): {}", std::strerror(errno));
+  std::string out;
+  if (::connect(fd, res->ai_addr, res->ai_addrlen) == 0) {
+    sockaddr_storage local{};
+    socklen_t len = sizeof local;
+    char buf[NI_MAXHOST];
+    if (::getsockname(fd, reinterpret_cast<sockaddr*>(&local), &len) == 0 &&
+        ::getnameinfo(reinterpret_cast<sockaddr*>(&local), len, buf, sizeof buf, nullptr, 0, NI_NUMERICHOST) == 0) {
+      out = buf;
+    }
+  }
+  const int err = errno;
+  ::close(fd);
+  MLF_EXPECTS(!out.empty(), "no route from this host to the master {}: {}", peer, std::strerror(err));
+  return out;
+}
+
+std::vector<char> Bytes(const std::string& s) { return std::vector<char>(s.begin(), s.end()); }
+
+std::string ThisProcess() {
+  char name[256] = {0};
+  ::gethostname(name, sizeof name - 1);
+  return fmt::format("{} pid {}", name, ::getpid());
+}
+
+char KindCode(FailureKind k) { return k == FailureKind::kClient ? 'C' : k == FailureKind::kStopped ? 'S' : 'A'; }
+FailureKind KindFromCode(char c) {
+  return c == 'C' ? FailureKind::kClient : c == 'S' ? FailureKind::kStopped : FailureKind::kAlgorithm;
+}
+
+class GlooGroup final : public Communicator {
+ public:
+  explicit GlooGroup(const GroupSpec& spec) : spec_(spec) {
+    MLF_ASSERT(spec_.world_size > 1 && spec_.rank >= 0 && spec_.rank < spec_.world_size);
+    if (spec_.hosts.size() != static_cast<size_t>(spec_.world_size)) {
+      spec_.hosts.clear();
+      for (int r = 0; r < spec_.world_size; ++r) spec_.hosts.push_back("algo-" + std::to_string(r + 1));
+    }
+    const std::string master = ResolveHost(spec_.master_addr, spec_.rendezvous_timeout);
+    master_where_ = fmt::format("{}:{}", spec_.master_addr == master ? master : spec_.master_addr + " = " + master,
+                                spec_.master_port);
+    spdlog::info("Joining a group of {} ranks as rank {} ({}); rendezvous at {}; collective deadline {} s",
+                 spec_.world_size, spec_.rank, spec_.source, master_where_, spec_.collective_timeout.count() / 1000.0);
+    if (spec_.rank == 0) {
+      try {
+        server_ = std::make_unique<StoreServer>(spec_.master_port);
+      } catch (const StoreError& e) {
+        MLF_FAIL("rank 0 cannot serve the rendezvous: {}", e.what());
+      }
+    }
+    try {
+      client_ = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
+      client_->Hello(spec_.rank);
+      client_->Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
+    } catch (const StoreError& e) {
+      MLF_FAIL("rank {} could not join the group: {}", spec_.rank, e.what());
+    }
+    const std::string local = LocalAddressToward(master);
+    gloo::transport::tcp::attr attr;
+    attr.hostname = local;
+    try {
+      device_ = gloo::transport::tcp::CreateDevice(attr);
+      ctx_ = std::make_shared<gloo::rendezvous::Context>(spec_.rank, spec_.world_size);
+      ctx_->setTimeout(spec_.rendezvous_timeout);
+      StoreAdapter store(*client_, spec_.rendezvous_timeout);
+      ctx_->connectFullMesh(store, device_);
+      ctx_->setTimeout(spec_.collective_timeout);
+    } catch (const StoreError& e) {
+      MLF_FAIL("rendezvous of {} ranks at {} failed: {}; {}", spec_.world_size, master_where_, e.what(),
+               MissingRanks());
+    } catch (const gloo::Exception& e) {
+      MLF_FAIL("rank {} could not connect to the other ranks from {}: {}", spec_.rank, local, e.what());
+    }
+    spdlog::info("Group of {} ranks connected (this rank: {} on {}, transport address {})", spec_.world_size,
+                 spec_.rank, spec_.hosts[spec_.rank], local);
+  }
+
+  ~GlooGroup() override {
+    ctx_.reset();
+    client_.reset();
+    server_.reset();
+  }
+
+  int rank() const override { return spec_.rank; }
+  int world_size() const override { return spec_.world_size; }
+  std::string backend() const override { return "gloo"; }
+
+  void AllReduceSum(float* d, size_t n) override { AllReduce(d, n, "all-reduce (sum)", Sum<float>); }
+  void AllReduceSum(double* d, size_t n) override { AllReduce(d, n, "all-reduce (sum)", Sum<double>); }
+  void AllReduceMax(float* d, size_t n) override { AllReduce(d, n, "all-reduce (max)", Max<float>); }
+  void AllReduceMax(double* d, size_t n) override { AllReduce(d, n, "all-reduce (max)", Max<double>); }
+
+  void Broadcast(void* data, size_t bytes, int root) override {
+    MLF_ASSERT(root >= 0 && root < spec_.world_size);
+    Run("broadcast", [&] {
+      if (bytes == 0) return;
+      gloo::BroadcastOptions opts(ctx_);
+      opts.setOutput(static_cast<uint8_t*>(data), bytes);
+      opts.setRoot(root);
+      opts.setTimeout(spec_.collective_timeout);
+      gloo::broadcast(opts);
+    });
+  }
+
+  void Barrier() override {
+    Run("barrier", [&] {
+      gloo::BarrierOptions opts(ctx_);
+      opts.setTimeout(spec_.collective_timeout);
+      gloo::barrier(opts);
+    });
+  }
+
+  void AllGather(const void* send, size_t bytes, void* recv) override {
+    Run("all-gather", [&] {
+      if (bytes == 0) return;
+      gloo::AllgatherOptions opts(ctx_);
+      opts.setInput(const_cast<uint8_t*>(static_cast<const uint8_t*>(send)), bytes);
+      opts.setOutput(static_cast<uint8_t*>(recv), bytes * spec_.world_size);
+      opts.setTimeout(spec_.collective_timeout);
+      gloo::allgather(opts);
+    });
+  }
+
+  void SetPhase(const std::string& phase) override { phase_ = phase; }
+
+  void ReportFailure(FailureKind kind, const std::string& reason) override {
+    if (broken_ || !client_) return;
+    broken_ = true;
+    broken_kind_ = kind;
+    broken_message_ = reason;
+    try {
+      client_->Set("failed/" + std::to_string(spec_.rank),
+                   Bytes(std::string(1, KindCode(kind)) + phase_ + '\n' + reason));
+    } catch (const std::exception&) {
+      // Best effort: the store may be gone; the others still see this rank's connections close.
+    }
+    ctx_.reset();  // closes every connection: the others' collectives fail now, not at the deadline
+    client_.reset();
+    if (server_) {
+      // Keep serving the reason while the others notice and read it.
+      server_->WaitForClientsGone(std::min<milliseconds>(spec_.collective_timeout, std::chrono::seconds(60)));
+    }
+  }
+
+ private:
+  template <typename T>
+  static void Sum(void* c, const void* a, const void* b, size_t n) {
+    T* out = static_cast<T*>(c);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    for (size_t i = 0; i < n; ++i) out[i] = x[i] + y[i];
+  }
+  template <typename T>
+  static void Max(void* c, const void* a, const void* b, size_t n) {
+    T* out = static_cast<T*>(c);
+    const T* x = static_cast<const T*>(a);
+    const T* y = static_cast<const T*>(b);
+    for (size_t i = 0; i < n; ++i) out[i] = std::max(x[i], y[i]);
+  }
+
+  template <typename T>
+  void AllReduce(T* data, size_t n, const char* what, void (*fn)(void*, const void*, const void*, size_t)) {
+    Run(what, [&] {
+      if (n == 0) return;
+      gloo::AllreduceOptions opts(ctx_);
+      opts.setOutput(data, n);
+      opts.setReduceFunction(fn);
+      opts.setTimeout(spec_.collective_timeout);
+      gloo::allreduce(opts);
+    });
+  }
+
+  milliseconds IoTimeout() const { return std::min<milliseconds>(spec_.collective_timeout, std::chrono::seconds(30)); }
+
+  template <typename F>
+  void Run(const char* what, F&& body) {
+    if (broken_) throw PeerFailure(broken_kind_, broken_message_);
+    ++seq_;
+    try {
+      body();
+    } catch (const gloo::Exception& e) {
+      broken_ = true;
+      broken_kind_ = FailureKind::kAlgorithm;
+      broken_message_ = Diagnose(what, e.what());
+      ctx_.reset();
+      throw PeerFailure(broken_kind_, broken_message_);
+    }
+  }
+
+  std::string Who(int r) const {
+    std::string info;
+    std::vector<char> v;
+    try {
+      if (client_ && client_->TryGet("info/" + std::to_string(r), &v)) info = ", " + std::string(v.begin(), v.end());
+    } catch (const std::exception&) {
+    }
+    return fmt::format("rank {} ({}{})", r, spec_.hosts[r], info);
+  }
+
+  std::string Where(const char* what) const {
+    return fmt::format("collective #{} ({}){}", seq_, what, phase_.empty() ? "" : " in phase '" + phase_ + "'");
+  }
+
+  std::string MissingRanks() const {
+    std::vector<std::string> missing;
+    try {
+      std::vector<char> v;
+      for (int r = 0; r < spec_.world_size; ++r) {
+        if (!client_->TryGet("info/" + std::to_string(r), &v)) missing.push_back(std::to_string(r));
+      }
+    } catch (const std::exception& e) {
+      return std::string("the store is unreachable: ") + e.what();
+    }
+    if (missing.empty()) return "every rank arrived";
+    std::string s;
+    for (const auto& m : missing) s += (s.empty() ? "" : ", ") + m;
+    return "rank(s) " + s + " never arrived: are they started, with the same WORLD_SIZE and MASTER_ADDR/PORT?";
+  }
+
+  std::string Diagnose(const char* what, const std::string& detail) {
+    const std::string where = Where(what);
+    const bool timed_out = detail.find("imed out") != std::string::npos || detail.find("imeout") != std::string::npos;
+    try {
+      // 1 and 2: a published reason, else a connection the store saw close. Both take a moment
+      // to show up after the peer's sockets close, so look for a few seconds.
+      const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timed_out ? 1 : 5);
+      for (;;) {
+        std::vector<char> v;
+        for (int r = 0; r < spec_.world_size; ++r) {
+          if (r == spec_.rank || !client_->TryGet("failed/" + std::to_string(r), &v) || v.empty()) continue;
+          const std::string body(v.begin() + 1, v.end());
+          const size_t nl = body.find('\n');
+          const std::string phase = body.substr(0, nl);
+          broken_kind_ = KindFromCode(v[0]);
+          return fmt::format("{} failed{}: {}", Who(r), phase.empty() ? "" : " in phase '" + phase + "'",
+                             nl == std::string::npos ? "" : body.substr(nl + 1));
+        }
+        std::vector<int> dead = client_->DeadRanks();
+        dead.erase(std::remove(dead.begin(), dead.end(), spec_.rank), dead.end());
+        if (!dead.empty()) {
+          return fmt::format("{} exited without a reason (killed, e.g. SIGKILL or out of memory, or crashed); "
+                             "{} could not complete",
+                             Who(dead.front()), where);
+        }
+        if (std::chrono::steady_clock::now() >= until) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+      if (timed_out) {
+        // 3: who else gave up on this collective?
+        const std::string key = fmt::format("late/{}/", seq_);
+        client_->Set(key + std::to_string(spec_.rank), Bytes("1"));
+        const auto until_late = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        std::vector<int> missing;
+        for (;;) {
+          missing.clear();
+          std::vector<char> v;
+          for (int r = 0; r < spec_.world_size; ++r) {
+            if (!client_->TryGet(key + std::to_string(r), &v)) missing.push_back(r);
+          }
+          if (missing.empty() || std::chrono::steady_clock::now() >= until_late) break;
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+        }
+        if (!missing.empty()) {
+          std::string names;
+          for (int r : missing) names += (names.empty() ? "" : "; ") + Who(r);
+          return fmt::format("{} did not reach {} within the {} s deadline: stopped (e.g. SIGSTOP), hung or far "
+                             "slower than the other ranks (raise MLFORGE_COLLECTIVE_TIMEOUT_S if such imbalance "
+                             "is expected)",
+                             names, where, spec_.collective_timeout.count() / 1000.0);
+        }
+      }
+    } catch (const StoreError&) {
+      // 4: the store is gone with rank 0.
+      if (spec_.rank != 0) {
+        return fmt::format("rank 0 ({}, which serves the rendezvous at {}) is gone or not answering (exited, killed, "
+                           "stopped or unreachable); {} failed: {}",
+                           spec_.hosts[0], master_where_, where, detail);
+      }
+    }
+    return fmt::format("{} failed on rank {} ({}): {}", where, spec_.rank, spec_.hosts[spec_.rank], detail);
+  }
+
+  GroupSpec spec_;
+  std::string master_where_;
+  std::unique_ptr<StoreServer> server_;
+  std::unique_ptr<StoreClient> client_;
+  std::shared_ptr<gloo::transport::Device> device_;
+  std::shared_ptr<gloo::rendezvous::Context> ctx_;
+  uint64_t seq_ = 0;
+  std::string phase_;
+  bool broken_ = false;
+  FailureKind broken_kind_ = FailureKind::kAlgorithm;
+  std::string broken_message_;
+};
+
+}  // namespace
+
+std::unique_ptr<Communicator> MakeGlooGroup(const GroupSpec& spec) { return std::make_unique<GlooGroup>(spec); }
+
+}  // namespace mlforge::comm
+
+#endif  // MLFORGE_HAVE_GLOO

@@ -1,0 +1,76 @@
+// The rendezvous store of a multi-process group (DESIGN.md "Distribution"): a small key-value
+// service that rank 0 serves over TCP while the group lives. Ranks publish their transport
+// addresses through it (Gloo's full mesh, NCCL's unique id), and, when something goes wrong, the
+// reason a rank failed, so that every other rank can name the culprit.
+//
+// Debian's Gloo ships no TCP store (only file, hash and Redis stores), hence this one. It is not
+// authenticated, like torch's TCPStore: the master port must be reachable only from the group's
+// hosts (a private VPC, as SageMaker's instances are). It bounds what a stray client can do:
+// keys <= 4 KiB, values <= 16 MiB, 256 MiB in all, 4096 connections; a malformed request closes
+// that connection and nothing else.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace mlforge::comm {
+
+// Serves the store on every address of this host at `port` (0: a free port, see port()).
+// A background thread answers requests until the object is destroyed.
+class StoreServer {
+ public:
+  explicit StoreServer(uint16_t port);
+  ~StoreServer();
+  StoreServer(const StoreServer&) = delete;
+  StoreServer& operator=(const StoreServer&) = delete;
+  uint16_t port() const;
+  // Waits until every client that said Hello has disconnected, or `timeout` passed. Rank 0 calls
+  // it after publishing its own failure, so the others can still read the reason before the
+  // store goes away.
+  void WaitForClientsGone(std::chrono::milliseconds timeout);
+
+  class Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// One connection to the store. Not thread-safe: one per rank. Every call has a deadline; an
+// unreachable or stalled server throws StoreError instead of blocking.
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class StoreClient {
+ public:
+  // Connects to address:port (numeric IPv4/IPv6), retrying until `connect_timeout` (the server
+  // may start after this rank). `io_timeout` bounds every later request.
+  StoreClient(const std::string& address, uint16_t port, std::chrono::milliseconds connect_timeout,
+              std::chrono::milliseconds io_timeout);
+  ~StoreClient();
+  StoreClient(const StoreClient&) = delete;
+  StoreClient& operator=(const StoreClient&) = delete;
+
+  // Registers this connection as `rank`'s: when it closes, DeadRanks() lists the rank.
+  void Hello(int rank);
+  void Set(const std::string& key, const std::vector<char>& value);
+  // The value of `key`, waiting until some rank sets it; StoreError after `timeout`.
+  std::vector<char> Get(const std::string& key, std::chrono::milliseconds timeout);
+  // Without waiting: false when the key is not set.
+  bool TryGet(const std::string& key, std::vector<char>* value);
+  // Ranks that said Hello and whose connection has since closed (exited, killed, crashed).
+  std::vector<int> DeadRanks();
+
+ private:
+  std::vector<char> Request(uint8_t op, const std::string& key, const std::vector<char>& value,
+                            uint8_t* status);
+  int fd_ = -1;
+  std::string where_;
+};
+
+}  // namespace mlforge::comm
