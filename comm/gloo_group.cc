@@ -11,11 +11,15 @@
 //   3. on a deadline, the ranks that also timed out publish "late/<n>/<rank>"; the ones that did
 //      not are the ones that never reached collective n (stopped, hung, or far slower);
 //   4. the store itself is gone: rank 0, which serves it, is dead, stopped or unreachable.
+// A rank that failed because of another publishes its diagnosis ("failed/<rank>" = 'P'...), so
+// ranks that notice later adopt it instead of blaming the departure of that bystander; rank 0
+// keeps the store up after a failure until the others have left (5 s at most).
 #include "core/build_config.h"
 
 #if MLFORGE_HAVE_GLOO
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <netdb.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -103,6 +107,9 @@ class GlooGroup final : public Communicator {
  public:
   explicit GlooGroup(const GroupSpec& spec) : spec_(spec) {
     MLF_ASSERT(spec_.world_size > 1 && spec_.rank >= 0 && spec_.rank < spec_.world_size);
+    // A peer that vanished must surface as an error on the next send, not kill this rank: some
+    // of Gloo's writes do not pass MSG_NOSIGNAL.
+    ::signal(SIGPIPE, SIG_IGN);
     if (spec_.hosts.size() != static_cast<size_t>(spec_.world_size)) {
       spec_.hosts.clear();
       for (int r = 0; r < spec_.world_size; ++r) spec_.hosts.push_back("algo-" + std::to_string(r + 1));
@@ -149,6 +156,11 @@ class GlooGroup final : public Communicator {
   ~GlooGroup() override {
     ctx_.reset();
     client_.reset();
+    if (server_ && broken_) {
+      // The group failed: keep the store up while the other ranks read the reasons (each one
+      // disconnects when it exits), so that none of them mistakes rank 0's exit for the cause.
+      server_->WaitForClientsGone(std::min<milliseconds>(spec_.collective_timeout, std::chrono::seconds(5)));
+    }
     server_.reset();
   }
 
@@ -254,6 +266,15 @@ class GlooGroup final : public Communicator {
       broken_kind_ = FailureKind::kAlgorithm;
       broken_message_ = Diagnose(what, e.what());
       ctx_.reset();
+      // Publish the diagnosis before leaving: the ranks that notice later must not take this
+      // rank's departure for the cause.
+      try {
+        if (client_) {
+          client_->Set("failed/" + std::to_string(spec_.rank),
+                       Bytes(std::string("P") + KindCode(broken_kind_) + broken_message_));
+        }
+      } catch (const std::exception&) {
+      }
       throw PeerFailure(broken_kind_, broken_message_);
     }
   }
@@ -297,21 +318,39 @@ class GlooGroup final : public Communicator {
       const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timed_out ? 1 : 5);
       for (;;) {
         std::vector<char> v;
+        std::vector<int> posted;
+        std::string adopted;
+        FailureKind adopted_kind = FailureKind::kAlgorithm;
         for (int r = 0; r < spec_.world_size; ++r) {
           if (r == spec_.rank || !client_->TryGet("failed/" + std::to_string(r), &v) || v.empty()) continue;
+          posted.push_back(r);
+          if (v[0] == 'P') {  // another survivor's diagnosis: use it unless the culprit's own reason is there
+            if (adopted.empty() && v.size() > 2) {
+              adopted.assign(v.begin() + 2, v.end());
+              adopted_kind = KindFromCode(v[1]);
+            }
+            continue;
+          }
           const std::string body(v.begin() + 1, v.end());
           const size_t nl = body.find('\n');
           const std::string phase = body.substr(0, nl);
           broken_kind_ = KindFromCode(v[0]);
-          return fmt::format("{} failed{}: {}", Who(r), phase.empty() ? "" : " in phase '" + phase + "'",
+          return fmt::format("{} {}{}: {}", Who(r), broken_kind_ == FailureKind::kStopped ? "was stopped" : "failed",
+                             phase.empty() ? "" : " in phase '" + phase + "'",
                              nl == std::string::npos ? "" : body.substr(nl + 1));
         }
         std::vector<int> dead = client_->DeadRanks();
         dead.erase(std::remove(dead.begin(), dead.end(), spec_.rank), dead.end());
+        // Ranks that left after publishing a reason or a diagnosis are not the culprit.
+        for (int r : posted) dead.erase(std::remove(dead.begin(), dead.end(), r), dead.end());
         if (!dead.empty()) {
           return fmt::format("{} exited without a reason (killed, e.g. SIGKILL or out of memory, or crashed); "
                              "{} could not complete",
                              Who(dead.front()), where);
+        }
+        if (!adopted.empty()) {
+          broken_kind_ = adopted_kind;
+          return adopted;
         }
         if (std::chrono::steady_clock::now() >= until) break;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -320,7 +359,7 @@ class GlooGroup final : public Communicator {
         // 3: who else gave up on this collective?
         const std::string key = fmt::format("late/{}/", seq_);
         client_->Set(key + std::to_string(spec_.rank), Bytes("1"));
-        const auto until_late = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        const auto until_late = std::chrono::steady_clock::now() + std::chrono::seconds(3);
         std::vector<int> missing;
         for (;;) {
           missing.clear();

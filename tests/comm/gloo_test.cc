@@ -1,0 +1,389 @@
+// The Gloo backend across real processes on loopback: every rank is a fork()ed child that joins
+// the group through the rendezvous store (comm/tcp_store.h) and runs the collectives; results
+// are exact (integer-valued floats), from 1 float to 100 MB, on up to 12 ranks. Failure cases:
+// a rank that never arrives, a rank that misses a collective's deadline, a rank that reports a
+// failure, and hostile bytes sent to the store.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "comm/group.h"
+#include "comm/tcp_store.h"
+#include "core/build_config.h"
+#include "core/error.h"
+#include "tests/testutil.h"
+
+namespace mlforge::comm {
+namespace {
+
+using namespace std::chrono_literals;
+
+int FreePort() {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
+GroupSpec Spec(int rank, int world, int port, std::chrono::milliseconds collective = 20s,
+               std::chrono::milliseconds rendezvous = 20s) {
+  GroupSpec s;
+  s.rank = rank;
+  s.world_size = world;
+  s.master_addr = "127.0.0.1";
+  s.master_port = static_cast<uint16_t>(port);
+  s.collective_timeout = collective;
+  s.rendezvous_timeout = rendezvous;
+  s.source = "test";
+  return s;
+}
+
+// Runs body(rank) in `started` forked processes (ranks 0..started-1 of a group of `world`);
+// returns what each one reported: "" for success, else its error text. A child that does not
+// finish within `limit` is killed and reported as such.
+std::vector<std::string> RunProcesses(int world, int started, const std::function<std::string(int)>& body,
+                                      std::chrono::seconds limit = 120s) {
+  test::TempDir dir;
+  std::vector<pid_t> pids;
+  for (int r = 0; r < started; ++r) {
+    pid_t pid = ::fork();
+    if (pid == 0) {
+      std::string result;
+      try {
+        result = body(r);
+      } catch (const std::exception& e) {
+        result = std::string("exception: ") + e.what();
+      }
+      std::ofstream(dir.path() + "/r" + std::to_string(r)) << result;
+      ::_exit(0);
+    }
+    pids.push_back(pid);
+  }
+  (void)world;
+  std::vector<std::string> out(static_cast<size_t>(started));
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (int r = 0; r < started; ++r) {
+    int status = 0;
+    for (;;) {
+      if (::waitpid(pids[r], &status, WNOHANG) == pids[r]) break;
+      if (std::chrono::steady_clock::now() > deadline) {
+        ::kill(pids[r], SIGKILL);
+        ::waitpid(pids[r], &status, 0);
+        out[r] = "killed: did not finish in time";
+        break;
+      }
+      std::this_thread::sleep_for(10ms);
+    }
+    if (!out[r].empty()) continue;
+    std::ifstream f(dir.path() + "/r" + std::to_string(r));
+    if (!f) {
+      out[r] = "no result (status " + std::to_string(status) + ")";
+      continue;
+    }
+    std::stringstream ss;
+    ss << f.rdbuf();
+    out[r] = ss.str();
+  }
+  return out;
+}
+
+#if MLFORGE_HAVE_GLOO
+
+// Every collective on every rank, at several sizes; integer-valued floats make sums exact.
+std::string AllCollectives(int rank, int world, int port, const std::vector<size_t>& sizes) {
+  auto c = JoinGroup(Spec(rank, world, port));
+  if (c->rank() != rank || c->world_size() != world || c->backend() != "gloo") return "wrong identity";
+  for (size_t n : sizes) {
+    std::vector<float> f(n);
+    std::vector<double> d(n);
+    for (size_t i = 0; i < n; ++i) {
+      f[i] = static_cast<float>((i % 97) + rank);
+      d[i] = static_cast<double>((i % 89) * (rank + 1));
+    }
+    c->AllReduceSum(f.data(), n);
+    c->AllReduceSum(d.data(), n);
+    const double rank_sum = world * (world - 1) / 2.0;
+    for (size_t i = 0; i < n; ++i) {
+      if (f[i] != static_cast<float>(world * (i % 97) + rank_sum)) return "float sum wrong at " + std::to_string(i);
+      if (d[i] != (i % 89) * (world * (world + 1) / 2.0)) return "double sum wrong at " + std::to_string(i);
+    }
+    for (size_t i = 0; i < n; ++i) f[i] = rank == static_cast<int>(i % world) ? static_cast<float>(1000 + i % 7) : -1.0f;
+    c->AllReduceMax(f.data(), n);
+    for (size_t i = 0; i < n; ++i) {
+      if (f[i] != static_cast<float>(1000 + i % 7)) return "float max wrong at " + std::to_string(i) + ": " + std::to_string(f[i]);
+    }
+    std::vector<double> m(std::min<size_t>(n, 1000), -1.0 * rank);
+    c->AllReduceMax(m.data(), m.size());
+    for (double v : m) {
+      if (v != 0.0) return "double max wrong";
+    }
+  }
+  std::vector<char> b(1 << 20, 0);
+  if (rank == world - 1) {
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<char>(i * 7);
+  }
+  c->Broadcast(b.data(), b.size(), world - 1);
+  for (size_t i = 0; i < b.size(); ++i) {
+    if (b[i] != static_cast<char>(i * 7)) return "broadcast wrong";
+  }
+  c->Barrier();
+  int64_t mine[2] = {rank, rank * 10};
+  std::vector<int64_t> all(2 * static_cast<size_t>(world));
+  c->AllGather(mine, sizeof mine, all.data());
+  for (int r = 0; r < world; ++r) {
+    if (all[2 * r] != r || all[2 * r + 1] != 10 * r) return "all-gather wrong";
+  }
+  c->AllReduceSum(static_cast<float*>(nullptr), 0);  // an empty collective is allowed
+  return "";
+}
+
+TEST(Gloo, CollectivesFromOneFloatTo100MBAcrossFourProcesses) {
+  const int port = FreePort();
+  const std::vector<size_t> sizes = {1, 3, 1000, 262144 + 5, size_t{25} * 1000 * 1000};  // 25M floats = 100 MB
+  auto errors = RunProcesses(4, 4, [&](int r) { return AllCollectives(r, 4, port, sizes); }, 300s);
+  for (size_t r = 0; r < errors.size(); ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+TEST(Gloo, TwelveRanks) {
+  const int port = FreePort();
+  auto errors = RunProcesses(12, 12, [&](int r) { return AllCollectives(r, 12, port, {1, 777, 100000}); });
+  for (size_t r = 0; r < errors.size(); ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+TEST(Gloo, TwoRanks) {
+  const int port = FreePort();
+  auto errors = RunProcesses(2, 2, [&](int r) { return AllCollectives(r, 2, port, {1, 4096}); });
+  for (size_t r = 0; r < errors.size(); ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+}
+
+TEST(Gloo, ARankThatNeverArrivesFailsTheRendezvousNamingIt) {
+  const int port = FreePort();
+  auto errors = RunProcesses(3, 2, [&](int r) -> std::string {
+    try {
+      JoinGroup(Spec(r, 3, port, 20s, 2s));
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "joined without rank 2";
+  });
+  for (size_t r = 0; r < errors.size(); ++r) {
+    EXPECT_NE(errors[r].find("rank(s) 2 never arrived"), std::string::npos) << "rank " << r << ": " << errors[r];
+  }
+}
+
+TEST(Gloo, ARankThatMissesACollectiveIsNamedAtTheDeadline) {
+  const int port = FreePort();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto errors = RunProcesses(3, 3, [&](int r) -> std::string {
+    auto c = JoinGroup(Spec(r, 3, port, 2s));
+    c->SetPhase("test phase");
+    float x = 1;
+    c->AllReduceSum(&x, 1);
+    if (r == 1) {
+      std::this_thread::sleep_for(9s);  // never reaches the second collective in time
+      return "slept";
+    }
+    try {
+      c->AllReduceSum(&x, 1);
+    } catch (const PeerFailure& e) {
+      // The group stays broken: a later call fails the same way, at once.
+      try {
+        c->Barrier();
+      } catch (const PeerFailure& again) {
+        if (std::string(again.what()) != e.what()) return "second failure differs";
+      }
+      return e.what();
+    }
+    return "collective completed without rank 1";
+  });
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(errors[1], "slept");
+  for (int r : {0, 2}) {
+    EXPECT_NE(errors[r].find("rank 1 (algo-2"), std::string::npos) << errors[r];
+    EXPECT_NE(errors[r].find("did not reach collective #2 (all-reduce (sum)) in phase 'test phase' within the 2 s "
+                             "deadline"),
+              std::string::npos)
+        << errors[r];
+  }
+  EXPECT_LT(seconds, 30);
+}
+
+TEST(Gloo, AReportedFailureReachesEveryRankWithItsKind) {
+  const int port = FreePort();
+  auto errors = RunProcesses(3, 3, [&](int r) -> std::string {
+    auto c = JoinGroup(Spec(r, 3, port, 60s));
+    c->SetPhase("epoch 4");
+    float x = 1;
+    c->AllReduceSum(&x, 1);
+    if (r == 2) {
+      c->ReportFailure(FailureKind::kClient, "train.pbr: record 7 is corrupt");
+      return "reported";
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      c->AllReduceSum(&x, 1);
+    } catch (const PeerFailure& e) {
+      const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      if (e.kind() != FailureKind::kClient) return "wrong kind";
+      if (s > 20) return "noticed only after " + std::to_string(s) + " s";
+      return e.what();
+    }
+    return "collective completed without rank 2";
+  });
+  EXPECT_EQ(errors[2], "reported");
+  for (int r : {0, 1}) {
+    EXPECT_NE(errors[r].find("rank 2 (algo-3"), std::string::npos) << errors[r];
+    EXPECT_NE(errors[r].find("failed in phase 'epoch 4': train.pbr: record 7 is corrupt"), std::string::npos)
+        << errors[r];
+  }
+}
+
+// Five ranks, so that most survivors notice the death after another survivor has already left:
+// each must still name the dead rank, not a survivor that left first nor rank 0 (which keeps
+// the store up until the others are gone).
+TEST(Gloo, ADeadRankIsNamedByEverySurvivor) {
+  const int port = FreePort();
+  auto errors = RunProcesses(5, 5, [&](int r) -> std::string {
+    auto c = JoinGroup(Spec(r, 5, port, 60s));
+    float x = 1;
+    c->AllReduceSum(&x, 1);
+    if (r == 2) ::raise(SIGKILL);
+    // Stagger the survivors so they meet the failure at different times.
+    std::this_thread::sleep_for(std::chrono::milliseconds(150 * r));
+    try {
+      for (int i = 0; i < 100; ++i) c->AllReduceSum(&x, 1);
+    } catch (const PeerFailure& e) {
+      return e.what();
+    }
+    return "collectives completed without rank 2";
+  });
+  EXPECT_EQ(errors[2].rfind("no result", 0), 0u) << errors[2];
+  for (int r : {0, 1, 3, 4}) {
+    EXPECT_EQ(errors[r].rfind("rank 2 (algo-3", 0), 0u) << "rank " << r << ": " << errors[r];
+    EXPECT_NE(errors[r].find("exited without a reason"), std::string::npos) << errors[r];
+  }
+}
+
+#else
+TEST(Gloo, Skipped) { GTEST_SKIP() << "this build has no Gloo (libgloo-dev); the multi-process backend is absent"; }
+#endif
+
+TEST(GroupSpec, FromTheEnvironment) {
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "LOCAL_RANK", "LOCAL_WORLD_SIZE",
+                        "MLFORGE_COLLECTIVE_TIMEOUT_S", "MLFORGE_RENDEZVOUS_TIMEOUT_S"}) {
+    ::unsetenv(v);
+  }
+  EXPECT_FALSE(GroupFromEnvironment().has_value());
+  ::setenv("RANK", "1", 1);
+  EXPECT_THROW(GroupFromEnvironment(), UserError);  // RANK without WORLD_SIZE
+  ::setenv("WORLD_SIZE", "4", 1);
+  try {
+    GroupFromEnvironment();
+    ADD_FAILURE() << "no MASTER_ADDR accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("MASTER_ADDR is not set"), std::string::npos) << e.what();
+  }
+  ::setenv("MASTER_ADDR", "10.0.0.1", 1);
+  ::setenv("MASTER_PORT", "70000", 1);
+  try {
+    GroupFromEnvironment();
+    ADD_FAILURE() << "port 70000 accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("MASTER_PORT='70000'"), std::string::npos) << e.what();
+  }
+  ::setenv("MASTER_PORT", "29501", 1);
+  ::setenv("MLFORGE_COLLECTIVE_TIMEOUT_S", "7", 1);
+  auto s = GroupFromEnvironment();
+  ASSERT_TRUE(s.has_value());
+  EXPECT_EQ(s->rank, 1);
+  EXPECT_EQ(s->world_size, 4);
+  EXPECT_EQ(s->master_addr, "10.0.0.1");
+  EXPECT_EQ(s->master_port, 29501);
+  EXPECT_EQ(s->collective_timeout, 7s);
+  EXPECT_EQ(s->hosts, (std::vector<std::string>{"algo-1", "algo-2", "algo-3", "algo-4"}));
+  ::setenv("RANK", "4", 1);
+  EXPECT_THROW(GroupFromEnvironment(), UserError);  // RANK >= WORLD_SIZE
+  for (const char* v : {"RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT", "MLFORGE_COLLECTIVE_TIMEOUT_S"}) {
+    ::unsetenv(v);
+  }
+  GroupSpec h = GroupFromHosts({"algo-1", "algo-2", "algo-3"}, "algo-3");
+  EXPECT_EQ(h.rank, 2);
+  EXPECT_EQ(h.world_size, 3);
+  EXPECT_EQ(h.master_addr, "algo-1");
+  EXPECT_EQ(h.master_port, kDefaultMasterPort);
+  EXPECT_THROW(GroupFromHosts({"algo-1"}, "algo-9"), UserError);
+}
+
+// Hostile clients cannot hurt the store: oversized lengths, unknown ops and junk close only
+// their own connection, and other clients keep being served.
+TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
+  StoreServer server(0);
+  StoreClient good("127.0.0.1", server.port(), 5s, 5s);
+  good.Set("k", {'v', '1'});
+  const std::vector<std::string> attacks = {
+      std::string("\x01\xff\xff\xff\xff", 5),                     // key length 4 GiB
+      std::string("\x01\x01\x00\x00\x00k\xff\xff\xff\x7f", 10),  // value length 2 GiB
+      std::string("\x09\x00\x00\x00\x00\x00\x00\x00\x00", 9),    // unknown op
+      std::string("\x03\x00\x00\x00\x00\x02\x00\x00\x00-1", 11), // hello with a negative rank
+      std::string(100000, '\x02'),                                 // junk
+  };
+  for (const std::string& bytes : attacks) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    a.sin_port = htons(server.port());
+    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+    char buf[16];
+    timeval tv{5, 0};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    // The server closes the connection (0) or resets it (-1); for the junk it may first answer
+    // the requests that parsed, so read until the end.
+    ssize_t r;
+    while ((r = ::recv(fd, buf, sizeof buf, 0)) > 0) {
+    }
+    EXPECT_LE(r, 0);
+    ::close(fd);
+  }
+  std::vector<char> v;
+  ASSERT_TRUE(good.TryGet("k", &v));
+  EXPECT_EQ(std::string(v.begin(), v.end()), "v1");
+  EXPECT_FALSE(good.TryGet("missing", &v));
+  EXPECT_THROW(good.Get("missing", 200ms), StoreError);
+  EXPECT_THROW(good.Set(std::string(5000, 'k'), {}), StoreError);  // over the key limit, refused locally
+}
+
+TEST(TcpStore, UnreachableMasterFailsWithinItsDeadline) {
+  const int port = FreePort();  // nobody listens there
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    StoreClient c("127.0.0.1", static_cast<uint16_t>(port), 500ms, 1s);
+    ADD_FAILURE() << "connected to nothing";
+  } catch (const StoreError& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot reach the rendezvous store of rank 0"), std::string::npos);
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
+  EXPECT_THROW(StoreClient("not-an-address", 1, 100ms, 100ms), StoreError);
+}
+
+}  // namespace
+}  // namespace mlforge::comm
