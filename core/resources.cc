@@ -1,5 +1,7 @@
 #include "core/resources.h"
 
+#include <cstdlib>
+
 #include <spdlog/spdlog.h>
 
 #include <Eigen/Core>
@@ -201,9 +203,18 @@ Resources::~Resources() = default;
 detail::CudaState& Resources::cuda() {
 #if MLFORGE_HAVE_CUDA
   MLF_ASSERT_MSG(device_ == Device::kGpu, "Resources::cuda() called on a {} run", DeviceName(device_));
-  // Device 0 of what the process can see: one GPU per process; multi-GPU hosts run one process
-  // per GPU and select it with CUDA_VISIBLE_DEVICES.
-  if (!cuda_) cuda_ = std::make_unique<detail::CudaState>(0);
+  // One GPU per process: LOCAL_RANK (set by `mlforge launch`, torchrun and similar launchers)
+  // picks it among the visible ones, so the ranks of a multi-GPU host use different GPUs;
+  // without it, device 0 of what CUDA_VISIBLE_DEVICES shows.
+  if (!cuda_) {
+    int index = 0;
+    const char* local = std::getenv("LOCAL_RANK");
+    if (local != nullptr && *local != '\0') {
+      const int count = static_cast<int>(DetectGpus().gpus.size());
+      if (count > 0) index = std::max(0, std::atoi(local)) % count;
+    }
+    cuda_ = std::make_unique<detail::CudaState>(index);
+  }
   return *cuda_;
 #else
   MLF_FAIL("GPU requested but mlforge was built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");

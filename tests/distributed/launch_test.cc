@@ -251,7 +251,7 @@ class Faults : public ::testing::Test {
     std::vector<int> codes(3, -1);
     for (int r = 0; r < 3; ++r) {
       if (r == victim && signal == SIGSTOP) continue;
-      codes[r] = WaitUntil(pids[r], t0 + std::chrono::seconds(collective_timeout_s + 20));
+      codes[r] = WaitUntil(pids[r], t0 + std::chrono::seconds(collective_timeout_s + 45));
     }
     *seconds_after_signal = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     for (int r = 0; r < 3; ++r) {
@@ -293,7 +293,7 @@ TEST_F(Faults, SigstopOfOneRankFailsTheOthersAtTheDeadline) {
     EXPECT_EQ(f.rfind("AlgorithmError: rank 2 (algo-3, ", 0), 0u) << f;
     EXPECT_NE(f.find("within the 3 s deadline: stopped (e.g. SIGSTOP)"), std::string::npos) << f;
   }
-  EXPECT_LT(s, 3 + 15.0);
+  EXPECT_LT(s, 3 + 30.0);  // deadline + diagnosis (~4 s) + rank 0 keeping the store up (<= 5 s), with slack for load
   EXPECT_TRUE(NoModel());
 }
 
