@@ -44,6 +44,9 @@ struct CliResult {
 };
 CliResult RunCli(const TempDir& dir, const std::vector<std::string>& args);
 
+// A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read it, close).
+int FreeTcpPort();
+
 // Re-encodes the VCF at `vcf_path` as BCF at `bcf_path` with htslib (ADD_FAILURE on an error).
 void WriteBcfFromVcf(const std::string& vcf_path, const std::string& bcf_path);
 

@@ -31,17 +31,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+int FreePort() { return test::FreeTcpPort(); }
 
 GroupSpec Spec(int rank, int world, int port, std::chrono::milliseconds collective = 20s,
                std::chrono::milliseconds rendezvous = 20s) {
