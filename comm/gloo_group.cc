@@ -154,6 +154,11 @@ class GlooGroup final : public Communicator {
   }
 
   ~GlooGroup() override {
+    if (seq_ > 0) {
+      // What the scaling bench reads: how much of the run the collectives took on this rank.
+      spdlog::info("Gloo: rank {} ran {} collective(s) over {:.3f} MB in {:.3f} s", spec_.rank, seq_,
+                   static_cast<double>(bytes_) / 1e6, collective_seconds_);
+    }
     ctx_.reset();
     client_.reset();
     if (server_ && broken_) {
@@ -175,6 +180,7 @@ class GlooGroup final : public Communicator {
 
   void Broadcast(void* data, size_t bytes, int root) override {
     MLF_ASSERT(root >= 0 && root < spec_.world_size);
+    bytes_ += bytes;
     Run("broadcast", [&] {
       if (bytes == 0) return;
       gloo::BroadcastOptions opts(ctx_);
@@ -194,6 +200,7 @@ class GlooGroup final : public Communicator {
   }
 
   void AllGather(const void* send, size_t bytes, void* recv) override {
+    bytes_ += bytes * spec_.world_size;
     Run("all-gather", [&] {
       if (bytes == 0) return;
       gloo::AllgatherOptions opts(ctx_);
@@ -243,6 +250,7 @@ class GlooGroup final : public Communicator {
 
   template <typename T>
   void AllReduce(T* data, size_t n, const char* what, void (*fn)(void*, const void*, const void*, size_t)) {
+    bytes_ += n * sizeof(T);
     Run(what, [&] {
       if (n == 0) return;
       gloo::AllreduceOptions opts(ctx_);
@@ -259,8 +267,10 @@ class GlooGroup final : public Communicator {
   void Run(const char* what, F&& body) {
     if (broken_) throw PeerFailure(broken_kind_, broken_message_);
     ++seq_;
+    const auto t0 = std::chrono::steady_clock::now();
     try {
       body();
+      collective_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const gloo::Exception& e) {
       broken_ = true;
       broken_kind_ = FailureKind::kAlgorithm;
@@ -397,6 +407,8 @@ class GlooGroup final : public Communicator {
   std::shared_ptr<gloo::transport::Device> device_;
   std::shared_ptr<gloo::rendezvous::Context> ctx_;
   uint64_t seq_ = 0;
+  uint64_t bytes_ = 0;               // payload of every collective so far (all-gather: the result)
+  double collective_seconds_ = 0;  // time inside completed collectives, waiting included
   std::string phase_;
   bool broken_ = false;
   FailureKind broken_kind_ = FailureKind::kAlgorithm;
