@@ -37,6 +37,9 @@ constexpr uint32_t kMaxKey = 4096;
 constexpr uint32_t kMaxValue = 16u << 20;
 constexpr size_t kMaxTotal = size_t{256} << 20;
 constexpr size_t kMaxConnections = 4096;
+// Bytes held in all connections' unparsed input together: many clients each sending most of a
+// 16 MiB value and stalling must not add up to gigabytes.
+constexpr size_t kMaxBuffered = size_t{256} << 20;
 
 void PutU32(std::vector<char>& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -187,6 +190,7 @@ class StoreServer::Impl {
       --live_hellos_;
       cv_.notify_all();
     }
+    buffered_ -= it->second.in.size();
     ::close(fd);
     conns_.erase(it);
   }
@@ -198,7 +202,9 @@ class StoreServer::Impl {
     ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (r == 0) return false;
     if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
+    if (buffered_ + static_cast<size_t>(r) > kMaxBuffered) return false;
     c.in.insert(c.in.end(), buf, buf + r);
+    buffered_ += static_cast<size_t>(r);
     for (;;) {
       if (c.in.size() < 5) return true;
       const uint32_t klen = GetU32(c.in.data() + 1);
@@ -212,6 +218,7 @@ class StoreServer::Impl {
       std::string key(c.in.data() + 5, klen);
       std::vector<char> value(c.in.begin() + 9 + klen, c.in.begin() + total);
       c.in.erase(c.in.begin(), c.in.begin() + total);
+      buffered_ -= total;
       uint8_t status = 0;
       std::vector<char> payload;
       if (op == kOpSet) {
@@ -261,6 +268,7 @@ class StoreServer::Impl {
   std::map<int, Conn> conns_;
   std::map<std::string, std::vector<char>> data_;
   size_t bytes_ = 0;
+  size_t buffered_ = 0;  // sum of every connection's `in`
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<int> dead_;

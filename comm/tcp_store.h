@@ -6,8 +6,9 @@
 // Debian's Gloo ships no TCP store (only file, hash and Redis stores), hence this one. It is not
 // authenticated, like torch's TCPStore: the master port must be reachable only from the group's
 // hosts (a private VPC, as SageMaker's instances are). It bounds what a stray client can do:
-// keys <= 4 KiB, values <= 16 MiB, 256 MiB in all, 4096 connections; a malformed request closes
-// that connection and nothing else.
+// keys <= 4 KiB, values <= 16 MiB, 256 MiB stored and 256 MiB of unparsed input in all, 4096
+// connections; a malformed request or input over those bounds closes that connection and nothing
+// else.
 #pragma once
 
 #include <chrono>
