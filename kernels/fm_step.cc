@@ -15,6 +15,7 @@
 #include <memory>
 #include <numeric>
 
+#include "core/build_config.h"
 #include "core/error.h"
 #include "comm/communicator.h"
 #include "core/resources.h"
