@@ -136,6 +136,10 @@ struct CudaState {
     // already be shutting down.
     if (cusolver_ != nullptr) cusolverDnDestroy(cusolver_);
     if (cublas != nullptr) cublasDestroy(cublas);
+    if (aux_ != nullptr) {
+      cudaStreamSynchronize(aux_);
+      cudaStreamDestroy(aux_);
+    }
     if (stream != nullptr) {
       cudaStreamSynchronize(stream);
       cudaStreamDestroy(stream);
@@ -163,6 +167,14 @@ struct CudaState {
     return cusolver_;
   }
 
+  // A second stream, created on first use, for work that overlaps with `stream` inside one step
+  // (the k-means GEMM path's epilogue of tile t runs beside the SGEMM of tile t + 1). Whoever
+  // uses it orders it against `stream` with events and makes `stream` wait for it before
+  // returning, so callers still see one stream.
+  cudaStream_t AuxStream() {
+    if (aux_ == nullptr) MLF_CUDA_TRY(cudaStreamCreateWithFlags(&aux_, cudaStreamNonBlocking));
+    return aux_;
+  }
   int device = 0;
   int sm_count = 1;  // streaming multiprocessors, for sizing grids
   cudaStream_t stream = nullptr;
@@ -170,6 +182,7 @@ struct CudaState {
 
  private:
   cusolverDnHandle_t cusolver_ = nullptr;  // see Cusolver()
+  cudaStream_t aux_ = nullptr;             // see AuxStream()
 };
 
 }  // namespace mlforge::detail

@@ -25,8 +25,8 @@
 // model j is a binary classifier and the row is positive.
 //
 // Numerics: float32 storage and GEMMs (Eigen); per-element loss and derivatives are evaluated in
-// float64 (the logistic loss of m >= 8 models on the CPU: float32, vectorised, ~1e-7 relative per
-// element), the loss and bias-gradient sums accumulate in float64. Gradients are SUMS over the
+// float64 (the logistic loss of m >= 8 models: float32, ~1e-7 relative per element, vectorised on
+// the CPU, on both twins), the loss and bias-gradient sums accumulate in float64. Gradients are SUMS over the
 // rows (not means): the training loop divides by the weight sum it wants.
 #pragma once
 
