@@ -29,6 +29,10 @@ inline std::vector<float> RandomNormal(size_t count, uint64_t seed, float scale 
 #include <memory>
 #include <string>
 
+#include <curand.h>
+
+#include <stdexcept>
+
 #include "comm/communicator.h"
 #include "core/cuda_state.h"
 #include "core/resources.h"
@@ -65,6 +69,28 @@ struct DeviceArray {
   DeviceArray& operator=(const DeviceArray&) = delete;
   T* p = nullptr;
 };
+
+// `count` draws of N(0, scale^2) written on the device by cuRAND (Philox), the same for a seed.
+inline void FillNormalDevice(float* dst, size_t count, uint64_t seed, float scale = 1.0f) {
+  curandGenerator_t gen = nullptr;
+  if (curandCreateGenerator(&gen, CURAND_RNG_PSEUDO_PHILOX4_32_10) != CURAND_STATUS_SUCCESS) {
+    throw std::runtime_error("curandCreateGenerator failed");
+  }
+  curandSetPseudoRandomGeneratorSeed(gen, seed);
+  // cuRAND's normal generator takes an even count; the odd last element gets one more draw.
+  const size_t even = count & ~size_t{1};
+  curandStatus_t st = even ? curandGenerateNormal(gen, dst, even, 0.0f, scale) : CURAND_STATUS_SUCCESS;
+  if (st == CURAND_STATUS_SUCCESS && even != count) {
+    float* tmp = nullptr;
+    MLF_CUDA_TRY(cudaMalloc(reinterpret_cast<void**>(&tmp), 2 * sizeof(float)));
+    st = curandGenerateNormal(gen, tmp, 2, 0.0f, scale);
+    MLF_CUDA_TRY(cudaMemcpy(dst + even, tmp, sizeof(float), cudaMemcpyDeviceToDevice));
+    cudaFree(tmp);
+  }
+  curandDestroyGenerator(gen);
+  MLF_CUDA_TRY(cudaDeviceSynchronize());
+  if (st != CURAND_STATUS_SUCCESS) throw std::runtime_error("curandGenerateNormal failed");
+}
 
 // A start / stop event pair recorded around the timed work.
 struct Events {

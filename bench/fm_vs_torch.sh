@@ -23,7 +23,8 @@
 # with Adam (the default) and SGD (`_optimizer=sgd`, torch.optim.SGD on sparse gradients); each is
 # reported against the gather-bandwidth bound of the H200's 4.8 TB/s HBM3e: SGD reads and writes
 # w_i and v_i of every non-zero, 8 p (k + 1) bytes per example; Adam also its two moments, 24 p (k + 1).
-# Torch comes from `bash scripts/pyenv.sh torch`; without it the torch rows say so.
+# Torch comes from `bash scripts/pyenv.sh torch`, or from $MLFORGE_TORCH_PYTHON where a python with torch exists
+# already; without either the torch rows say so. MLFORGE_BIN names another mlforge executable.
 # --repeats N runs every case N times (alternating mlforge and torch) and the table keeps the best
 # of each (the machine is shared: interference only ever slows a run down).
 # --log writes everything to bench/results/fm_vs_torch_<date>.txt (or --out FILE).
@@ -51,7 +52,7 @@ while [ $# -gt 0 ]; do
 done
 case "$device" in cpu | gpu | both) ;; *) echo "--device is cpu, gpu or both" >&2; exit 2 ;; esac
 build=${MLFORGE_BUILD_DIR:-$root/build}
-ml="$build/cli/mlforge"
+ml=${MLFORGE_BIN:-$build/cli/mlforge}  # MLFORGE_BIN: another mlforge executable (a GPU bundle's)
 [ -x "$ml" ] || bash "$root/scripts/build.sh" --target mlforge
 if [ -z "$work" ]; then
   work=$(mktemp -d /tmp/mlforge-fm-bench-XXXXXX)
@@ -64,7 +65,9 @@ if [ -n "$out" ]; then
 fi
 
 py=""
-if py=$(bash "$root/scripts/pyenv.sh" torch 2>"$work/pyenv.err"); then :; else
+if [ -n "${MLFORGE_TORCH_PYTHON:-}" ]; then  # a python that already has torch (a GPU machine's)
+  py=$MLFORGE_TORCH_PYTHON
+elif py=$(bash "$root/scripts/pyenv.sh" torch 2>"$work/pyenv.err"); then :; else
   echo "# torch: not available ($(tail -1 "$work/pyenv.err")); the torch rows are skipped"
   py=""
 fi
@@ -81,9 +84,9 @@ fi
 
 echo "# factorization machines: mlforge vs PyTorch, $(date -u +%FT%TZ)"
 echo "# machine: $(lscpu | awk -F: '/Model name/ {gsub(/^ +/, "", $2); print $2}'), $(nproc) cores, load before: $(cut -d' ' -f1-3 /proc/loadavg)"
-src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null)
+src=$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt" 2>/dev/null || true)
 src=${src:-$root}
-echo "# mlforge: $ml, built from $src at $(git -C "$src" rev-parse --short HEAD)$(git -C "$src" diff --quiet HEAD -- \
+echo "# mlforge: $ml, built from $src at $(git -C "$src" rev-parse --short HEAD 2>/dev/null || echo "(no git)")$(git -C "$src" diff --quiet HEAD -- \
   algos kernels io core cli 2>/dev/null || echo ' + uncommitted changes') ($("$ml" info | sed -n 2p | sed 's/^build: *//'))"
 [ -n "$py" ] && echo "# $("$py" -c 'import torch, numpy; print(f"torch {torch.__version__} (CUDA build {torch.version.cuda}), numpy {numpy.__version__}")')"
 echo "# threads $threads; epochs $epochs (movielens $ml_epochs); best of $repeats run(s); mini_batch_size 1000; predictor_type regressor; SageMaker default optimizer (adam) and learning rates / weight decays"

@@ -126,15 +126,8 @@ BENCHMARK(BM_SeedKMeansPlusPlus)
 struct GpuProblem {
   GpuProblem(int64_t n, int64_t d, int64_t k)
       : x(static_cast<size_t>(n * d)), c(static_cast<size_t>(k * d)) {
-    // Generated in chunks to keep host memory small.
-    const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
-    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-      const int64_t m = std::min(chunk, n - r0);
-      const auto h = RandomNormal(static_cast<size_t>(m * d), 1 + static_cast<uint64_t>(r0));
-      MLF_CUDA_TRY(cudaMemcpy(x.p + r0 * d, h.data(), h.size() * sizeof(float), cudaMemcpyHostToDevice));
-    }
-    const auto hc = RandomNormal(static_cast<size_t>(k * d), 2);
-    MLF_CUDA_TRY(cudaMemcpy(c.p, hc.data(), hc.size() * sizeof(float), cudaMemcpyHostToDevice));
+    mlforge::bench::FillNormalDevice(x.p, static_cast<size_t>(n * d), 1);
+    mlforge::bench::FillNormalDevice(c.p, static_cast<size_t>(k * d), 2);
   }
   DeviceArray<float> x, c;
 };
@@ -149,6 +142,7 @@ void BM_AssignGpu(benchmark::State& state) {
   const int64_t n = state.range(0), d = state.range(1), k = state.range(2);
   KMeansGpuOptions opt;
   opt.path = static_cast<KMeansGpuPath>(state.range(3));
+  opt.tile_rows = state.range(5);  // GEMM path rows per tile; 0: the default (16 MiB of dot products)
   detail::CudaState& cuda = res->cuda();
   GpuProblem p(n, d, k);
   DeviceArray<int32_t> labels(static_cast<size_t>(n));
@@ -157,7 +151,11 @@ void BM_AssignGpu(benchmark::State& state) {
   DeviceArray<double> acc(acc_n);
   const size_t ws_bytes = KMeansAssignGpuWorkspaceBytes(n, d, k, opt);
   DeviceArray<unsigned char> ws(ws_bytes);
-  const DeviceKMeansOutput out{labels.p, dist.p, acc.p, acc.p + k * d, acc.p + k * d + k};
+  // range(4) == 1: labels, distances and cost only (no sums or weights), to show what the
+  // accumulation costs.
+  const bool no_sums = state.range(4) == 1;
+  const DeviceKMeansOutput out{labels.p, dist.p, no_sums ? nullptr : acc.p, no_sums ? nullptr : acc.p + k * d,
+                               acc.p + k * d + k};
   const DeviceKMeansCenters c{p.c.p, nullptr, k, d};
   Events ev;
   for (auto _ : state) {
@@ -168,7 +166,8 @@ void BM_AssignGpu(benchmark::State& state) {
     state.SetIterationTime(ev.Seconds());
   }
   SetCounters(state, n, d, k,
-              ResolveKMeansGpuPath(d, k, opt) == KMeansGpuPath::kFused ? " fused" : " gemm");
+              std::string(ResolveKMeansGpuPath(d, k, opt) == KMeansGpuPath::kFused ? " fused" : " gemm") +
+                  (no_sums ? " no-sums" : "") + (opt.tile_rows > 0 ? " tile=" + std::to_string(opt.tile_rows) : ""));
 }
 
 void BM_SgemmFloor(benchmark::State& state) {
@@ -208,17 +207,24 @@ constexpr int64_t kFused = static_cast<int64_t>(KMeansGpuPath::kFused);
 constexpr int64_t kGemm = static_cast<int64_t>(KMeansGpuPath::kGemm);
 
 BENCHMARK(BM_AssignGpu)
-    ->ArgNames({"n", "d", "k", "path"})
-    ->Args({kGpuRows, 100, 1000, kGemm})
-    ->Args({kGpuRows, 16, 20, kFused})
-    ->Args({kGpuRows, 16, 20, kGemm})
-    ->Args({kGpuRows, 16, 1000, kGemm})
-    ->Args({kGpuRows, 32, 200, kFused})
-    ->Args({kGpuRows, 32, 200, kGemm})
+    ->ArgNames({"n", "d", "k", "path", "nosums", "tile"})
+    ->Args({10 * kGpuRows, 100, 1000, kGemm, 0, 0})  // issue 16's shape: <= 1.3x the SGEMM floor below
+    ->Args({10 * kGpuRows, 100, 1000, kGemm, 1, 0})
+    ->Args({10 * kGpuRows, 100, 1000, kGemm, 0, 8192})
+    ->Args({10 * kGpuRows, 100, 1000, kGemm, 0, 16384})
+    ->Args({kGpuRows, 100, 1000, kGemm, 0, 0})
+    ->Args({kGpuRows, 16, 20, kFused, 0, 0})
+    ->Args({kGpuRows, 16, 20, kFused, 1, 0})
+    ->Args({10 * kGpuRows, 16, 20, kFused, 0, 0})  // 640 MB of X: the HBM-bandwidth case (>= 70%)
+    ->Args({kGpuRows, 16, 20, kGemm, 0, 0})
+    ->Args({kGpuRows, 16, 1000, kGemm, 0, 0})
+    ->Args({kGpuRows, 32, 200, kFused, 0, 0})
+    ->Args({kGpuRows, 32, 200, kGemm, 0, 0})
     ->Unit(benchmark::kMillisecond)
     ->UseManualTime();
 BENCHMARK(BM_SgemmFloor)
     ->ArgNames({"n", "d", "k"})
+    ->Args({10 * kGpuRows, 100, 1000})
     ->Args({kGpuRows, 100, 1000})
     ->Args({kGpuRows, 16, 20})
     ->Unit(benchmark::kMillisecond)

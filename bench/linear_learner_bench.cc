@@ -165,11 +165,7 @@ void Upload(T* dst, const std::vector<T>& src) {
 
 // Device-resident rows (generated in chunks to keep host memory small).
 void FillDevice(float* dst, int64_t n, int64_t d) {
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / d);
-  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-    const int64_t rows = std::min(chunk, n - r0);
-    Upload(dst + r0 * d, RandomNormal(static_cast<size_t>(rows * d), 1 + static_cast<uint64_t>(r0)));
-  }
+  mlforge::bench::FillNormalDevice(dst, static_cast<size_t>(n * d), 1);
 }
 
 void BM_LossGradGpu(benchmark::State& state) {

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/build_config.h"
 #include "kernels/pca_accumulate.h"
 #include "kernels/sym_eigen.h"
 

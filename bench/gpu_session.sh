@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# One prepared call on a GPU machine (issue 16): every `gpu`-labelled test, the CLI end to end with
+# --device gpu against --device cpu, the GPU micro-benchmarks and their PyTorch peers. Nothing
+# compiles there: the executables come from a bundle made here (../shared/tools/gpu-bundle) of a
+# build for sm_90 with a portable CPU target (MLFORGE_CPU_ARCH=x86-64-v3).
+#
+#   bash bench/gpu_session.sh BUNDLE OUTDIR [STAGE...]
+#     stages (default all, in this order): info tests bench torch e2e fm profile
+# Each stage has its own time limit, so one that hangs cannot take the others' logs with it; the
+# output goes to OUTDIR/session.log (everything), OUTDIR/gpu_tests.xml and OUTDIR/e2e_commands.log.
+# Making the bundle, here:
+#   MLFORGE_BUILD_DIR=build-gpu MLFORGE_CMAKE_ARGS=-DMLFORGE_CPU_ARCH=x86-64-v3 bash scripts/build.sh \
+#     --target mlforge mlforge_gpu_tests kmeans_bench linear_learner_bench genotype_bench
+#   ../shared/tools/gpu-bundle gpu-bundle build-gpu/cli/mlforge build-gpu/tests/mlforge_gpu_tests \
+#     build-gpu/bench/{kmeans,linear_learner,genotype}_bench
+set -uo pipefail
+bundle=$(cd "$1" && pwd)
+out=$2
+shift 2
+stages=${*:-info tests bench torch e2e fm profile}
+root=$(cd "$(dirname "$0")/.." && pwd)
+mkdir -p "$out"
+exec > >(tee -a "$out/session.log") 2>&1
+# A plain path for scripts that want one mlforge executable.
+printf '#!/usr/bin/env bash\nexec "%s/run" mlforge "$@"\n' "$bundle" >"$bundle/mlforge"
+chmod +x "$bundle/mlforge"
+stage() { echo; echo "=== $1 ($(date -u +%H:%M:%S))"; }
+has() { [[ " $stages " == *" $1 "* ]]; }
+
+if has info; then
+  stage info
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem,power.limit --format=csv
+  nvidia-smi | head -15
+  nvcc --version 2>/dev/null | tail -1
+  lscpu | grep -E "Model name|^CPU\(s\)|Flags" | cut -c1-200
+  python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)" 2>&1
+  ls /usr/local/cuda/lib64 2>/dev/null | grep -E "cublas|cusolver|cusparse|curand" | head -8
+  "$bundle/run" mlforge info 2>&1 | head -30
+fi
+
+if has tests; then
+  stage "gpu tests"
+  # One process (a CUDA context per test would dominate); --gtest_filter narrows a rerun.
+  timeout -k 5 ${MLFORGE_GPU_TEST_TIMEOUT:-150} "$bundle/run" mlforge_gpu_tests --gtest_color=no \
+    --gtest_output=xml:"$out/gpu_tests.xml" ${MLFORGE_GPU_TEST_FILTER:+--gtest_filter=$MLFORGE_GPU_TEST_FILTER}
+  echo "# gpu tests exit $?"
+fi
+
+if has e2e; then
+  stage "end to end: --device gpu against --device cpu"
+  timeout -k 5 ${MLFORGE_E2E_TIMEOUT:-150} python3 "$root/bench/gpu_e2e.py" --mlforge "$bundle/mlforge" \
+    --work /tmp/mlforge-e2e --log "$out/e2e_commands.log" ${MLFORGE_E2E_ONLY:+--only $MLFORGE_E2E_ONLY}
+  echo "# e2e exit $?"
+fi
+
+if has bench; then
+  stage "GPU micro-benchmarks (medians of 3)"
+  common=(--benchmark_repetitions=3 --benchmark_report_aggregates_only=true --benchmark_min_time=0.2)
+  timeout -k 5 100 "$bundle/run" kmeans_bench --benchmark_filter='Gpu|Floor' "${common[@]}"
+  echo "# kmeans_bench exit $?"
+  timeout -k 5 45 "$bundle/run" linear_learner_bench --benchmark_filter='Gpu' "${common[@]}"
+  echo "# linear_learner_bench exit $?"
+  # One repetition: each repetition would generate the cohort again on the host.
+  timeout -k 5 60 "$bundle/run" genotype_bench --benchmark_filter='BM_GrmGpu/(1126|4096|10000)' --benchmark_min_time=0.5
+  echo "# genotype_bench exit $?"
+fi
+
+if has torch; then
+  stage "PyTorch peers and ceilings"
+  timeout -k 5 60 python3 "$root/bench/gpu_torch_peers.py" --reps 10
+  echo "# gpu_torch_peers exit $?"
+  timeout -k 5 60 python3 "$root/bench/kmeans_torch.py" --rows 10000000 --reps 5
+  echo "# kmeans_torch exit $?"
+fi
+
+if has fm; then
+  stage "factorization machines: mlforge --device gpu against torch cuda"
+  MLFORGE_BIN="$bundle/mlforge" MLFORGE_TORCH_PYTHON=python3 timeout -k 5 ${MLFORGE_FM_TIMEOUT:-100} \
+    bash "$root/bench/fm_vs_torch.sh" --device gpu --threads "$(nproc)" --k "16 64" --workdir /tmp/mlforge-fm
+  echo "# fm_vs_torch exit $?"
+fi
+if has profile; then
+  stage "profile: Nsight Compute speed-of-light of the slowest kernels (clocks left alone)"
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  if [ -z "$ncu" ]; then
+    echo "# no ncu here"
+  else
+    one=(--benchmark_repetitions=1 --benchmark_min_time=0.01)
+    timeout -k 5 90 "$ncu" --clock-control none --section SpeedOfLight --section MemoryWorkloadAnalysis \
+      -k 'regex:GemmEpilogue|FusedAssign' --launch-count 4 \
+      "$bundle/run" kmeans_bench --benchmark_filter='AssignGpu/n:1000000/d:(100/k:1000/path:2|16/k:20/path:1)/nosums:0/tile:0' "${one[@]}"
+    echo "# ncu kmeans exit $?"
+    timeout -k 5 60 "$ncu" --clock-control none --section SpeedOfLight \
+      -k 'regex:LossKernel|ColumnSum|ReduceSlices|gemv|gemm|Gemm' --launch-count 20 \
+      "$bundle/run" linear_learner_bench --benchmark_filter='LossGradGpu' "${one[@]}"
+    echo "# ncu linear_learner exit $?"
+  fi
+fi
+echo
+echo "=== done ($(date -u +%H:%M:%S))"
