@@ -5,7 +5,7 @@
 # build for sm_90 with a portable CPU target (MLFORGE_CPU_ARCH=x86-64-v3).
 #
 #   bash bench/gpu_session.sh BUNDLE OUTDIR [STAGE...]
-#     stages (default all, in this order): info tests bench torch e2e fm profile
+#     stages (default all, in this order): info tests launch bench torch e2e fm profile
 # Each stage has its own time limit, so one that hangs cannot take the others' logs with it; the
 # output goes to OUTDIR/session.log (everything), OUTDIR/gpu_tests.xml and OUTDIR/e2e_commands.log.
 # Making the bundle, here:
@@ -17,7 +17,7 @@ set -uo pipefail
 bundle=$(cd "$1" && pwd)
 out=$2
 shift 2
-stages=${*:-info tests bench torch e2e fm profile}
+stages=${*:-info tests launch bench torch e2e fm profile}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 exec > >(tee -a "$out/session.log") 2>&1
@@ -51,6 +51,59 @@ if has e2e; then
   timeout -k 5 ${MLFORGE_E2E_TIMEOUT:-150} python3 "$root/bench/gpu_e2e.py" --mlforge "$bundle/mlforge" \
     --work /tmp/mlforge-e2e --log "$out/e2e_commands.log" ${MLFORGE_E2E_ONLY:+--only $MLFORGE_E2E_ONLY}
   echo "# e2e exit $?"
+fi
+
+if has launch; then
+  stage "two ranks on the GPU (mlforge launch -n 2, LOCAL_RANK, Gloo) against one process"
+  w=/tmp/mlforge-launch
+  rm -rf "$w" && mkdir -p "$w"
+  ml="$bundle/mlforge"
+  "$ml" --log-level warn data synth blobs "$w/b.pbr" --rows 200000 --cols 32 --k 8 --no-labels --no-truth --seed 3
+  km=(--hp k=8 --hp feature_dim=32 --hp mini_batch_size=5000 --hp init_method=kmeans++
+      --hp full_batch_lloyd_iterations=50 --hp full_batch_lloyd_tol=0)
+  "$ml" --log-level warn data synth linear "$w/l.pbr" --rows 100000 --cols 20 --task binary --noise 0.3 --seed 5 --no-truth
+  ll() { echo --hp predictor_type=binary_classifier --hp feature_dim=20 --hp mini_batch_size=$1 --hp num_models=4 \
+    --hp epochs=3 --hp early_stopping_patience=10; }
+  dev=${MLFORGE_LAUNCH_DEVICE:-gpu}  # cpu: the stage's own check on a machine without a GPU
+  t() { timeout -k 5 60 "$@"; }
+  t "$ml" --log-level warn train kmeans --train "$w/b.pbr" --model-dir "$w/km1" --device "$dev" "${km[@]}"
+  t "$ml" launch -n 2 -- train kmeans --train "$w/b.pbr" --model-dir "$w/km2" --device "$dev" "${km[@]}" 2>&1 |
+    grep -E "device:|Gloo:|rror" | cut -c1-200
+  # shellcheck disable=SC2046
+  t "$ml" --log-level warn train linear-learner --train "$w/l.pbr" --validation "$w/l.pbr" --model-dir "$w/ll1" \
+    --device "$dev" $(ll 1000)
+  # shellcheck disable=SC2046
+  t "$ml" launch -n 2 -- train linear-learner --train "$w/l.pbr" --validation "$w/l.pbr" --model-dir "$w/ll2" \
+    --device "$dev" $(ll 500) 2>&1 | grep -E "device:|Gloo:|rror" | cut -c1-200
+  for m in km1 km2; do t "$ml" --log-level warn predict --model "$w/$m" --input "$w/b.pbr" --accept application/jsonlines --output "$w/$m.jsonl"; done
+  for m in ll1 ll2; do t "$ml" --log-level warn predict --model "$w/$m" --input "$w/l.pbr" --accept application/jsonlines --output "$w/$m.jsonl"; done
+  python3 - "$w" <<'PY'
+import json, sys
+w = sys.argv[1]
+def rows(name):
+    with open(f"{w}/{name}.jsonl") as f:
+        return [json.loads(l) for l in f if l.strip()]
+try:
+    a, b = rows("km1"), rows("km2")
+    # The two runs may number the same centers differently: compare the partitions (the share of
+    # rows whose pair of labels is the most common one for their 1-process label) and distances.
+    from collections import Counter
+    pairs = Counter((x["closest_cluster"], y["closest_cluster"]) for x, y in zip(a, b))
+    best = {}
+    for (p, q), c in pairs.items():
+        best[p] = max(best.get(p, 0), c)
+    agree = sum(best.values()) / len(a)
+    rel = max(abs(x["distance_to_cluster"] - y["distance_to_cluster"]) / max(1e-6, x["distance_to_cluster"]) for x, y in zip(a, b))
+    print(f"kmeans 1 process vs 2 ranks on the GPU: same partition for {agree:.6f} of rows, distances max rel {rel:.3g}",
+          "PASS" if agree >= 0.9999 and rel <= 1e-3 else "FAIL")
+    a, b = rows("ll1"), rows("ll2")
+    d = max(abs(x["score"] - y["score"]) for x, y in zip(a, b))
+    agree = sum(x["predicted_label"] == y["predicted_label"] for x, y in zip(a, b)) / len(a)
+    print(f"linear learner 1 process vs 2 ranks on the GPU: scores max abs {d:.3g}, labels agree {agree:.6f}",
+          "PASS" if d <= 1e-3 and agree >= 0.999 else "FAIL")
+except Exception as e:
+    print("launch comparison ERROR", e)
+PY
 fi
 
 if has bench; then
