@@ -5,7 +5,7 @@
 # build for sm_90 with a portable CPU target (MLFORGE_CPU_ARCH=x86-64-v3).
 #
 #   bash bench/gpu_session.sh BUNDLE OUTDIR [STAGE...]
-#     stages (default all, in this order): info tests launch bench torch e2e fm profile
+#     stages (default all, in this order): info tests launch bench torch e2e fm profile profile2
 # Each stage has its own time limit, so one that hangs cannot take the others' logs with it; the
 # output goes to OUTDIR/session.log (everything), OUTDIR/gpu_tests.xml and OUTDIR/e2e_commands.log.
 # Making the bundle, here:
@@ -17,7 +17,7 @@ set -uo pipefail
 bundle=$(cd "$1" && pwd)
 out=$2
 shift 2
-stages=${*:-info tests launch bench torch e2e fm profile}
+stages=${*:-info tests launch bench torch e2e fm profile profile2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 exec > >(tee -a "$out/session.log") 2>&1
@@ -147,6 +147,46 @@ if has profile; then
       -k 'regex:LossKernel|ColumnSum|ReduceSlices|gemv|gemm|Gemm' --launch-count 20 \
       "$bundle/run" linear_learner_bench --benchmark_filter='LossGradGpu' "${one[@]}"
     echo "# ncu linear_learner exit $?"
+  fi
+fi
+if has profile2; then
+  stage "profile: FM step, PCA accumulation and the genotype GRM (Nsight Compute speed of light)"
+  ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)
+  w=/tmp/mlforge-prof
+  rm -rf "$w" && mkdir -p "$w"
+  ml="$bundle/mlforge"
+  "$ml" --log-level warn data synth fm "$w/fm.pbr" --rows 50000 --cols 1000000 --fields 39 --zipf 1.1 --factors 4 --no-truth
+  "$ml" --log-level warn data synth lowrank "$w/low.pbr" --rows 1000000 --cols 128 --rank 8 --no-truth
+  wall() {  # NAME COMMAND...: wall time and the command's throughput / timing lines
+    local name=$1 t0 rc
+    shift
+    t0=$(date +%s.%N)
+    "$@" >"$w/out.log" 2>&1
+    rc=$?
+    echo "$name: wall $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}') s, exit $rc"
+    grep -E "throughput|finished|pass [0-9]|epoch" "$w/out.log" | cut -c1-160 | tail -4
+  }
+  for dev in cpu gpu; do
+    wall "fm $dev" "$ml" train factorization-machines --train "$w/fm.pbr" --model-dir "$w/fm_$dev" --device $dev \
+      --hp feature_dim=1000000 --hp num_factors=16 --hp predictor_type=regressor --hp epochs=2 --hp mini_batch_size=1000
+    wall "pca $dev" "$ml" train pca --train "$w/low.pbr" --model-dir "$w/pca_$dev" --device $dev \
+      --hp num_components=8 --hp feature_dim=128 --hp mini_batch_size=10000
+  done
+  if [ -n "$ncu" ]; then
+    timeout -k 5 60 "$ncu" --clock-control none --section SpeedOfLight --launch-skip 200 --launch-count 8 \
+      "$bundle/run" mlforge train factorization-machines --train "$w/fm.pbr" --model-dir "$w/fm_ncu" --device gpu \
+      --hp feature_dim=1000000 --hp num_factors=16 --hp predictor_type=regressor --hp epochs=1 --hp mini_batch_size=1000 \
+      2>&1 | grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Compute \(SM\)|Memory Throughput" | cut -c1-160
+    echo "# ncu fm exit $?"
+    timeout -k 5 60 "$ncu" --clock-control none --section SpeedOfLight --launch-skip 5 --launch-count 6 \
+      "$bundle/run" mlforge train pca --train "$w/low.pbr" --model-dir "$w/pca_ncu" --device gpu \
+      --hp num_components=8 --hp feature_dim=128 --hp mini_batch_size=10000 \
+      2>&1 | grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Compute \(SM\)|Memory Throughput" | cut -c1-160
+    echo "# ncu pca exit $?"
+    timeout -k 5 60 "$ncu" --clock-control none --section SpeedOfLight --launch-count 4 \
+      "$bundle/run" genotype_bench --benchmark_filter='BM_GrmGpu/4096' --benchmark_min_time=0.01 \
+      2>&1 | grep -E "^  [a-zA-Z_].*\(|Duration|DRAM Throughput|Compute \(SM\)|Memory Throughput" | cut -c1-160
+    echo "# ncu grm exit $?"
   fi
 fi
 echo
