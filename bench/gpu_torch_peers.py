@@ -14,6 +14,8 @@ import argparse
 import statistics
 import sys
 
+from kmeans_torch import cuda_torch
+
 
 def timed(torch, fn, reps):
     fn()
@@ -33,13 +35,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=20)
     args = ap.parse_args()
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed", file=sys.stderr)
-        return 77
-    if not torch.cuda.is_available():
-        print("no CUDA GPU visible to torch", file=sys.stderr)
+    torch = cuda_torch()
+    if torch is None:
         return 77
     torch.backends.cuda.matmul.allow_tf32 = False
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name(0)}")

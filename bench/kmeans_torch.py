@@ -10,6 +10,20 @@ import statistics
 import sys
 
 
+def cuda_torch():
+    """torch with a visible CUDA GPU, or None after saying why on stderr (callers exit 77, the
+    ctest skip code). Shared with bench/gpu_torch_peers.py."""
+    try:
+        import torch
+    except ImportError:
+        print("torch is not installed: pip install torch", file=sys.stderr)
+        return None
+    if not torch.cuda.is_available():
+        print("no CUDA GPU visible to torch", file=sys.stderr)
+        return None
+    return torch
+
+
 def lloyd_iteration(torch, x, c):
     # Chunked so the n x k distance matrix of a 10M-row input fits in GPU memory.
     k, d = c.shape
@@ -29,13 +43,8 @@ def main():
     ap.add_argument("--rows", type=int, default=10_000_000)
     ap.add_argument("--reps", type=int, default=10)
     args = ap.parse_args()
-    try:
-        import torch
-    except ImportError:
-        print("torch is not installed: pip install torch", file=sys.stderr)
-        return 77
-    if not torch.cuda.is_available():
-        print("no CUDA GPU visible to torch", file=sys.stderr)
+    torch = cuda_torch()
+    if torch is None:
         return 77
     print(f"# torch {torch.__version__}, {torch.cuda.get_device_name(0)}, rows {args.rows}")
     print("# n d k median_ms min_ms")
