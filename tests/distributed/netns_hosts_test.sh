@@ -15,6 +15,9 @@
 #      tests/kmeans/kmeans_distributed_test.cc). Each rank also logs the rendezvous at
 #      algo-1 = 10.77.0.1:29500 and its own transport address.
 #   2. The same with ShardedByS3Key: the file split in five uneven parts, host i holding only part i.
+#   2b. ShardedByS3Key in Pipe mode: the same parts, each host reading its part from the FIFO
+#      input/data/train_0 (no train/ directory) that a writer on the host side feeds, as SageMaker's
+#      Pipe mode streams each host's share.
 #   3. A rank killed mid-training: 50 epochs on 100,000 rows with MLFORGE_COLLECTIVE_TIMEOUT_S=5,
 #      SIGKILL to algo-3's process once it logged an epoch line: the other four exit non-zero
 #      within 30 s, each output/failure names "rank 2 (algo-3", and no host has a model.
@@ -53,7 +56,10 @@ unset RANK WORLD_SIZE LOCAL_RANK LOCAL_WORLD_SIZE MASTER_ADDR MASTER_PORT MLFORG
   MLFORGE_REPLICATED_READS MLFORGE_COLLECTIVE_TIMEOUT_S MLFORGE_RENDEZVOUS_TIMEOUT_S MLFORGE_ALGORITHM
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/netns_hosts_test.XXXXXX")
+FEEDERS=()
 cleanup() {
+  local p
+  for p in "${FEEDERS[@]}"; do kill "$p" 2>/dev/null; done
   netns_down
   rm -rf "$tmp"
 }
@@ -229,6 +235,29 @@ run_job_start "$job"
 netns_wait_all 90 "${JOB_PIDS[@]}"
 echo "   (ShardedByS3Key job: $((SECONDS - t0)) s)"
 check_success "$job" "ShardedByS3Key (parts of 500..2000 rows)"
+
+# --- 2b. ShardedByS3Key in Pipe mode: host i's part streamed through its FIFO train_0 -----------------
+job=$tmp/sharded_pipe
+FEEDERS=()
+for ((i = 1; i <= N; i++)); do
+  NETNS_INPUT_MODE=Pipe make_tree "$job/h$i" "$i" "$N" ShardedByS3Key "${kmeans_hps[@]}"
+  rmdir "$job/h$i/input/data/train"  # Pipe mode has no channel directory, only train_<epoch>
+  mkfifo "$job/h$i/input/data/train_0" || die "mkfifo failed"
+  # The writer blocks until the host opens the FIFO; cleanup kills any left waiting.
+  cat "$tmp/sharded/h$i/input/data/train/part$((i - 1)).pbr" > "$job/h$i/input/data/train_0" &
+  FEEDERS+=("$!")
+done
+t0=$SECONDS
+run_job_start "$job"
+netns_wait_all 90 "${JOB_PIDS[@]}"
+echo "   (ShardedByS3Key Pipe-mode job: $((SECONDS - t0)) s)"
+for ((i = 1; i <= N; i++)); do
+  grep -q "Pipe mode" "$job/algo-$i.log" || fail "Pipe: algo-$i's log does not mention Pipe mode"
+done
+check_success "$job" "ShardedByS3Key in Pipe mode (each host's part through its FIFO)"
+for p in "${FEEDERS[@]}"; do
+  if kill -0 "$p" 2>/dev/null; then fail "Pipe: a FIFO writer (pid $p) is still waiting: its host never read"; fi
+done
 
 # --- 3. algo-3 killed mid-training ----------------------------------------------------------------
 job=$tmp/killed

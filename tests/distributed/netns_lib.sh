@@ -163,11 +163,12 @@ netns_hp_json() {
   for kv in "$@"; do out+="${out:+, }\"${kv%%=*}\": \"${kv#*=}\""; done
   printf '{%s}\n' "$out"
 }
-# netns_channel_json NAME:DISTRIBUTION ... -> inputdataconfig.json (recordIO-protobuf, File mode)
+# netns_channel_json NAME:DISTRIBUTION ... -> inputdataconfig.json (recordIO-protobuf; File mode, or
+# $NETNS_INPUT_MODE when set, e.g. Pipe)
 netns_channel_json() {
   local c out=""
   for c in "$@"; do
-    out+="${out:+, }\"${c%%:*}\": {\"ContentType\": \"application/x-recordio-protobuf\", \"TrainingInputMode\": \"File\", "
+    out+="${out:+, }\"${c%%:*}\": {\"ContentType\": \"application/x-recordio-protobuf\", \"TrainingInputMode\": \"${NETNS_INPUT_MODE:-File}\", "
     out+="\"S3DistributionType\": \"${c#*:}\", \"RecordWrapperType\": \"None\"}"
   done
   printf '{%s}\n' "$out"
