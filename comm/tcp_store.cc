@@ -147,6 +147,8 @@ class StoreServer::Impl {
  private:
   struct Conn {
     std::vector<char> in;
+    std::vector<char> out;  // a reply not yet taken by the client (sent as its socket allows)
+    size_t out_sent = 0;
     int rank = -1;
   };
 
@@ -156,14 +158,24 @@ class StoreServer::Impl {
       fds.clear();
       fds.push_back({wake_[0], POLLIN, 0});
       fds.push_back({listen_fd_, POLLIN, 0});
-      for (auto& [fd, c] : conns_) fds.push_back({fd, POLLIN, 0});
+      // A connection with a reply pending is only written to: it sends nothing more until its
+      // client has read, so a client that never reads holds one reply and never the thread.
+      for (auto& [fd, c] : conns_) fds.push_back({fd, static_cast<short>(c.out.empty() ? POLLIN : POLLOUT), 0});
       int n = ::poll(fds.data(), fds.size(), 1000);
       if (n < 0 && errno != EINTR) break;
       if (n <= 0) continue;
       if (fds[1].revents & POLLIN) Accept();
       for (size_t i = 2; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
-        if (!Serve(fds[i].fd)) Drop(fds[i].fd);
+        Conn& c = conns_[fds[i].fd];
+        bool ok;
+        if (!c.out.empty()) {
+          ok = (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) == 0 && Flush(fds[i].fd, c) &&
+               (!c.out.empty() || Process(fds[i].fd, c));
+        } else {
+          ok = Serve(fds[i].fd);
+        }
+        if (!ok) Drop(fds[i].fd);
       }
     }
   }
@@ -177,7 +189,6 @@ class StoreServer::Impl {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    SetTimeouts(fd, std::chrono::seconds(5));  // a reply that a client will not read
     conns_[fd] = Conn{};
   }
 
@@ -190,12 +201,12 @@ class StoreServer::Impl {
       --live_hellos_;
       cv_.notify_all();
     }
-    buffered_ -= it->second.in.size();
+    buffered_ -= it->second.in.size() + it->second.out.size();
     ::close(fd);
     conns_.erase(it);
   }
 
-  // Reads what is there and answers every complete request; false closes the connection.
+  // Reads what is there and answers the complete requests; false closes the connection.
   bool Serve(int fd) {
     Conn& c = conns_[fd];
     char buf[65536];
@@ -205,7 +216,30 @@ class StoreServer::Impl {
     if (buffered_ + static_cast<size_t>(r) > kMaxBuffered) return false;
     c.in.insert(c.in.end(), buf, buf + r);
     buffered_ += static_cast<size_t>(r);
+    return Process(fd, c);
+  }
+
+  // Sends what the socket takes of the pending reply, without waiting; false: the peer is gone.
+  bool Flush(int fd, Conn& c) {
+    while (c.out_sent < c.out.size()) {
+      ssize_t w = ::send(fd, c.out.data() + c.out_sent, c.out.size() - c.out_sent, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (w < 0 && errno == EINTR) continue;
+      if (w < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return true;
+      if (w <= 0) return false;
+      c.out_sent += static_cast<size_t>(w);
+    }
+    buffered_ -= c.out.size();
+    c.out.clear();
+    c.out.shrink_to_fit();  // a 16 MiB reply must not stay allocated per connection
+    c.out_sent = 0;
+    return true;
+  }
+
+  // Answers complete requests in `c.in` until one's reply cannot be sent at once (it then waits
+  // in `c.out`); false closes the connection.
+  bool Process(int fd, Conn& c) {
     for (;;) {
+      if (!c.out.empty()) return true;
       if (c.in.size() < 5) return true;
       const uint32_t klen = GetU32(c.in.data() + 1);
       if (klen > kMaxKey) return false;
@@ -256,7 +290,10 @@ class StoreServer::Impl {
       reply.push_back(static_cast<char>(status));
       PutU32(reply, static_cast<uint32_t>(payload.size()));
       reply.insert(reply.end(), payload.begin(), payload.end());
-      if (!SendAll(fd, reply.data(), reply.size())) return false;
+      if (buffered_ + reply.size() > kMaxBuffered) return false;
+      buffered_ += reply.size();
+      c.out = std::move(reply);
+      if (!Flush(fd, c)) return false;
     }
   }
 

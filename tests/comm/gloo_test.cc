@@ -362,6 +362,41 @@ TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
   EXPECT_THROW(good.Set(std::string(5000, 'k'), {}), StoreError);  // over the key limit, refused locally
 }
 
+// A client that sends requests and never reads the replies holds one pending reply, never the
+// store's thread: the others' round trips stay fast (a blocking send used to stall every client
+// for the 5 s send timeout), and the store keeps working after it leaves.
+TEST(TcpStore, AClientThatNeverReadsDoesNotStallTheOthers) {
+  StoreServer server(0);
+  StoreClient good("127.0.0.1", server.port(), 5s, 5s);
+  good.Set("big", std::vector<char>(size_t{8} << 20, 'x'));
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(server.port());
+  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  // 64 pipelined gets of the 8 MiB value: 512 MiB of replies that nobody reads.
+  const std::string get = std::string("\x02\x03\x00\x00\x00" "big" "\x00\x00\x00\x00", 12);
+  std::string burst;
+  for (int i = 0; i < 64; ++i) burst += get;
+  ASSERT_EQ(::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL), static_cast<ssize_t>(burst.size()));
+  std::this_thread::sleep_for(100ms);  // the store has taken the burst and is stuck on the first reply
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const std::string key = "k" + std::to_string(i);
+    good.Set(key, {'v'});
+    std::vector<char> v;
+    ASSERT_TRUE(good.TryGet(key, &v));
+    worst = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  EXPECT_LT(worst, 1.0) << "a round trip waited " << worst << " s behind the client that never reads";
+  ::close(fd);
+  std::vector<char> v;
+  ASSERT_TRUE(good.TryGet("big", &v));
+  EXPECT_EQ(v.size(), size_t{8} << 20);
+}
+
 TEST(TcpStore, UnreachableMasterFailsWithinItsDeadline) {
   const int port = FreePort();  // nobody listens there
   const auto t0 = std::chrono::steady_clock::now();
