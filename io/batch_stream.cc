@@ -301,6 +301,7 @@ void AppendRows(const HostBatch& s, int64_t r0, int64_t r1, HostBatch* d) {
     }
   }
   if (s.has_labels()) d->labels.insert(d->labels.end(), s.labels.begin() + r0, s.labels.begin() + r1);
+  if (!s.weights.empty()) d->weights.insert(d->weights.end(), s.weights.begin() + r0, s.weights.begin() + r1);
   d->rows += r1 - r0;
 }
 
@@ -600,7 +601,7 @@ struct BatchStream::Impl {
       c.memory_rows = n;
       const int64_t nnz = m.layout == Layout::kDense ? n * m.cols : m.indptr(r0 + n) - m.indptr(r0);
       bytes += static_cast<uint64_t>(nnz) * (m.layout == Layout::kDense ? 4 : 8) +
-               static_cast<uint64_t>(m.labels ? n * 4 : 0);
+               static_cast<uint64_t>(m.labels ? n * 4 : 0) + static_cast<uint64_t>(m.weights ? n * 4 : 0);
       Submit(rs);
       r0 += n;
     }
@@ -688,6 +689,9 @@ struct BatchStream::Impl {
       const int64_t r = r0 + i;
       const float* label = m.labels ? m.labels + r : nullptr;
       if (label && !std::isfinite(*label)) MLF_FAIL("{}: the label is {}", Where(raw, i), *label);
+      if (m.weights && !(std::isfinite(m.weights[r]) && m.weights[r] >= 0.0f)) {
+        MLF_FAIL("{}: the weight is {}; row weights must be finite and >= 0", Where(raw, i), m.weights[r]);
+      }
       if (m.layout == Layout::kDense) {
         const float* x = m.values + r * m.cols;
         if (!opt.allow_non_finite) {
@@ -712,6 +716,7 @@ struct BatchStream::Impl {
       }
       ++d->records;
     }
+    if (m.weights) d->batch.weights.assign(m.weights + r0, m.weights + r0 + n);
   }
 
   void Decode(const RawChunk& raw, Decoded* d) {

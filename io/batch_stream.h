@@ -53,6 +53,7 @@ struct MemoryMatrix {
   const int32_t* indptr32 = nullptr;  //      ... or 32-bit (scipy's default)
   const int32_t* indices = nullptr;   // csr: nnz column indices, each in [0, cols)
   const float* labels = nullptr;      // rows labels, or null (unlabeled)
+  const float* weights = nullptr;     // rows weights (finite, >= 0), or null (every weight 1)
   std::string name = "array";         // in messages: "<name>: row 12"
   std::shared_ptr<const void> owner;  // optional keep-alive for the arrays
 

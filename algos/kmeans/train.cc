@@ -63,6 +63,22 @@ std::vector<float> DenseRows(const std::deque<HostBatch>& batches, int64_t d, in
 
 // One step of the whole group: every rank offers its next batch (or nothing); returns false
 // once no rank has data left, so ranks with uneven row counts never block each other.
+// The row weights of `batches` in order (1 for a batch without weights); empty when none has any.
+std::vector<float> RowWeights(const std::deque<HostBatch>& batches) {
+  bool any = false;
+  for (const HostBatch& b : batches) any |= !b.weights.empty();
+  std::vector<float> out;
+  if (!any) return out;
+  for (const HostBatch& b : batches) {
+    if (b.weights.empty()) {
+      out.insert(out.end(), static_cast<size_t>(b.rows), 1.0f);
+    } else {
+      out.insert(out.end(), b.weights.begin(), b.weights.end());
+    }
+  }
+  return out;
+}
+
 bool GroupHasData(comm::Communicator& comm, bool mine) {
   double flag = mine ? 1.0 : 0.0;
   comm.AllReduceMax(&flag, 1);
@@ -248,7 +264,7 @@ void Train(TrainContext& ctx) {
                big_k, cfg.init_method == InitMethod::kKMeansPlusPlus ? "kmeans++" : "random", seed_rows);
   std::vector<float> centers(static_cast<size_t>(big_k * d));
   // Rank 0 keeps the dense seeding sample when later full-batch trials seed from it.
-  std::vector<float> seed_sample;
+  std::vector<float> seed_sample, seed_weights;
   int64_t seed_sample_rows = 0;
   if (comm.rank() == 0) {
     int64_t n = 0;
@@ -263,10 +279,14 @@ void Train(TrainContext& ctx) {
       rows = DenseRows(pending, d, &n);
       view = {rows.data(), n, d};
     }
+    // Weighted rows (in-memory data with sample weights) seed by weight: a row of weight 0 is
+    // chosen only once every positive one is.
+    seed_weights = RowWeights(pending);
+    const float* w = seed_weights.empty() ? nullptr : seed_weights.data();
     std::vector<int64_t> chosen =
         cfg.init_method == InitMethod::kKMeansPlusPlus
-            ? kernels::SeedKMeansPlusPlus(view, nullptr, big_k, cfg.seed, 1, res.threads())
-            : kernels::SeedRandom(view, nullptr, big_k, cfg.seed);
+            ? kernels::SeedKMeansPlusPlus(view, w, big_k, cfg.seed, 1, res.threads())
+            : kernels::SeedRandom(view, w, big_k, cfg.seed);
     centers = kernels::GatherRows(view, chosen);
     if (cfg.full_batch_lloyd_trials > 1) {
       seed_sample = std::move(rows);
@@ -396,7 +416,8 @@ void Train(TrainContext& ctx) {
         if (comm.rank() == 0) {
           kernels::HostDenseView view{seed_sample.data(), seed_sample_rows, d};
           start = kernels::GatherRows(
-              view, kernels::SeedKMeansPlusPlus(view, nullptr, cfg.k, cfg.seed + 1000003ULL * static_cast<uint64_t>(t),
+              view, kernels::SeedKMeansPlusPlus(view, seed_weights.empty() ? nullptr : seed_weights.data(), cfg.k,
+                                                cfg.seed + 1000003ULL * static_cast<uint64_t>(t),
                                                 local_trials, res.threads()));
         }
         comm.Broadcast(start.data(), start.size() * sizeof(float), 0);

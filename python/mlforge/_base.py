@@ -29,16 +29,41 @@ def _validate(est, *args, **kwargs):
     return est._validate_data(*args, **kwargs)
 
 
-def _channel(X, y):
-    """A ``_core.Channel`` viewing X (float32 C-contiguous or CSR with int32 indices) and y."""
+def _sample_weight(owner, sample_weight, n):
+    """sample_weight as float32 (n,) for the C++ reader, or None: a scalar applies to every row;
+    each weight must be finite and >= 0 and their sum positive (ValueError naming the parameter)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight)
+    if w.dtype == object or not (np.issubdtype(w.dtype, np.number) or w.dtype == np.bool_):
+        raise TypeError(f"{owner}: sample_weight must hold numbers, got dtype {w.dtype}")
+    if w.ndim == 0:
+        w = np.full(n, w, dtype=np.float64)
+    if w.ndim != 1 or w.shape[0] != n:
+        raise ValueError(f"{owner}: sample_weight must have shape ({n},) like the rows of X, got {w.shape}")
+    w = np.ascontiguousarray(w, dtype=np.float32)
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if bad.size:
+        raise ValueError(
+            f"{owner}: sample_weight must be finite and >= 0; row {bad[0]} has {float(w[bad[0]])!r}"
+        )
+    if not w.sum(dtype=np.float64) > 0:
+        raise ValueError(f"{owner}: sample_weight sums to 0; at least one row needs a positive weight")
+    return w
+
+
+def _channel(X, y, sample_weight=None):
+    """A ``_core.Channel`` viewing X (float32 C-contiguous or CSR with int32 indices), y and the
+    row weights (float32, already checked by ``_sample_weight``)."""
     y32 = None if y is None else np.ascontiguousarray(y, dtype=np.float32)
     if sp.issparse(X):
         X = X.tocsr()
         indices = X.indices if X.indices.dtype == np.int32 else X.indices.astype(np.int32)
         indptr = X.indptr if X.indptr.dtype in (np.int32, np.int64) else X.indptr.astype(np.int64)
         data = np.ascontiguousarray(X.data, dtype=np.float32)
-        return _core.Channel.csr(data, np.ascontiguousarray(indices), np.ascontiguousarray(indptr), X.shape[1], y32)
-    return _core.Channel.dense(np.ascontiguousarray(X, dtype=np.float32), y32)
+        return _core.Channel.csr(data, np.ascontiguousarray(indices), np.ascontiguousarray(indptr), X.shape[1], y32,
+                                 sample_weight)
+    return _core.Channel.dense(np.ascontiguousarray(X, dtype=np.float32), y32, sample_weight)
 
 
 def _read_model_dir(path):

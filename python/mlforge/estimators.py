@@ -13,7 +13,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import MlforgeEstimator, _channel, _validate
+from ._base import MlforgeEstimator, _channel, _sample_weight, _validate
 
 
 def _n_samples_check(owner, n, need, what):
@@ -112,15 +112,18 @@ class KMeans(_Float32Transform, ClusterMixin, TransformerMixin, MlforgeEstimator
 
     _algorithm = "kmeans"
 
-    def fit(self, X, y=None):
+    def fit(self, X, y=None, sample_weight=None):
+        """``sample_weight``: per-row weights (finite, >= 0): the rows' shares in the centers'
+        means, in the k-means++ seeding and in ``inertia_``."""
         X = self._check_X(X, reset=True)
+        w = _sample_weight(self._owner(), sample_weight, X.shape[0])
         k = self.k
         if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
             _n_samples_check(self._owner(), X.shape[0], int(k), f"k={k}")
-        self._train({"train": _channel(X, None)}, {"feature_dim": str(X.shape[1])})
+        self._train({"train": _channel(X, None, w)}, {"feature_dim": str(X.shape[1])})
         self.labels_ = self.predict(X)
-        d = euclidean_distances(X, self.cluster_centers_, squared=True)
-        self.inertia_ = float(d[np.arange(X.shape[0]), self.labels_].sum())
+        d = euclidean_distances(X, self.cluster_centers_, squared=True)[np.arange(X.shape[0]), self.labels_]
+        self.inertia_ = float(d.sum() if w is None else (w.astype(np.float64) * d).sum())
         return self
 
     def _set_fitted(self, model):
@@ -222,11 +225,14 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
     (logistic / softmax). Fitted: classes_, coef_ (1 or n_classes, n_features), intercept_,
     threshold_, n_features_in_, model_files_."""
 
-    def fit(self, X, y, held_out=None):
+    def fit(self, X, y, held_out=None, sample_weight=None):
         """``held_out``: an optional (X, y) pair for the validation channel, which then drives the
         model selection, threshold calibration and early stopping (as ``mlforge train --validation``);
-        its labels must be classes seen in y."""
+        its labels must be classes seen in y. ``sample_weight``: per-row weights (finite, >= 0)
+        multiplying each row's loss and gradient (and, with ``positive_example_weight_mult``, the
+        class weight)."""
         X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C")
+        w = _sample_weight(self._owner(), sample_weight, X.shape[0])
         check_classification_targets(y)
         classes, y_enc = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -239,7 +245,7 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
         else:
             fixed["predictor_type"] = "multiclass_classifier"
             fixed["num_classes"] = str(classes.shape[0])
-        channels = {"train": _channel(X, y_enc.astype(np.float32))}
+        channels = {"train": _channel(X, y_enc.astype(np.float32), w)}
         if held_out is not None:
             channels["validation"] = _held_out(self._owner(), "held_out", held_out, X.shape[1],
                                                lambda yv: _encode_classes(self._owner(), classes, yv))
@@ -272,6 +278,18 @@ LinearLearnerClassifier._declare(
 class LinearLearnerRegressor(RegressorMixin, _RegressorFit, _LinearLearner):
     """SageMaker's linear learner with predictor_type regressor. Fitted: coef_ (n_features,),
     intercept_ (float), n_features_in_, model_files_."""
+
+    def fit(self, X, y, held_out=None, sample_weight=None):
+        """``held_out``: an optional (X, y) pair for the validation channel (model selection and
+        early stopping). ``sample_weight``: per-row weights (finite, >= 0) multiplying each row's
+        loss and gradient."""
+        X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
+        w = _sample_weight(self._owner(), sample_weight, X.shape[0])
+        channels = {"train": _channel(X, y, w)}
+        if held_out is not None:
+            channels["validation"] = _held_out(self._owner(), "held_out", held_out, X.shape[1])
+        self._train(channels, {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"})
+        return self
 
     def _set_fitted(self, model):
         if model["predictor_type"] != "regressor":

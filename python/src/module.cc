@@ -103,7 +103,18 @@ struct Channel {
   std::vector<nb::object> keep;  // the arrays `memory` points into
 };
 
-Channel DenseChannel(nb::object x_obj, nb::object y_obj) {
+// Sample weights: float32 (rows,) viewed like y; each finite and >= 0 (the reader checks, naming
+// the row).
+void AttachWeights(Channel& c, nb::object w_obj) {
+  if (w_obj.is_none()) return;
+  FloatVector w = nb::cast<FloatVector>(w_obj, false);
+  MLF_EXPECTS(static_cast<int64_t>(w.shape(0)) == c.memory->rows, "sample_weight has {} entries but X has {} rows",
+              w.shape(0), c.memory->rows);
+  c.memory->weights = w.data();
+  c.keep.push_back(w_obj);
+}
+
+Channel DenseChannel(nb::object x_obj, nb::object y_obj, nb::object w_obj) {
   FloatMatrix x = nb::cast<FloatMatrix>(x_obj, false);
   Channel c;
   c.memory = std::make_shared<io::MemoryMatrix>();
@@ -119,11 +130,12 @@ Channel DenseChannel(nb::object x_obj, nb::object y_obj) {
     c.memory->labels = y.data();
     c.keep.push_back(y_obj);
   }
+  AttachWeights(c, w_obj);
   return c;
 }
 
 Channel CsrChannel(nb::object data_obj, nb::object indices_obj, nb::object indptr_obj, int64_t cols,
-                   nb::object y_obj) {
+                   nb::object y_obj, nb::object w_obj) {
   FloatVector data = nb::cast<FloatVector>(data_obj, false);
   Int32Vector indices = nb::cast<Int32Vector>(indices_obj, false);
   Channel c;
@@ -158,6 +170,7 @@ Channel CsrChannel(nb::object data_obj, nb::object indices_obj, nb::object indpt
     m.labels = y.data();
     c.keep.push_back(y_obj);
   }
+  AttachWeights(c, w_obj);
   return c;
 }
 
@@ -608,11 +621,14 @@ NB_MODULE(_core, m) {
 
   nb::class_<Channel>(m, "Channel")
       .def_static(
-          "dense", &DenseChannel, "X"_a, "y"_a.none(),
-          "Rows of a C-contiguous float32 (n, d) array (viewed, not copied), labels float32 (n,) or None.")
+          "dense", &DenseChannel, "X"_a, "y"_a.none(), "sample_weight"_a.none() = nb::none(),
+          "Rows of a C-contiguous float32 (n, d) array (viewed, not copied), labels float32 (n,) or None, "
+          "row weights float32 (n,) or None.")
       .def_static(
           "csr", &CsrChannel, "data"_a, "indices"_a, "indptr"_a, "n_features"_a, "y"_a.none(),
-          "Rows of CSR arrays (float32 data, int32 indices, int32 or int64 indptr), viewed, not copied.")
+          "sample_weight"_a.none() = nb::none(),
+          "Rows of CSR arrays (float32 data, int32 indices, int32 or int64 indptr), viewed, not copied; "
+          "row weights float32 (n,) or None.")
       .def_static("files", &FileChannel, "paths"_a, "content_type"_a = "",
                   "Files or directories streamed by the C++ reader (recordIO, CSV, libsvm).");
 

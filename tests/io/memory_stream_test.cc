@@ -133,5 +133,51 @@ TEST(MemoryStream, BadRowsAreNamedErrors) {
   EXPECT_THROW(ReadAll(src, so), UserError);  // NaN feature
 }
 
+// Row weights (the Python estimators' sample_weight) travel with their rows through chunking,
+// batching across chunk boundaries and shuffling; a bad weight is a named error.
+TEST(MemoryStream, RowWeightsFollowTheirRows) {
+  const int64_t n = 1000, d = 3;
+  std::vector<float> values(static_cast<size_t>(n * d)), labels(static_cast<size_t>(n)), weights(labels.size());
+  for (int64_t r = 0; r < n; ++r) {
+    for (int64_t j = 0; j < d; ++j) values[r * d + j] = static_cast<float>(r);  // row r holds r
+    labels[r] = static_cast<float>(r % 2);
+    weights[r] = 0.25f * static_cast<float>(r % 7);  // 0 included
+  }
+  auto m = std::make_shared<MemoryMatrix>();
+  m->rows = n;
+  m->cols = d;
+  m->values = values.data();
+  m->labels = labels.data();
+  m->weights = weights.data();
+  ChannelSource src;
+  src.memory = m;
+  for (bool shuffle : {false, true}) {
+    StreamOptions so;
+    so.batch_size = 96;  // not a divisor of the chunks' row counts
+    so.threads = 2;
+    so.chunk_bytes = 1000;  // many small chunks, so batches join several
+    so.shuffle = shuffle;
+    int64_t rows = 0;
+    for (const HostBatch& b : ReadAll(src, so)) {
+      ASSERT_EQ(static_cast<int64_t>(b.weights.size()), b.rows);
+      for (int64_t i = 0; i < b.rows; ++i) {
+        const int64_t r = static_cast<int64_t>(b.values[i * d]);
+        EXPECT_EQ(b.weights[i], weights[r]) << "row " << r << (shuffle ? " (shuffled)" : "");
+      }
+      rows += b.rows;
+    }
+    EXPECT_EQ(rows, n);
+  }
+  weights[17] = -1.0f;
+  try {
+    ReadAll(src, StreamOptions{});
+    ADD_FAILURE() << "a negative weight was accepted";
+  } catch (const UserError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 17: the weight is -1; row weights must be finite and >= 0"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
 }  // namespace
 }  // namespace mlforge::io

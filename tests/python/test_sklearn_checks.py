@@ -27,7 +27,16 @@ _FM_DEFAULTS = (
     "factorization machines barely move from their initial model on 100-300 rows; the check asks "
     "accuracy > 0.83 or R^2 > 0.5 with default parameters"
 )
+_ZERO_WEIGHT_ROWS = (
+    "mini-batch training: rows of weight 0 still take places in the mini-batches (and in the linear "
+    "learner's scaler sample), so the batches hold other rows than a fit without them and the SGD / "
+    "streaming updates differ; what zero weights do is tested in test_sample_weight.py (the weighted "
+    "model equals the one trained without those rows to cosine 0.99)"
+)
 EXPECTED_FAILURES = {
+    ("KMeans", "check_sample_weights_invariance(kind=zeros)"): _ZERO_WEIGHT_ROWS,
+    ("LinearLearnerClassifier", "check_sample_weights_invariance(kind=zeros)"): _ZERO_WEIGHT_ROWS,
+    ("LinearLearnerRegressor", "check_sample_weights_invariance(kind=zeros)"): _ZERO_WEIGHT_ROWS,
     ("LinearLearnerClassifier", "check_classifiers_train"): _LL_THRESHOLD,
     ("FactorizationMachinesRegressor", "check_regressors_train"): _FM_DEFAULTS,
     ("FactorizationMachinesClassifier", "check_classifiers_train"): _FM_DEFAULTS,
@@ -43,6 +52,9 @@ if tuple(int(p) for p in sklearn.__version__.split(".")[:2]) < (1, 6):
 @parametrize_with_checks(ESTIMATORS)
 def test_sklearn_compatible(estimator, check, request):
     name = check.func.__name__ if hasattr(check, "func") else check.__name__
+    kind = getattr(check, "keywords", {}).get("kind")
+    if kind is not None:
+        name += f"(kind={kind})"
     reason = EXPECTED_FAILURES.get((type(estimator).__name__, name))
     if reason:
         request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
