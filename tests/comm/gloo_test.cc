@@ -322,6 +322,20 @@ TEST(GroupSpec, FromTheEnvironment) {
   EXPECT_THROW(GroupFromHosts({"algo-1"}, "algo-9"), UserError);
 }
 
+// A raw TCP connection to 127.0.0.1:port (a client speaking bytes of its own), or -1.
+int ConnectLoopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 // Hostile clients cannot hurt the store: oversized lengths, unknown ops and junk close only
 // their own connection, and other clients keep being served.
 TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
@@ -336,12 +350,8 @@ TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
       std::string(100000, '\x02'),                                 // junk
   };
   for (const std::string& bytes : attacks) {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    a.sin_port = htons(server.port());
-    ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    const int fd = ConnectLoopback(server.port());
+    ASSERT_GE(fd, 0);
     (void)!::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
     char buf[16];
     timeval tv{5, 0};
@@ -369,12 +379,8 @@ TEST(TcpStore, AClientThatNeverReadsDoesNotStallTheOthers) {
   StoreServer server(0);
   StoreClient good("127.0.0.1", server.port(), 5s, 5s);
   good.Set("big", std::vector<char>(size_t{8} << 20, 'x'));
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(server.port());
-  ASSERT_EQ(::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+  const int fd = ConnectLoopback(server.port());
+  ASSERT_GE(fd, 0);
   // 64 pipelined gets of the 8 MiB value: 512 MiB of replies that nobody reads.
   const std::string get = std::string("\x02\x03\x00\x00\x00" "big" "\x00\x00\x00\x00", 12);
   std::string burst;
