@@ -49,14 +49,21 @@ void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const floa
   ArrF e, u, y01;
   ArrD w;  // row weight x positive weight in float64, as the scalar path and the sums use them
   Eigen::Map<Eigen::ArrayXd> loss_acc(my_loss, m), w_acc(my_w, m);
+  // No row weights and every positive weight 1 (positive_example_weight_mult's default): the
+  // float64 weight matrix would hold only ones.
+  bool unweighted = row_weights == nullptr;
+  for (int64_t j = 0; unweighted && models.positive_weight != nullptr && j < m; ++j) {
+    unweighted = models.positive_weight[j] == 1.0f;
+  }
   for (int64_t b0 = i0; b0 < i1; b0 += kRows) {
     const int64_t rows = std::min(kRows, i1 - b0);
     const Eigen::Map<const ArrF> s(scores + b0 * m, rows, m);
     y01.resize(rows, 1);
-    w.resize(rows, m);
+    if (!unweighted) w.resize(rows, m);
     for (int64_t r = 0; r < rows; ++r) {
       const bool positive = labels[b0 + r] > 0.5f;
       y01(r, 0) = positive ? 1.0f : 0.0f;
+      if (unweighted) continue;
       const double rw = row_weights ? row_weights[b0 + r] : 1.0;
       if (positive && models.positive_weight) {
         for (int64_t j = 0; j < m; ++j) w(r, j) = rw * models.positive_weight[j];
@@ -70,6 +77,15 @@ void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const floa
     // for the rounding of u, accurate to a few ulp (Eigen vectorises log, not log1p).
     u = 1.0f + e;
     u = u.log() - ((u - 1.0f) - e) / u;
+    if (unweighted) {
+      // Every weight 1 (the usual case): no float64 weight matrix, float32 derivatives directly.
+      w_acc += static_cast<double>(rows);
+      loss_acc += (s.max(0.0f) + u - y * s).cast<double>().colwise().sum().transpose();
+      if (g != nullptr) {
+        Eigen::Map<ArrF>(g + b0 * m, rows, m) = (s >= 0.0f).select(ArrF::Ones(rows, m), e) / (1.0f + e) - y;
+      }
+      continue;
+    }
     w_acc += w.colwise().sum().transpose();
     loss_acc += (w * (s.max(0.0f) + u - y * s).cast<double>()).colwise().sum().transpose();
     if (g != nullptr) {
