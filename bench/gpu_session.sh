@@ -5,19 +5,21 @@
 # build for sm_90 with a portable CPU target (MLFORGE_CPU_ARCH=x86-64-v3).
 #
 #   bash bench/gpu_session.sh BUNDLE OUTDIR [STAGE...]
-#     stages (default all, in this order): info tests launch bench torch e2e fm profile profile2
+#     stages (default all, in this order): info tests launch bench torch e2e fm serve profile profile2
 # Each stage has its own time limit, so one that hangs cannot take the others' logs with it; the
 # output goes to OUTDIR/session.log (everything), OUTDIR/gpu_tests.xml and OUTDIR/e2e_commands.log.
 # Making the bundle, here:
 #   MLFORGE_BUILD_DIR=build-gpu MLFORGE_CMAKE_ARGS=-DMLFORGE_CPU_ARCH=x86-64-v3 bash scripts/build.sh \
 #     --target mlforge mlforge_gpu_tests kmeans_bench linear_learner_bench genotype_bench
 #   ../shared/tools/gpu-bundle gpu-bundle build-gpu/cli/mlforge build-gpu/tests/mlforge_gpu_tests \
-#     build-gpu/bench/{kmeans,linear_learner,genotype}_bench
+#     build-gpu/bench/{kmeans,linear_learner,genotype,pca}_bench /usr/bin/wrk
+#   (wrk: Debian's package, for the serve stage), then carry it as a .tar.xz (the tree travels at
+#   64 MiB at most) and unpack it there.
 set -uo pipefail
 bundle=$(cd "$1" && pwd)
 out=$2
 shift 2
-stages=${*:-info tests launch bench torch e2e fm profile profile2}
+stages=${*:-info tests launch bench torch e2e fm serve profile profile2}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 exec > >(tee -a "$out/session.log") 2>&1
@@ -113,6 +115,8 @@ if has bench; then
   echo "# kmeans_bench exit $?"
   timeout -k 5 45 "$bundle/run" linear_learner_bench --benchmark_filter='Gpu' "${common[@]}"
   echo "# linear_learner_bench exit $?"
+  timeout -k 5 90 "$bundle/run" pca_bench --benchmark_filter='ScatterGpu|SymEigenGpu' --benchmark_min_time=0.2
+  echo "# pca_bench exit $?"
   # One repetition: each repetition would generate the cohort again on the host.
   timeout -k 5 60 "$bundle/run" genotype_bench --benchmark_filter='BM_GrmGpu/(1126|4096|10000)' --benchmark_min_time=0.5
   echo "# genotype_bench exit $?"
@@ -132,6 +136,23 @@ if has fm; then
     bash "$root/bench/fm_vs_torch.sh" --device gpu --threads "$(nproc)" --k "16 64" --workdir /tmp/mlforge-fm
   echo "# fm_vs_torch exit $?"
 fi
+if has serve; then
+  stage "serving with --device gpu against --device cpu (serve_load.sh; wrk comes in the bundle)"
+  # The bundle carries wrk (add /usr/bin/wrk to the gpu-bundle call): a wrapper on PATH.
+  if [ -x "$bundle/bin/wrk" ]; then
+    mkdir -p "$bundle/path"
+    printf '#!/usr/bin/env bash\nexec "%s/run" wrk "$@"\n' "$bundle" >"$bundle/path/wrk"
+    chmod +x "$bundle/path/wrk"
+    for dev in gpu cpu; do
+      PATH="$bundle/path:$PATH" timeout -k 5 ${MLFORGE_SERVE_TIMEOUT:-120} bash "$root/bench/serve_load.sh" \
+        --mlforge "$bundle/mlforge" --device $dev --duration 10 --repeats 1
+      echo "# serve_load $dev exit $?"
+    done
+  else
+    echo "# no wrk in the bundle: serving not measured"
+  fi
+fi
+
 if has profile; then
   stage "profile: Nsight Compute speed-of-light of the slowest kernels (clocks left alone)"
   ncu=$(command -v ncu || ls /opt/nvidia/nsight-compute/*/ncu /usr/local/cuda/bin/ncu 2>/dev/null | head -1)

@@ -6,6 +6,10 @@ after a warm-up), on the shapes of bench/linear_learner_bench.cc and bench/kmean
   ll_step   the linear learner's logistic step written the plain PyTorch way for m models:
             S = X W + b, loss = sum BCE-with-logits, R = sigmoid(S) - y, gW = X^T R, gb = sum R
             (what LinearLossGradGpu computes), n = 1M, d = 128, m = 1 and 32
+  pca       PCA's scatter pass as bench/pca_bench.cc's BM_ScatterGpu runs it: float32 mini-batches
+            from host memory, each uploaded and added to X^T X and the column sums in float64
+            (X^T X of the shifted rows), n = 1M x d = 128 (batches of 10,000 and 100,000) and
+            200,000 x 1024 (10,000)
 
     python3 bench/gpu_torch_peers.py [--reps 20]
 Prints `name shape median_ms min_ms derived` lines. Needs torch with CUDA; exit 77 otherwise.
@@ -74,6 +78,25 @@ def main():
 
         med, mn = timed(torch, step, args.reps)
         print(f"ll_step n={rows},d={d},m={m} {med:.3f} {mn:.3f} {rows * d * 4 / med / 1e6:.0f}GB/s_of_X", flush=True)
+    del x, y
+
+    for rows, d, batch in [(1_000_000, 128, 10_000), (1_000_000, 128, 100_000), (200_000, 1024, 10_000)]:
+        host = torch.randn((rows, d), generator=torch.Generator().manual_seed(1)).pin_memory()
+        shift = torch.full((d,), 0.1, device="cuda", dtype=torch.float64)
+
+        def scatter():
+            gram = torch.zeros((d, d), device="cuda", dtype=torch.float64)
+            colsum = torch.zeros((d,), device="cuda", dtype=torch.float64)
+            for i in range(0, rows, batch):
+                xb = host[i:i + batch].to("cuda", non_blocking=True).double() - shift
+                gram.addmm_(xb.t(), xb)
+                colsum += xb.sum(0)
+            return gram, colsum
+
+        med, mn = timed(torch, scatter, max(3, args.reps // 4))
+        print(f"pca_scatter n={rows},d={d},batch={batch} {med:.3f} {mn:.3f} "
+              f"{2 * rows * d * d / med / 1e9:.1f}GFLOP/s", flush=True)
+        del host
     return 0
 
 

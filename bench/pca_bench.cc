@@ -4,8 +4,9 @@
 //           SGEMM rate is compared with) and SYRK_GFLOP/s = n d^2 / time (the work a symmetric
 //           rank update actually does: half).
 //  Sketch / Project: 2 n d l (sketch) and 4 n d l (project) flops.
-// The GPU side of the accumulation is measured by the same loop with --device gpu in
-// bench/pca_vs_sklearn.py and by the gpu test.
+// GPU: BM_ScatterGpu runs the same mini-batches through PcaAccumulator on the GPU, from host
+// memory as training feeds it (upload, FP64 DSYRK into device totals, one download at the end);
+// its PyTorch peer is bench/gpu_torch_peers.py's pca line. Skips with an error line without a GPU.
 //
 // Regular mode's d x d eigendecomposition (kernels/sym_eigen.h), for placing kSymEigenGpuMinDim:
 //  BM_SymEigenCpu: SymmetricEigenCpu (Eigen SelfAdjointEigenSolver, values and vectors).
@@ -20,7 +21,9 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "core/batch.h"
 #include "core/build_config.h"
+#include "core/resources.h"
 #include "kernels/pca_accumulate.h"
 #include "kernels/sym_eigen.h"
 
@@ -73,6 +76,49 @@ BENCHMARK(BM_ScatterCpu)
 BENCHMARK(BM_SketchCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 BENCHMARK(BM_ProjectCpu)->Args({200000, 100, 20, 5000, 2})->Args({20000, 1024, 512, 5000, 2})
+    ->Unit(benchmark::kMillisecond)->UseRealTime();
+
+#if MLFORGE_HAVE_CUDA
+// {n, d, batch}: the scatter pass (X^T X and column sums in float64) of n rows in mini-batches.
+void BM_ScatterGpu(benchmark::State& state) {
+  std::string why;
+  Resources* res = mlforge::bench::GpuResources(&why);
+  if (res == nullptr) {
+    state.SkipWithError(why.c_str());
+    return;
+  }
+  const int64_t n = state.range(0), d = state.range(1), batch = state.range(2);
+  const auto x = mlforge::bench::RandomNormal(static_cast<size_t>(n * d), 1);
+  std::vector<HostBatch> batches;
+  for (int64_t i0 = 0; i0 < n; i0 += batch) {
+    HostBatch b;
+    b.layout = Layout::kDense;
+    b.rows = std::min(batch, n - i0);
+    b.cols = d;
+    b.first_row = i0;
+    b.values.assign(x.begin() + i0 * d, x.begin() + (i0 + b.rows) * d);
+    batches.push_back(std::move(b));
+  }
+  PcaPass pass;
+  pass.mode = PcaAccumulation::kScatter;
+  pass.d = d;
+  pass.shift.assign(static_cast<size_t>(d), 0.1f);
+  PcaAccumulator acc(*res);
+  for (auto _ : state) {
+    acc.Begin(pass);
+    for (const HostBatch& b : batches) acc.Add(b);
+    PcaSums sums = acc.Result();
+    benchmark::DoNotOptimize(sums.matrix.data());
+  }
+  const double it = static_cast<double>(state.iterations());
+  state.counters["GEMM_GFLOP/s"] = benchmark::Counter(it * 2.0 * n * d * d / 1e9, benchmark::Counter::kIsRate);
+  state.counters["X_GB/s"] = benchmark::Counter(it * 4.0 * n * d / 1e9, benchmark::Counter::kIsRate);
+  state.SetLabel("n=" + std::to_string(n) + " d=" + std::to_string(d) + " batch=" + std::to_string(batch) + " gpu");
+}
+#else
+void BM_ScatterGpu(benchmark::State& state) { state.SkipWithError("built without CUDA"); }
+#endif
+BENCHMARK(BM_ScatterGpu)->Args({1000000, 128, 10000})->Args({1000000, 128, 100000})->Args({200000, 1024, 10000})
     ->Unit(benchmark::kMillisecond)->UseRealTime();
 
 // A d x d symmetric matrix with N(0, 1) entries (row-major, float64).
