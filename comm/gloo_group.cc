@@ -9,7 +9,8 @@
 //   1. a rank that failed published its reason under "failed/<rank>" before leaving: quote it;
 //   2. the store saw a rank's connection close without a reason: it died (SIGKILL, OOM, crash);
 //   3. on a deadline, the ranks that also timed out publish "late/<n>/<rank>"; the ones that did
-//      not are the ones that never reached collective n (stopped, hung, or far slower);
+//      not (for n, n - 1 or n + 1: ranks can be one collective apart when a peer stops inside
+//      one) are the ones that never reached collective n (stopped, hung, or far slower);
 //   4. the store itself is gone: rank 0, which serves it, is dead, stopped or unreachable.
 // A rank that failed because of another publishes its diagnosis ("failed/<rank>" = 'P'...), so
 // ranks that notice later adopt it instead of blaming the departure of that bystander; rank 0
@@ -371,11 +372,20 @@ class GlooGroup final : public Communicator {
         client_->Set(key + std::to_string(spec_.rank), Bytes("1"));
         const auto until_late = std::chrono::steady_clock::now() + std::chrono::seconds(3);
         std::vector<int> missing;
+        // A rank that gave up on the collective before or after this one is waiting too: when a
+        // peer stops inside a collective, the others can be one collective apart (some finished
+        // collective n with the stopped rank's data before it stopped, some did not; seen on a
+        // loaded CI machine, where a survivor then named another survivor as well).
+        const auto gave_up = [&](uint64_t seq, int r) {
+          std::vector<char> v;
+          return client_->TryGet(fmt::format("late/{}/{}", seq, r), &v);
+        };
         for (;;) {
           missing.clear();
-          std::vector<char> v;
           for (int r = 0; r < spec_.world_size; ++r) {
-            if (!client_->TryGet(key + std::to_string(r), &v)) missing.push_back(r);
+            if (!gave_up(seq_, r) && !(seq_ > 0 && gave_up(seq_ - 1, r)) && !gave_up(seq_ + 1, r)) {
+              missing.push_back(r);
+            }
           }
           if (missing.empty() || std::chrono::steady_clock::now() >= until_late) break;
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
