@@ -97,7 +97,11 @@ def machine_info():
     return info
 
 
-def run_mlforge(train, model_dir, k, d, hps):
+# The one line per full pass that ends it (other debug lines may name the pass too).
+PASS_LINE = re.compile(r"full-batch Lloyd pass \d+: msd")
+
+
+def run_mlforge(train, model_dir, k, d, hps, env=None):
     """One `mlforge train kmeans` run at debug log level. stderr is read line by line as it arrives,
     so the arrival times of the "full-batch Lloyd pass i" lines time each Lloyd iteration (the log
     lines themselves carry whole seconds only)."""
@@ -106,10 +110,11 @@ def run_mlforge(train, model_dir, k, d, hps):
            "--hp", f"feature_dim={d}", "--hp", "init_method=kmeans++", "--hp", "seed=0"]
     cmd += [a for kv in hps for a in ("--hp", kv)]
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+                         env=None if env is None else {**os.environ, **env})
     lines, pass_times = [], []
     for line in p.stdout:
-        if "full-batch Lloyd pass " in line and not pass_times_done(lines):
+        if PASS_LINE.search(line) and not pass_times_done(lines):
             pass_times.append(time.perf_counter())
         lines.append(line)
     rc = p.wait()
@@ -127,7 +132,9 @@ def run_mlforge(train, model_dir, k, d, hps):
     # pass i ends i assignment passes and i center updates after pass 0.
     per_iter = ((pass_times[-1] - pass_times[0]) / (len(pass_times) - 1)) if len(pass_times) > 1 else float("nan")
     centers = read_ndarray_list(os.path.join(model_dir, "model_algo-1"))[0][1]
-    return wall, inner, updates, stream_s, centers, per_iter
+    m = re.search(r"Hamerly bounds settled ([0-9.]+)% of the row visits", out)
+    settled = float(m.group(1)) if m else float("nan")
+    return wall, inner, updates, stream_s, centers, per_iter, settled
 
 
 def pass_times_done(lines):
@@ -162,8 +169,20 @@ def bench_dataset(name, x, pbr, k, work):
     say(f"mlforge full batch: wall {wall:.3f} s (process), {inner:.3f} s (logged training time), "
         f"{updates} Lloyd update(s) after the streaming pass ({stream_s:.3f} s) and the local Lloyd reduction; "
         f"{ml_per_iter * 1e3:.1f} ms per Lloyd iteration (arrival times of the pass log lines); "
-        f"inertia {ml_inertia:.7g}; all runs (s): {[round(r[0], 3) for r in runs]}")
+        f"inertia {ml_inertia:.7g}; Hamerly bounds settled {runs[0][6]:.1f}% of the row visits; "
+        f"all runs (s): {[round(r[0], 3) for r in runs]}")
     rows.append(("mlforge full-batch Lloyd", wall, ml_per_iter, updates, ml_inertia))
+
+    # --- the same without the bounds (MLFORGE_KMEANS_BOUNDS=off): every pass computes every row's
+    # distance to every center, as scikit-learn's lloyd does.
+    runs0, wall0 = median_runs(lambda: run_mlforge(pbr, mdir, k, d, full_hps, {"MLFORGE_KMEANS_BOUNDS": "off"}),
+                               reps)
+    ml0_inertia = inertia(x, runs0[0][4])
+    ml0_per_iter = statistics.median(r[5] for r in runs0)
+    say(f"mlforge full batch without bounds (MLFORGE_KMEANS_BOUNDS=off): wall {wall0:.3f} s (process), "
+        f"{runs0[0][2]} Lloyd update(s); {ml0_per_iter * 1e3:.1f} ms per Lloyd iteration; inertia "
+        f"{ml0_inertia:.7g}; all runs (s): {[round(r[0], 3) for r in runs0]}")
+    rows.append(("mlforge full-batch Lloyd, no bounds", wall0, ml0_per_iter, runs0[0][2], ml0_inertia))
 
     # --- the same with extra_center_factor=1: k-means++ seeds k centers (from the first mini-batch),
     # one streaming pass, no local Lloyd reduction, then the full Lloyd iterations: scikit-learn's
@@ -200,6 +219,20 @@ def bench_dataset(name, x, pbr, k, work):
         f"{lruns[0][1]} iteration(s) -> {sk_per_iter * 1e3:.1f} ms per iteration; all runs (s): "
         f"{[round(r[0], 3) for r in runs]}")
     rows.append(("scikit-learn KMeans(lloyd)", sk_wall, sk_per_iter, sk_km.n_iter_, sk_inertia))
+
+    # scikit-learn's bounded variant (Elkan's bounds; same fixed centers), the fair peer of mlforge's
+    # Hamerly bounds.
+    def sk_elkan_only():
+        with threadpool_limits(ARGS.threads):
+            t0 = time.perf_counter()
+            km = KMeans(n_clusters=k, algorithm="elkan", init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
+            return time.perf_counter() - t0, km.n_iter_
+    eruns, et = median_runs(sk_elkan_only, reps)
+    sk_elkan_per_iter = et / max(eruns[0][1], 1)
+    say(f"scikit-learn KMeans(elkan) from the same fixed centers: {et:.3f} s for {eruns[0][1]} iteration(s) -> "
+        f"{sk_elkan_per_iter * 1e3:.1f} ms per iteration")
+    rows.append(("scikit-learn KMeans(elkan), Lloyd only", float("nan"), sk_elkan_per_iter, eruns[0][1],
+                 float("nan")))
 
     # --- streaming: mlforge SageMaker defaults vs MiniBatchKMeans, one epoch.
     if not ARGS.skip_streaming:
@@ -246,17 +279,23 @@ def bench_dataset(name, x, pbr, k, work):
     say(f"numpy SGEMM x @ centers.T ({n}x{d} by {d}x{k}), median of 5: {sgemm_s * 1e3:.1f} ms "
         f"({flop / sgemm_s / 1e9:.1f} GFLOP/s); into a preallocated result {sgemm_out_s * 1e3:.1f} ms "
         f"({flop / sgemm_out_s / 1e9:.1f} GFLOP/s). A whole Lloyd iteration (GEMM, argmin, exact distances, "
-        f"sums, update) at 2nkd / its time: mlforge {flop / ml_per_iter / 1e9:.1f} GFLOP/s "
-        f"({sgemm_out_s / ml_per_iter * 100:.0f}% of numpy's preallocated SGEMM rate), scikit-learn "
+        f"sums, update) at 2nkd / its time: mlforge without bounds {flop / ml0_per_iter / 1e9:.1f} GFLOP/s "
+        f"({sgemm_out_s / ml0_per_iter * 100:.0f}% of numpy's preallocated SGEMM rate; with bounds the same "
+        f"iteration takes {ml_per_iter / ml0_per_iter * 100:.0f}% of that time), scikit-learn "
         f"{flop / sk_per_iter / 1e9:.1f} GFLOP/s ({sgemm_out_s / sk_per_iter * 100:.0f}%)")
 
     say(f"\n| {name} n={n} d={d} k={k} | wall s (median) | ms / Lloyd iteration | iterations | inertia |")
     say("|---|---|---|---|---|")
     for label, w, per, it, ine in rows:
         per_s = "-" if per != per else f"{per * 1e3:.1f}"
-        say(f"| {label} | {w:.3f} | {per_s} | {it} | {ine:.7g} |")
+        w_s = "-" if w != w else f"{w:.3f}"
+        ine_s = "-" if ine != ine else f"{ine:.7g}"
+        say(f"| {label} | {w_s} | {per_s} | {it} | {ine_s} |")
     say(f"speed-up mlforge vs scikit-learn KMeans: wall {sk_wall / wall:.2f}x, per iteration "
         f"{sk_per_iter / ml_per_iter:.2f}x; inertia ratio mlforge/sklearn {ml_inertia / sk_inertia:.5f}")
+    say(f"per iteration: mlforge without bounds vs scikit-learn lloyd {sk_per_iter / ml0_per_iter:.2f}x; mlforge "
+        f"(bounds) vs scikit-learn elkan {sk_elkan_per_iter / ml_per_iter:.2f}x; bounds vs no bounds "
+        f"{ml0_per_iter / ml_per_iter:.2f}x; inertia with/without bounds {ml_inertia:.7g} / {ml0_inertia:.7g}")
     say(f"speed-up mlforge (extra_center_factor=1) vs scikit-learn KMeans: wall {sk_wall / wall1:.2f}x, per "
         f"iteration {sk_per_iter / ml1_per_iter:.2f}x; inertia ratio {ml1_inertia / sk_inertia:.5f}")
 

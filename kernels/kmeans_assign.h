@@ -210,6 +210,63 @@ class KMeansAssigner {
   std::unique_ptr<internal::KMeansGpuState, internal::KMeansGpuStateDeleter> gpu_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// Exact Lloyd passes over rows that stay the same from pass to pass, with Hamerly's bounds
+// (G. Hamerly, "Making k-means even faster", SDM 2010). CPU, dense rows.
+//
+// Full-batch Lloyd reads the same rows every pass while the centers move less and less. For each
+// row this keeps its label and a lower bound on its distance to every other center. After an
+// update that bound drops by the largest distance any other center moved (triangle inequality).
+// A row whose exact distance u to its own center is below max(lower bound, half the distance from
+// its center to the nearest other one) keeps its label with no dot products at all; the distance u
+// is needed anyway for the cost, so the upper bound is always exact. Only the other rows go through
+// the tile GEMM of KMeansAssignCpu, which also gives them a fresh lower bound from the second
+// nearest center (less the float32 rounding bound of the GEMM, so the bound stays a bound).
+//
+// The statistics are Lloyd's: the same labels, sums and cost as KMeansAssignCpu, except where a
+// row is within the GEMM's float32 rounding of equidistant from two centers (KMeansAssignCpu may
+// then pick either; a row kept by its bounds is provably nearer its own center, and a tie never
+// keeps a row). Memory: 8 bytes per row (label, bound). CPU only: the GPU paths are unchanged.
+// With k < 16 every pass is plain KMeansAssignCpu: a row's few dot products cost about what the
+// bound test does.
+class KMeansBoundedLloyd {
+ public:
+  explicit KMeansBoundedLloyd(int threads) : threads_(threads) {}
+
+  // Starts a pass with these centers (host, k x d row-major; copied). A pass after another with
+  // the same k and d uses the bounds the previous one left; otherwise every row is assigned in
+  // full (as after Reset()).
+  void BeginPass(const float* centers, int64_t k, int64_t d);
+  // Batch `index` of the current pass (host, dense; `index` numbers the batches in pass order and
+  // must name the same rows every pass: a batch with a new row count is assigned in full). CSR
+  // batches are assigned in full by KMeansAssignCpu. stats: added to, as KMeansAssigner::Assign.
+  void Assign(size_t index, const HostBatch& batch, KMeansStats* stats);
+  // Forgets every bound (the next pass assigns every row in full).
+  void Reset();
+
+  // Rows of the current pass so far, and how many of them needed their dot products.
+  int64_t rows() const { return rows_; }
+  int64_t full_rows() const { return full_rows_; }
+
+ private:
+  struct BatchBounds {
+    int64_t pass = -1;             // the pass that last wrote these bounds
+    std::vector<int32_t> labels;   // per row
+    std::vector<float> lower;      // per row: <= the distance to every other center
+  };
+  int threads_;
+  int64_t k_ = 0, d_ = 0, pass_ = -1;
+  bool have_previous_ = false;   // centers_ of the previous pass are valid
+  std::vector<float> centers_;   // this pass's centers
+  std::vector<float> norms_;     // ||c_j||^2 (float32, for the GEMM argmin)
+  std::vector<double> shift_;    // distance each center moved since the previous pass
+  std::vector<double> half_sep_; // half the distance to the nearest other center
+  double shift_max_ = 0, shift_second_ = 0;
+  int64_t shift_argmax_ = -1;
+  std::vector<BatchBounds> batches_;
+  int64_t rows_ = 0, full_rows_ = 0;
+};
+
 namespace internal {
 // The GPU half of KMeansAssigner (kmeans_assign.cu; "built without CUDA" stubs otherwise).
 KMeansGpuState* KMeansGpuCreate(detail::CudaState& cuda, const KMeansGpuOptions& opt);

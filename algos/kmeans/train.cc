@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <deque>
 #include <optional>
 
@@ -116,6 +117,9 @@ class PassSource {
   }
   void OfferDone() { Decide(); }
 
+  // Every pass reads the same batches from memory, in the same order.
+  bool in_memory() const { return complete_; }
+
   // Calls fn(batch, have) once per group step: `have` is false once this rank has no batch left
   // while other ranks still do. Stops when no rank has data.
   template <typename Fn>
@@ -190,6 +194,19 @@ struct FullBatchResult {
   int64_t updates = 0;
 };
 
+// Whether full-batch Lloyd keeps Hamerly's bounds between passes (kernels::KMeansBoundedLloyd):
+// on the CPU, when the passes read the training batches from memory. MLFORGE_KMEANS_BOUNDS=off
+// turns them off (for comparisons; the model is the same up to near-ties, see kmeans_assign.h).
+bool UseBounds(const kernels::KMeansAssigner& assigner, const PassSource& source) {
+  if (assigner.device() != Device::kCpu || !source.in_memory()) return false;
+  const char* env = std::getenv("MLFORGE_KMEANS_BOUNDS");
+  if (env == nullptr || *env == '\0') return true;
+  const std::string v(env);
+  if (v == "off" || v == "0") return false;
+  MLF_EXPECTS(v == "on" || v == "1", "MLFORGE_KMEANS_BOUNDS is '{}': set it to on or off", v);
+  return true;
+}
+
 // Exact Lloyd's over the whole channel, streamed pass by pass: `centers` (k x d) is updated in place
 // and on return holds the centers `cost` was measured with. *epoch numbers the passes.
 FullBatchResult FullBatchLloyd(TrainContext& ctx, const Config& cfg, PassSource& source,
@@ -197,9 +214,27 @@ FullBatchResult FullBatchLloyd(TrainContext& ctx, const Config& cfg, PassSource&
   const int64_t k = cfg.k, d = cfg.feature_dim;
   FullBatchResult r;
   assigner.SetCenters(centers.data(), k, d);
+  std::optional<kernels::KMeansBoundedLloyd> bounded;
+  if (UseBounds(assigner, source)) bounded.emplace(ctx.resources.threads());
+  int64_t row_visits = 0, full_visits = 0;
   double prev_cost = -1;
   for (int64_t it = 0;; ++it) {
-    kernels::KMeansStats s = Pass(ctx, source, assigner, (*epoch)++, true);
+    kernels::KMeansStats s;
+    if (bounded) {
+      s = kernels::KMeansStats(k, d, true);
+      bounded->BeginPass(centers.data(), k, d);
+      size_t index = 0;
+      source.ForEach(ctx, (*epoch)++, [&](const HostBatch& batch, bool have) {
+        if (have) bounded->Assign(index++, batch, &s);
+      });
+      AllReduce(ctx.resources.comm(), s);
+      row_visits += bounded->rows();
+      full_visits += bounded->full_rows();
+      spdlog::debug("full-batch Lloyd pass {}: {} of {} row(s) needed their distances to every center", it,
+                    bounded->full_rows(), bounded->rows());
+    } else {
+      s = Pass(ctx, source, assigner, (*epoch)++, true);
+    }
     r.cost = s.cost;
     r.rows = TotalWeight(s);
     spdlog::debug("full-batch Lloyd pass {}: msd {}", it, log::FormatValue(r.cost / r.rows));
@@ -211,9 +246,15 @@ FullBatchResult FullBatchLloyd(TrainContext& ctx, const Config& cfg, PassSource&
         centers[j * d + t] = static_cast<float>(s.sums[j * d + t] / s.weights[j]);
       }
     }
-    assigner.SetCenters(centers.data(), k, d);
+    if (!bounded) assigner.SetCenters(centers.data(), k, d);
     prev_cost = r.cost;
     ++r.updates;
+  }
+  if (bounded && row_visits > 0) {
+    spdlog::info("full-batch Lloyd: Hamerly bounds settled {:.1f}% of the row visits without distances to every "
+                 "center ({} of {} on this host)",
+                 100.0 * static_cast<double>(row_visits - full_visits) / static_cast<double>(row_visits),
+                 row_visits - full_visits, row_visits);
   }
   return r;
 }

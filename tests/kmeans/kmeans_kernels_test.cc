@@ -7,6 +7,7 @@
 #include <numeric>
 #include <random>
 #include <set>
+#include <string>
 #include <vector>
 
 #include "comm/communicator.h"
@@ -529,6 +530,188 @@ TEST(KMeansLloyd, RejectsBadOptions) {
   opt.num_trials = 1;
   opt.tol = -1;
   EXPECT_THROW(WeightedLloyd(p, nullptr, opt), UserError);
+}
+
+
+// ---------------------------------------------------------------------------------------------
+// KMeansBoundedLloyd (Hamerly's bounds across full passes).
+
+// s's rows cut into dense batches at the given row offsets (weights carried along).
+std::vector<HostBatch> Batches(const Data& s, const std::vector<int64_t>& cuts) {
+  std::vector<HostBatch> out;
+  for (size_t b = 0; b + 1 < cuts.size(); ++b) {
+    HostBatch h;
+    h.rows = cuts[b + 1] - cuts[b];
+    h.cols = s.d;
+    h.values.assign(s.x.begin() + cuts[b] * s.d, s.x.begin() + cuts[b + 1] * s.d);
+    if (!s.w.empty()) h.weights.assign(s.w.begin() + cuts[b], s.w.begin() + cuts[b + 1]);
+    out.push_back(std::move(h));
+  }
+  return out;
+}
+
+// One exhaustive pass (KMeansAssignCpu over every batch).
+KMeansStats ExhaustivePass(const std::vector<HostBatch>& batches, const std::vector<float>& c, int64_t k, int64_t d,
+                           int threads) {
+  KMeansStats st(k, d);
+  for (const HostBatch& b : batches) {
+    HostKMeansOutput out{nullptr, nullptr, st.sums.data(), st.weights.data(), &st.cost};
+    KMeansAssignCpu(HostDenseView{b.values.data(), b.rows, b.cols}, b.weights.empty() ? nullptr : b.weights.data(),
+                    HostKMeansCenters{c.data(), nullptr, k, d}, out, threads);
+  }
+  return st;
+}
+
+KMeansStats BoundedPass(KMeansBoundedLloyd& bl, const std::vector<HostBatch>& batches, const std::vector<float>& c,
+                        int64_t k, int64_t d) {
+  KMeansStats st(k, d);
+  bl.BeginPass(c.data(), k, d);
+  for (size_t i = 0; i < batches.size(); ++i) bl.Assign(i, batches[i], &st);
+  return st;
+}
+
+void ExpectSameStats(const KMeansStats& a, const KMeansStats& b, const std::string& what) {
+  SCOPED_TRACE(what);
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  // Same labels give the same weights (sums of the same row weights in the same order up to the
+  // tile's split: 1e-12) and the same cost and sums up to summation order.
+  for (size_t j = 0; j < a.weights.size(); ++j) ASSERT_NEAR(a.weights[j], b.weights[j], 1e-9) << "center " << j;
+  EXPECT_NEAR(a.cost, b.cost, 1e-10 * a.cost);
+  for (size_t e = 0; e < a.sums.size(); ++e) ASSERT_NEAR(a.sums[e], b.sums[e], 1e-9 * (1.0 + std::abs(a.sums[e])));
+}
+
+std::vector<float> Update(const KMeansStats& st, std::vector<float> c) {
+  for (int64_t j = 0; j < st.k; ++j) {
+    if (st.weights[static_cast<size_t>(j)] <= 0) continue;
+    for (int64_t q = 0; q < st.d; ++q) {
+      c[static_cast<size_t>(j * st.d + q)] =
+          static_cast<float>(st.sums[static_cast<size_t>(j * st.d + q)] / st.weights[static_cast<size_t>(j)]);
+    }
+  }
+  return c;
+}
+
+TEST(KMeansBounded, EveryPassEqualsTheExhaustivePassAndMostRowsSkipTheDots) {
+  // 24 blobs in 20 dimensions, weighted rows in three batches; the centers start as rows of the
+  // data and follow Lloyd's updates, then jump to other rows (every bound must notice).
+  for (int threads : {1, 2}) {
+    SCOPED_TRACE(::testing::Message() << "threads=" << threads);
+    const Data s = MakeData(3000, 20, 24, 41, true);
+    const int64_t k = 24, d = s.d;
+    const std::vector<HostBatch> batches = Batches(s, {0, 1000, 2200, 3000});
+    std::vector<float> c(s.x.begin(), s.x.begin() + k * d);
+    KMeansBoundedLloyd bl(threads);
+    int64_t last_full = -1;
+    for (int pass = 0; pass < 14; ++pass) {
+      if (pass == 9) {  // a restart from other rows: large moves of every center
+        c.assign(s.x.begin() + 500 * d, s.x.begin() + (500 + k) * d);
+      }
+      const KMeansStats want = ExhaustivePass(batches, c, k, d, threads);
+      const KMeansStats got = BoundedPass(bl, batches, c, k, d);
+      ExpectSameStats(want, got, "pass " + std::to_string(pass));
+      EXPECT_EQ(bl.rows(), s.n);
+      if (pass == 0) EXPECT_EQ(bl.full_rows(), s.n) << "the first pass has no bounds";
+      if (pass == 8) last_full = bl.full_rows();
+      c = Update(want, c);
+    }
+    // Near convergence (pass 8, before the restart) almost every row keeps its label from the
+    // bounds alone.
+    EXPECT_LT(last_full, s.n / 10) << "the bounds settled too few rows";
+  }
+}
+
+TEST(KMeansBounded, MatchesTheFloat64ReferenceAfterManyPasses) {
+  // 40 centers in 100 dimensions (the GEMM path), unweighted: after 8 Lloyd passes the bounded
+  // statistics are those of the float64 brute-force assignment of the last centers.
+  Data s = MakeData(2000, 100, 40, 5, false);
+  const int64_t k = s.k, d = s.d;
+  const std::vector<HostBatch> batches = Batches(s, {0, 2000});
+  std::vector<float> c = s.c;
+  KMeansBoundedLloyd bl(2);
+  KMeansStats got;
+  for (int pass = 0; pass < 8; ++pass) {
+    got = BoundedPass(bl, batches, c, k, d);
+    if (pass < 7) c = Update(got, c);
+  }
+  s.c = c;
+  const Result ref = RunDense(s, 1);
+  ExpectMatchesReference(s, ref, 1e-6);
+  std::vector<double> ref_weights(static_cast<size_t>(k), 0.0);
+  for (int32_t l : ref.labels) ref_weights[static_cast<size_t>(l)] += 1.0;
+  for (int64_t j = 0; j < k; ++j) EXPECT_EQ(got.weights[static_cast<size_t>(j)], ref_weights[static_cast<size_t>(j)]);
+  EXPECT_NEAR(got.cost, ref.cost, 1e-9 * ref.cost);
+}
+
+TEST(KMeansBounded, DuplicateCentersAndTiesAreAssignedInFullToTheLowestIndex) {
+  // Small integers throughout, so every dot product and distance is exact in float32 on any
+  // summation order and the ties are exact ties. Centers 3 and 17 coincide: half their separation
+  // is 0, so no row of theirs is kept by the bounds, and every pass gives them to center 3. Rows
+  // equidistant from two other centers must go to the lower index too. Center 5 moves by one
+  // unit per pass (exact as well), so the bounds are in use.
+  std::mt19937_64 rng(9);
+  Data s;
+  s.n = 1500;
+  s.d = 8;
+  s.k = 20;
+  for (int64_t i = 0; i < s.n * s.d; ++i) s.x.push_back(static_cast<float>(static_cast<int>(rng() % 17) - 8));
+  for (int64_t i = 0; i < s.k * s.d; ++i) s.c.push_back(static_cast<float>(static_cast<int>(rng() % 13) - 6));
+  std::copy_n(s.c.begin() + 3 * s.d, s.d, s.c.begin() + 17 * s.d);
+  const std::vector<HostBatch> batches = Batches(s, {0, 700, 1500});
+  KMeansBoundedLloyd bl(2);
+  int64_t kept = 0;
+  for (int pass = 0; pass < 6; ++pass) {
+    SCOPED_TRACE(::testing::Message() << "pass " << pass);
+    const Result ref = RunDense(s, 1);  // exact ties: lowest index (KMeansAssign.ExactTiesGoToLowestIndex)
+    ExpectMatchesReference(s, ref, 1e-12);
+    const KMeansStats got = BoundedPass(bl, batches, s.c, s.k, s.d);
+    std::vector<double> weights(static_cast<size_t>(s.k), 0.0);
+    for (int32_t l : ref.labels) weights[static_cast<size_t>(l)] += 1.0;
+    for (int64_t j = 0; j < s.k; ++j) EXPECT_EQ(got.weights[static_cast<size_t>(j)], weights[static_cast<size_t>(j)]) << "center " << j;
+    EXPECT_GT(got.weights[3], 0.0);
+    EXPECT_EQ(got.weights[17], 0.0);
+    EXPECT_EQ(got.cost, ref.cost);
+    if (pass > 0) kept += bl.rows() - bl.full_rows();
+    s.c[5 * s.d + static_cast<size_t>(pass % s.d)] += 1.0f;
+  }
+  EXPECT_GT(kept, 0) << "the bounds were never used";
+}
+
+TEST(KMeansBounded, NewShapesRowCountsAndCsrBatchesAreAssignedInFull) {
+  const Data s = MakeData(900, 12, 30, 3, true);
+  const int64_t d = s.d;
+  std::vector<HostBatch> batches = Batches(s, {0, 400, 900});
+  std::vector<float> c(s.x.begin(), s.x.begin() + 30 * d);
+  KMeansBoundedLloyd bl(2);
+  BoundedPass(bl, batches, c, 30, d);
+  BoundedPass(bl, batches, c, 30, d);
+  EXPECT_LT(bl.full_rows(), s.n) << "unchanged centers: the bounds settle rows";
+  // Another k: every row again.
+  std::vector<float> c2(s.x.begin(), s.x.begin() + 20 * d);
+  ExpectSameStats(ExhaustivePass(batches, c2, 20, d, 2), BoundedPass(bl, batches, c2, 20, d), "k 30 -> 20");
+  EXPECT_EQ(bl.full_rows(), s.n);
+  // Batch 1 now holds other rows (another count): that batch alone in full.
+  BoundedPass(bl, batches, c2, 20, d);
+  std::vector<HostBatch> other = Batches(s, {0, 400, 850});
+  const KMeansStats got = BoundedPass(bl, other, c2, 20, d);
+  ExpectSameStats(ExhaustivePass(other, c2, 20, d, 2), got, "batch 1 shorter");
+  EXPECT_GE(bl.full_rows(), 450);
+  // A CSR batch goes to the CSR twin every time.
+  HostBatch csr;
+  csr.layout = Layout::kCsr;
+  csr.rows = 2;
+  csr.cols = d;
+  csr.indptr = {0, 1, 3};
+  csr.indices = {0, 2, 5};
+  csr.values = {1.0f, -2.0f, 0.5f};
+  KMeansStats st(20, d);
+  bl.BeginPass(c2.data(), 20, d);
+  bl.Assign(0, csr, &st);
+  EXPECT_EQ(bl.full_rows(), 2);
+  EXPECT_DOUBLE_EQ(st.weights[0] + std::accumulate(st.weights.begin() + 1, st.weights.end(), 0.0), 2.0);
+  // A batch of the wrong width is the caller's error.
+  HostBatch wide = batches[0];
+  wide.cols = d + 1;
+  EXPECT_THROW(bl.Assign(1, wide, &st), UserError);
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <numeric>
@@ -344,6 +345,30 @@ TEST_F(KMeansTrain, FullBatchFromMemoryEqualsStreamingFromFiles) {
   ASSERT_EQ(streamed.rc, 0) << streamed.failure;
   EXPECT_EQ(test::ReadFile(dir_ / "cached/model_algo-1"), test::ReadFile(dir_ / "streamed/model_algo-1"));
   EXPECT_EQ(cached.model.train_msd, streamed.model.train_msd);
+}
+
+TEST_F(KMeansTrain, HamerlyBoundsGiveTheModelOfExhaustivePasses) {
+  // k >= 16 and the rows in memory: the full-batch passes keep Hamerly's bounds; with
+  // MLFORGE_KMEANS_BOUNDS=off every pass computes every distance. Same model, byte for byte
+  // (blobs: no row is within float32 rounding of a tie), for one and several trials.
+  const io::SynthOptions o = Blobs(8000, 20, 24, 1.5, 11);
+  io::WriteSynth(o, dir_ / "blobs24.pbr", io::WriterOptions{}, false);
+  const std::vector<std::string> hps = {"k=24", "feature_dim=20", "mini_batch_size=1000", "init_method=kmeans++",
+                                        "full_batch_lloyd_iterations=30", "full_batch_lloyd_tol=0",
+                                        "full_batch_lloyd_trials=2"};
+  RunResult bounded = Train({dir_ / "blobs24.pbr"}, dir_ / "bounded", hps);
+  ::setenv("MLFORGE_KMEANS_BOUNDS", "off", 1);
+  RunResult plain = Train({dir_ / "blobs24.pbr"}, dir_ / "plain", hps);
+  ::setenv("MLFORGE_KMEANS_BOUNDS", "sometimes", 1);
+  RunResult bad = Train({dir_ / "blobs24.pbr"}, dir_ / "bad", hps);
+  ::unsetenv("MLFORGE_KMEANS_BOUNDS");
+  ASSERT_EQ(bounded.rc, 0) << bounded.failure;
+  ASSERT_EQ(plain.rc, 0) << plain.failure;
+  EXPECT_EQ(test::ReadFile(dir_ / "bounded/model_algo-1"), test::ReadFile(dir_ / "plain/model_algo-1"));
+  EXPECT_EQ(bounded.model.train_msd, plain.model.train_msd);
+  EXPECT_EQ(bad.rc, container::kExitUserError);
+  EXPECT_NE(bad.failure.find("MLFORGE_KMEANS_BOUNDS"), std::string::npos) << bad.failure;
+  EXPECT_FALSE(fs::exists(dir_ / "bad/model.tar.gz"));
 }
 
 // Runs the mlforge binary and returns its exit code and peak resident memory in MB.
