@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "algos/linear_learner/config.h"
+#include "algos/linear_learner/metrics.h"
 #include "algos/linear_learner/optimizer.h"
 #include "algos/linear_learner/scaler.h"
 #include "bench/bench_util.h"
@@ -124,6 +125,39 @@ BENCHMARK(BM_LossGradCpuCsr)
 
 // The host work of one training step besides the kernel: the scaler fold (W -> W_eff), the
 // gradient back to normalised space and the adam update of every model.
+// One model's threshold calibration on an n-row score sample (each epoch's model selection runs
+// it for every model): the sorted sweep (radix sort, then every cut) against the bucketed sweep
+// (only the buckets that can hold the best cut are sorted). Scores: two overlapping Gaussians.
+void BM_Calibrate(benchmark::State& state) {
+  using namespace mlforge::algos::linear_learner;
+  const size_t n = static_cast<size_t>(state.range(0));
+  const bool bucketed = state.range(1) != 0;
+  std::mt19937_64 rng(7);
+  std::normal_distribution<float> nd;
+  std::vector<float> scores(n), labels(n), weights(n, 1.0f);
+  for (size_t i = 0; i < n; ++i) {
+    labels[i] = rng() % 2 ? 1.0f : 0.0f;
+    scores[i] = 3.0f * nd(rng) + (labels[i] > 0 ? 4.0f : 0.0f);
+  }
+  Config cfg;
+  cfg.predictor_type = PredictorType::kBinaryClassifier;
+  cfg.selection_criterion = SelectionCriterion::kAccuracy;
+  std::vector<ScoredRow> rows(n);
+  for (auto _ : state) {
+    Calibration c;
+    if (bucketed) {
+      c = CalibrateThresholdBucketed(scores.data(), labels.data(), weights.data(), n, cfg, 0.0);
+    } else {
+      for (size_t i = 0; i < n; ++i) rows[i] = {scores[i], labels[i], weights[i]};
+      c = CalibrateThreshold(rows, cfg, 0.0);
+    }
+    benchmark::DoNotOptimize(c);
+  }
+  state.counters["rows/s"] = benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(bucketed ? "bucketed" : "sorted");
+}
+BENCHMARK(BM_Calibrate)->ArgsProduct({{100000, 2000000}, {0, 1}})->ArgNames({"n", "bucketed"})->Unit(benchmark::kMicrosecond);
+
 void BM_StepHostWork(benchmark::State& state) {
   const int64_t d = state.range(0), m = state.range(1);
   algos::linear_learner::Config cfg;

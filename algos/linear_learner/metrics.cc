@@ -105,63 +105,99 @@ void SortByScoreDescending(std::vector<ScoredRow>& rows) {
 
 }  // namespace
 
-Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, double default_threshold) {
-  SortByScoreDescending(rows);
-  double pos = 0, neg = 0;
-  for (const ScoredRow& r : rows) (r.label > 0.5 ? pos : neg) += r.weight;
-  const SelectionCriterion crit = cfg.selection_criterion;
-  Calibration best;
-  bool have = false;
-  double best_key = 0, best_precision = -1;  // best_precision: recall_at_target_precision fallback
-  Calibration fallback;
-  auto consider = [&](double tp, double fp, double thr) {
-    const double fn = pos - tp, tn = neg - fp;
-    const double precision = Ratio(tp, tp + fp), recall = Ratio(tp, pos);
-    Calibration c{thr, 0, tp, fp, tn, fn};
-    double key = 0;
-    bool eligible = true;
-    switch (crit) {
+namespace {
+
+// The sweep's choice among cuts (metrics.h, "Calibration"): Consider() is called for the cuts in
+// descending threshold order; the first cut with the best key among the eligible ones wins, and
+// recall_at_target_precision falls back to the first cut with the highest precision.
+class CutChooser {
+ public:
+  CutChooser(const Config& cfg, double pos, double neg) : cfg_(cfg), pos_(pos), neg_(neg) {}
+
+  // The criterion at a cut with tp / fp weight above it; *eligible: whether the cut may be chosen;
+  // *precision: its precision. Every key and predicate is non-decreasing in tp and non-increasing
+  // in fp, so Key(tp + P, fp) bounds every cut inside a block of P positive and N negative weight
+  // below (tp, fp) (the bucketed calibration relies on this).
+  double Key(double tp, double fp, bool* eligible, double* precision) const {
+    const double tn = neg_ - fp;
+    *precision = Ratio(tp, tp + fp);
+    const double recall = Ratio(tp, pos_);
+    *eligible = true;
+    switch (cfg_.selection_criterion) {
       case SelectionCriterion::kAccuracy:
-        key = Ratio(tp + tn, pos + neg);
-        break;
+        return Ratio(tp + tn, pos_ + neg_);
       case SelectionCriterion::kFBeta:
-        key = FBeta(precision, recall, cfg.f_beta);
-        break;
+        return FBeta(*precision, recall, cfg_.f_beta);
       case SelectionCriterion::kPrecisionAtTargetRecall:
-        key = precision;
-        eligible = recall >= cfg.target_recall;
-        break;
+        *eligible = recall >= cfg_.target_recall;
+        return *precision;
       case SelectionCriterion::kRecallAtTargetPrecision:
-        key = recall;
-        eligible = precision >= cfg.target_precision && tp + fp > 0;
-        if (precision > best_precision) {
-          best_precision = precision;
-          fallback = c;
-        }
-        break;
+        *eligible = *precision >= cfg_.target_precision && tp + fp > 0;
+        return recall;
       case SelectionCriterion::kLossFunction:
-        return;
+        break;
+    }
+    *eligible = false;
+    return 0;
+  }
+
+  void Consider(double tp, double fp, double thr) {
+    bool eligible = false;
+    double precision = 0;
+    const double key = Key(tp, fp, &eligible, &precision);
+    Calibration c{thr, 0, tp, fp, neg_ - fp, pos_ - tp};
+    if (cfg_.selection_criterion == SelectionCriterion::kRecallAtTargetPrecision && precision > best_precision_) {
+      best_precision_ = precision;
+      fallback_ = c;
     }
     c.value = key;
-    if (eligible && (!have || key > best_key)) {
-      have = true;
-      best_key = key;
-      best = c;
+    if (eligible && (!have_ || key > best_key_)) {
+      have_ = true;
+      best_key_ = key;
+      best_ = c;
     }
-  };
+  }
+
+  Calibration Result() const {
+    if (have_) return best_;
+    Calibration f = fallback_;
+    f.value = 0;
+    return f;
+  }
+
+ private:
+  const Config& cfg_;
+  double pos_, neg_;
+  Calibration best_, fallback_;
+  bool have_ = false;
+  double best_key_ = 0, best_precision_ = -1;  // best_precision_: recall_at_target_precision fallback
+};
+
+// Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64, which
+// may differ from these float32 ones in the last bits.
+double Margin(double s) { return 1e-6 * std::max(1.0, std::fabs(s)); }
+
+}  // namespace
+
+Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, double default_threshold) {
+  const SelectionCriterion crit = cfg.selection_criterion;
   if (crit == SelectionCriterion::kLossFunction) {
-    double tp = 0, fp = 0;
+    // No sweep: the counts at the default threshold, in any order.
+    double pos = 0, neg = 0, tp = 0, fp = 0;
     for (const ScoredRow& r : rows) {
-      if (r.score > default_threshold) (r.label > 0.5 ? tp : fp) += r.weight;
+      const bool positive = r.label > 0.5;
+      (positive ? pos : neg) += r.weight;
+      if (r.score > default_threshold) (positive ? tp : fp) += r.weight;
     }
     return Calibration{default_threshold, 0, tp, fp, neg - fp, pos - tp};
   }
+  SortByScoreDescending(rows);
+  double pos = 0, neg = 0;
+  for (const ScoredRow& r : rows) (r.label > 0.5 ? pos : neg) += r.weight;
   if (rows.empty()) return Calibration{default_threshold, 0, 0, 0, 0, 0};
-  // Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64,
-  // which may differ from these float32 ones in the last bits.
-  auto margin = [](double s) { return 1e-6 * std::max(1.0, std::fabs(s)); };
+  CutChooser chooser(cfg, pos, neg);
   // No row positive: threshold above the highest score.
-  consider(0, 0, rows.front().score + margin(rows.front().score));
+  chooser.Consider(0, 0, rows.front().score + Margin(rows.front().score));
   double tp = 0, fp = 0;
   for (size_t i = 0; i < rows.size();) {
     size_t g = i;
@@ -170,16 +206,169 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
       ++g;
     }
     const double here = rows[i].score;
-    const double thr =
-        g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score)) : here - margin(here);
-    consider(tp, fp, thr);
+    const double thr = g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score)) : here - Margin(here);
+    chooser.Consider(tp, fp, thr);
     i = g;
   }
-  if (!have) {
-    fallback.value = 0;
-    return fallback;
+  return chooser.Result();
+}
+
+Calibration CalibrateThresholdBucketed(const float* scores, const float* labels, const float* weights, size_t n,
+                                       const Config& cfg, double default_threshold) {
+  // One pass: the score range (NaN and infinities are left to the sorted sweep), the class totals.
+  float smin = std::numeric_limits<float>::infinity(), smax = -smin;
+  bool finite = true;
+  double pos = 0, total = 0;
+  for (size_t i = 0; i < n; ++i) {
+    const float s = scores[i];
+    finite &= std::isfinite(s);
+    smin = std::min(smin, s);
+    smax = std::max(smax, s);
+    const double w = weights[i];
+    total += w;
+    pos += w * static_cast<double>(labels[i] > 0.5f);  // no branch on the (random) labels
   }
-  return best;
+  const double neg = total - pos;
+  if (n < kBucketedCalibrationMinRows || !finite || cfg.selection_criterion == SelectionCriterion::kLossFunction) {
+    std::vector<ScoredRow> rows(n);
+    for (size_t i = 0; i < n; ++i) rows[i] = {scores[i], labels[i], weights[i]};
+    return CalibrateThreshold(rows, cfg, default_threshold);
+  }
+  // Buckets of equal width in score between the lowest and the highest score, about 16 rows each
+  // (1024 to 2^18 buckets: the per-bucket sums stay in cache), numbered from the highest scores
+  // down. The index is monotone in the score (a subtraction and a product rounded in float64
+  // never reverse an order), so equal scores (both zeros included) share a bucket and the buckets
+  // come in the sweep's order.
+  const size_t nb = std::clamp<size_t>(n / 16, 1024, size_t{1} << 18);
+  const double width = static_cast<double>(smax) - static_cast<double>(smin);
+  const double scale = width > 0 ? static_cast<double>(nb) / width : 0.0;
+  const double lo = smin;
+  thread_local std::vector<uint32_t> index;
+  thread_local std::vector<double> bucket_pos, bucket_weight;
+  thread_local std::vector<uint32_t> bucket_count;
+  index.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    const double u = (static_cast<double>(scores[i]) - lo) * scale;
+    index[i] = static_cast<uint32_t>(nb - 1 - std::min(static_cast<size_t>(u), nb - 1));
+  }
+  bucket_pos.assign(nb, 0.0);
+  bucket_weight.assign(nb, 0.0);
+  bucket_count.assign(nb, 0);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t b = index[i];
+    const double w = weights[i];
+    bucket_pos[b] += w * static_cast<double>(labels[i] > 0.5f);
+    bucket_weight[b] += w;
+    ++bucket_count[b];
+  }
+  CutChooser bounds(cfg, pos, neg);
+  const bool fallback = cfg.selection_criterion == SelectionCriterion::kRecallAtTargetPrecision;
+  // Pass 1: the cuts between buckets are real cuts; the best eligible key among them (and the best
+  // precision, for the fallback) is a floor for the answer.
+  double floor_key = -std::numeric_limits<double>::infinity(), floor_precision = -1;
+  bool eligible = false;
+  double precision = 0, key = bounds.Key(0, 0, &eligible, &precision);
+  if (eligible) floor_key = key;
+  floor_precision = precision;
+  double tp = 0, fp = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    if (bucket_count[b] == 0) continue;
+    tp += bucket_pos[b];
+    fp += bucket_weight[b] - bucket_pos[b];
+    key = bounds.Key(tp, fp, &eligible, &precision);
+    if (eligible) floor_key = std::max(floor_key, key);
+    floor_precision = std::max(floor_precision, precision);
+  }
+  // Pass 2: a bucket whose best possible cut (all its positives above it, none of its negatives)
+  // could reach the floor is swept row by row; reaching it exactly counts too, so that the first
+  // cut with the best key is the one found (with slack for rounding). The cut at the floor's own
+  // bucket end is such a cut, so every other bucket ends below the answer: its cuts are skipped.
+  // The bucket after a refined one gives its highest score (the next row's score).
+  constexpr double kSlack = 1e-9;
+  constexpr uint8_t kRefine = 1, kNeedTop = 2;
+  thread_local std::vector<uint8_t> flag;
+  thread_local std::vector<uint32_t> slot;
+  thread_local std::vector<float> top;
+  flag.assign(nb, 0);
+  slot.resize(nb);
+  top.resize(nb);
+  tp = fp = 0;
+  uint32_t gathered_rows = 0;
+  size_t previous_refined = nb;  // a refined bucket still waiting for the next non-empty one
+  for (size_t b = 0; b < nb; ++b) {
+    if (bucket_count[b] == 0) continue;
+    if (previous_refined < nb) {
+      flag[b] |= kNeedTop;
+      top[b] = -std::numeric_limits<float>::infinity();
+      previous_refined = nb;
+    }
+    const double p = bucket_pos[b], q = bucket_weight[b] - bucket_pos[b];
+    key = bounds.Key(tp + p, fp, &eligible, &precision);
+    const bool may_win = eligible && key + kSlack * std::fabs(key) + 1e-300 >= floor_key;
+    const bool may_fall_back = fallback && precision + kSlack * std::fabs(precision) >= floor_precision;
+    if (may_win || may_fall_back) {
+      flag[b] |= kRefine;
+      slot[b] = gathered_rows;
+      gathered_rows += bucket_count[b];
+      previous_refined = b;
+    }
+    tp += p;
+    fp += q;
+  }
+  thread_local std::vector<ScoredRow> gathered;
+  gathered.resize(gathered_rows);
+  for (size_t i = 0; i < n; ++i) {
+    const uint32_t b = index[i];
+    const uint8_t f = flag[b];
+    if (f == 0) continue;
+    if (f & kRefine) gathered[slot[b]++] = {scores[i], labels[i], weights[i]};
+    if (f & kNeedTop) top[b] = std::max(top[b], scores[i]);
+  }
+  // Pass 3: CalibrateThreshold's sweep inside the refined buckets (their rows sorted stably, as
+  // the radix sort leaves them), the weight of the others added between them.
+  CutChooser chooser(cfg, pos, neg);
+  chooser.Consider(0, 0, smax + Margin(smax));
+  tp = fp = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    const uint32_t m = bucket_count[b];
+    if (m == 0) continue;
+    if (!(flag[b] & kRefine)) {
+      tp += bucket_pos[b];
+      fp += bucket_weight[b] - bucket_pos[b];
+      continue;
+    }
+    size_t after = b + 1;
+    while (after < nb && bucket_count[after] == 0) ++after;
+    const bool last = after >= nb;
+    const double below = last ? 0.0 : static_cast<double>(top[after]);  // the next row's score
+    ScoredRow* r = gathered.data() + (slot[b] - m);
+    if (m <= 32) {  // insertion sort: stable, no buffer (std::stable_sort allocates one per call)
+      for (size_t i = 1; i < m; ++i) {
+        const ScoredRow v = r[i];
+        size_t j = i;
+        while (j > 0 && r[j - 1].score < v.score) {
+          r[j] = r[j - 1];
+          --j;
+        }
+        r[j] = v;
+      }
+    } else {
+      std::stable_sort(r, r + m, [](const ScoredRow& x, const ScoredRow& y) { return x.score > y.score; });
+    }
+    for (size_t i = 0; i < m;) {
+      size_t g = i;
+      while (g < m && r[g].score == r[i].score) {
+        (r[g].label > 0.5 ? tp : fp) += r[g].weight;
+        ++g;
+      }
+      const double here = r[i].score;
+      const double thr = g < m ? 0.5 * (here + static_cast<double>(r[g].score))
+                               : (last ? here - Margin(here) : 0.5 * (here + below));
+      chooser.Consider(tp, fp, thr);
+      i = g;
+    }
+  }
+  return chooser.Result();
 }
 
 double RocAuc(std::vector<ScoredRow>& rows) {
@@ -398,15 +587,20 @@ ModelEvaluation Evaluation::Finish(int64_t j, bool full) const {
       // Per-thread buffers reused across models and epochs (Finish runs for 32 models per epoch
       // in parallel): fresh multi-MB vectors cost page faults each time.
       thread_local std::vector<ScoredRow> rows;
-      rows.resize(sample_labels_.size());
-      for (size_t i = 0; i < rows.size(); ++i) {
-        rows[i] = {sample_scores_[j][i], sample_labels_[i], sample_weights_[i]};
+      if (full) {  // ROC AUC needs every row sorted
+        rows.resize(sample_labels_.size());
+        for (size_t i = 0; i < rows.size(); ++i) {
+          rows[i] = {sample_scores_[j][i], sample_labels_[i], sample_weights_[i]};
+        }
       }
       Calibration c;
       if (fixed_.empty()) {
         // On raw scores; the threshold goes back to Predict's scale (a probability for logistic)
         // afterwards. The default (loss_function) threshold is 0.5 = sigmoid(0), or 0 for hinge.
-        c = CalibrateThreshold(rows, cfg_, 0.0);
+        // Each epoch's selection (32 models) takes the bucketed sweep: no full sort per model.
+        c = full ? CalibrateThreshold(rows, cfg_, 0.0)
+                 : CalibrateThresholdBucketed(sample_scores_[j].data(), sample_labels_.data(),
+                                              sample_weights_.data(), sample_labels_.size(), cfg_, 0.0);
         if (cfg_.loss == Loss::kLogistic) c.threshold = Sigmoid(c.threshold);
       } else {
         c = Calibration{fixed_[j], 0, tp_[j], fp_[j], tn_[j], fn_[j]};

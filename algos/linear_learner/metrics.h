@@ -122,6 +122,17 @@ struct ScoredRow {
 };
 // rows is sorted in place (descending score). default_threshold: loss_function's threshold.
 Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, double default_threshold);
+// The same answer without sorting every row (n >= kBucketedCalibrationMinRows, finite scores;
+// otherwise it is CalibrateThreshold). Rows go into ~n/16 buckets of equal score width; the
+// cuts between buckets give a floor for the criterion, and only buckets whose best possible cut
+// (all their positives above it, none of their negatives) reaches that floor are sorted and swept
+// row by row: near the optimum, a few buckets. The criterion at each cut is computed as in
+// CalibrateThreshold; the weight sums above a cut add bucket totals first, so with non-integer
+// weights tp / fp may differ from the sorted sweep's in the last bits (with integer weights, the
+// default, the result is identical). Scores, labels, weights: n entries each; not modified.
+inline constexpr size_t kBucketedCalibrationMinRows = 4096;
+Calibration CalibrateThresholdBucketed(const float* scores, const float* labels, const float* weights, size_t n,
+                                       const Config& cfg, double default_threshold);
 // Weighted ROC AUC (ties count half); 0.5 when a class is absent. rows sorted in place (already
 // sorted rows, e.g. after CalibrateThreshold, are not sorted again).
 double RocAuc(std::vector<ScoredRow>& rows);

@@ -140,6 +140,77 @@ TEST(LinearLearnerCalibration, MatchesBruteForceForEveryCriterion) {
   }
 }
 
+TEST(LinearLearnerCalibration, BucketedEqualsTheSortedSweepExactly) {
+  // Every criterion, on samples large enough for the bucketed path: scores with many ties (few
+  // levels), continuous scores, a huge range of magnitudes with both zeros, one class only, and
+  // targets out of reach. Unit and half-integer weights (exact sums), so every field must be equal.
+  int cases = 0;
+  for (SelectionCriterion crit :
+       {SelectionCriterion::kAccuracy, SelectionCriterion::kFBeta, SelectionCriterion::kPrecisionAtTargetRecall,
+        SelectionCriterion::kRecallAtTargetPrecision, SelectionCriterion::kLossFunction}) {
+    for (int shape = 0; shape < 6; ++shape) {
+      for (uint64_t seed = 1; seed <= 4; ++seed) {
+        SCOPED_TRACE(::testing::Message() << SelectionCriterionName(crit) << " shape " << shape << " seed " << seed);
+        Config cfg = BinaryConfig(crit);
+        if (shape == 5) {  // out of reach
+          cfg.target_precision = 0.999;
+          cfg.target_recall = 1.01;
+        }
+        std::mt19937_64 rng(seed * 31 + static_cast<uint64_t>(shape));
+        const size_t n = shape == 1 ? 100000 : 4096 + static_cast<size_t>(rng() % 20000);
+        std::normal_distribution<float> nd;
+        std::vector<float> scores(n), labels(n), weights(n);
+        for (size_t i = 0; i < n; ++i) {
+          const bool pos = shape == 4 ? true : rng() % 2 == 0;
+          float s = 0;
+          switch (shape) {
+            case 0:  // 50 levels: heavy ties
+              s = static_cast<float>(static_cast<int>(rng() % 50) + (pos ? 5 : 0) - 27) / 10.0f;
+              break;
+            case 2:  // magnitudes from 1e-30 to 1e30, both signs, and both zeros
+              s = (rng() % 2 ? 1.0f : -1.0f) * std::pow(10.0f, static_cast<float>(static_cast<int>(rng() % 61) - 30));
+              if (rng() % 50 == 0) s = rng() % 2 ? 0.0f : -0.0f;
+              if (pos && s < 0 && rng() % 3 == 0) s = -s;
+              break;
+            default:  // continuous, positives shifted up
+              s = nd(rng) + (pos ? 1.2f : 0.0f);
+              break;
+          }
+          scores[i] = s;
+          labels[i] = pos ? 1.0f : 0.0f;
+          weights[i] = seed % 2 ? 1.0f : 0.5f * static_cast<float>(1 + rng() % 4);
+        }
+        std::vector<ScoredRow> rows(n);
+        for (size_t i = 0; i < n; ++i) rows[i] = {scores[i], labels[i], weights[i]};
+        const Calibration want = CalibrateThreshold(rows, cfg, 0.25);
+        const Calibration got =
+            CalibrateThresholdBucketed(scores.data(), labels.data(), weights.data(), n, cfg, 0.25);
+        EXPECT_EQ(got.threshold, want.threshold);
+        EXPECT_EQ(got.value, want.value);
+        EXPECT_EQ(got.tp, want.tp);
+        EXPECT_EQ(got.fp, want.fp);
+        EXPECT_EQ(got.tn, want.tn);
+        EXPECT_EQ(got.fn, want.fn);
+        ++cases;
+      }
+    }
+  }
+  EXPECT_EQ(cases, 5 * 6 * 4);
+  // Below the size threshold, and with a non-finite score, it is the sorted sweep itself.
+  const Config cfg = BinaryConfig(SelectionCriterion::kAccuracy);
+  std::vector<ScoredRow> small = RandomRows(300, 3, 40);
+  std::vector<float> s, l, w;
+  for (const auto& r : small) {
+    s.push_back(r.score);
+    l.push_back(r.label);
+    w.push_back(r.weight);
+  }
+  const Calibration a = CalibrateThresholdBucketed(s.data(), l.data(), w.data(), s.size(), cfg, 0.5);
+  const Calibration b = CalibrateThreshold(small, cfg, 0.5);
+  EXPECT_EQ(a.threshold, b.threshold);
+  EXPECT_EQ(a.tp, b.tp);
+}
+
 TEST(LinearLearnerCalibration, RecallAtUnreachablePrecisionFallsBackToTheMostPreciseCut) {
   Config cfg = BinaryConfig(SelectionCriterion::kRecallAtTargetPrecision);
   cfg.target_precision = 0.99;
