@@ -35,11 +35,10 @@ namespace {
 constexpr uint8_t kOpSet = 1, kOpGet = 2, kOpHello = 3, kOpDead = 4;
 constexpr uint32_t kMaxKey = 4096;
 constexpr uint32_t kMaxValue = 16u << 20;
-constexpr size_t kMaxTotal = size_t{256} << 20;
 constexpr size_t kMaxConnections = 4096;
-// Bytes held in all connections' unparsed input together: many clients each sending most of a
-// 16 MiB value and stalling must not add up to gigabytes.
-constexpr size_t kMaxBuffered = size_t{256} << 20;
+// StoreLimits::max_buffered bounds the bytes held in all connections' unparsed input and unsent
+// replies together: many clients each sending most of a 16 MiB value and stalling, or asking for
+// it and never reading, must not add up to gigabytes.
 
 void PutU32(std::vector<char>& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -85,7 +84,7 @@ void SetTimeouts(int fd, std::chrono::milliseconds t) {
 
 class StoreServer::Impl {
  public:
-  explicit Impl(uint16_t port) {
+  Impl(uint16_t port, StoreLimits limits) : limits_(limits) {
     listen_fd_ = ::socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
     bool v6 = listen_fd_ >= 0;
     if (!v6) listen_fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -150,6 +149,8 @@ class StoreServer::Impl {
     std::vector<char> out;  // a reply not yet taken by the client (sent as its socket allows)
     size_t out_sent = 0;
     int rank = -1;
+    size_t stored = 0;            // bytes of the keys (and values) this connection set last
+    bool evicted = false;         // closed for holding the most; dropped after this poll round
   };
 
   void Loop() {
@@ -167,7 +168,9 @@ class StoreServer::Impl {
       if (fds[1].revents & POLLIN) Accept();
       for (size_t i = 2; i < fds.size(); ++i) {
         if (fds[i].revents == 0) continue;
-        Conn& c = conns_[fds[i].fd];
+        auto it = conns_.find(fds[i].fd);
+        if (it == conns_.end() || it->second.evicted) continue;
+        Conn& c = it->second;
         bool ok;
         if (!c.out.empty()) {
           ok = (fds[i].revents & (POLLERR | POLLHUP | POLLNVAL)) == 0 && Flush(fds[i].fd, c) &&
@@ -177,7 +180,80 @@ class StoreServer::Impl {
         }
         if (!ok) Drop(fds[i].fd);
       }
+      // Connections evicted during the round are closed only now: the round's pollfd list still
+      // names them, and a closed descriptor number may be reused.
+      std::vector<int> evicted;
+      for (const auto& [fd, c] : conns_) {
+        if (c.evicted) evicted.push_back(fd);
+      }
+      for (int fd : evicted) Drop(fd);
     }
+  }
+
+  // Makes room for `need` more buffered bytes on connection `fd`: while that would pass
+  // max_buffered, the connection holding the most is evicted; false when that is `fd` itself (or
+  // nothing else holds more), and `fd` is then the one to close.
+  bool MakeBufferRoom(int fd, size_t need) {
+    while (buffered_ + need > limits_.max_buffered) {
+      const Conn& self = conns_.at(fd);
+      const size_t mine = self.in.size() + self.out.size() + need;
+      int hog = -1;
+      size_t most = 0;
+      for (const auto& [f, c] : conns_) {
+        const size_t held = c.in.size() + c.out.size();
+        if (f != fd && !c.evicted && held > most) {
+          most = held;
+          hog = f;
+        }
+      }
+      if (hog < 0 || most <= mine) return false;
+      Evict(hog);
+    }
+    return true;
+  }
+
+  // The same for stored bytes: the connection that set the most values loses them.
+  bool MakeStoreRoom(int fd, size_t need) {
+    while (bytes_ + need > limits_.max_stored) {
+      const size_t mine = conns_.at(fd).stored + need;
+      int hog = -1;
+      size_t most = 0;
+      for (const auto& [f, c] : conns_) {
+        if (f != fd && !c.evicted && c.stored > most) {
+          most = c.stored;
+          hog = f;
+        }
+      }
+      if (hog < 0 || most <= mine) return false;
+      Evict(hog);
+    }
+    return true;
+  }
+
+  // Frees what connection `fd` holds (its buffers, and the values it set last) and marks it for
+  // closing at the end of the poll round.
+  void Evict(int fd) {
+    Conn& c = conns_.at(fd);
+    buffered_ -= c.in.size() + c.out.size();
+    c.in.clear();
+    c.in.shrink_to_fit();
+    c.out.clear();
+    c.out.shrink_to_fit();
+    c.out_sent = 0;
+    if (c.stored > 0) {
+      for (auto it = data_.begin(); it != data_.end();) {
+        auto owner = owner_.find(it->first);
+        if (owner != owner_.end() && owner->second == fd) {
+          bytes_ -= it->first.size() + it->second.size();
+          owner_.erase(owner);
+          it = data_.erase(it);
+        } else {
+          ++it;
+        }
+      }
+      c.stored = 0;
+    }
+    c.evicted = true;
   }
 
   void Accept() {
@@ -202,6 +278,12 @@ class StoreServer::Impl {
       cv_.notify_all();
     }
     buffered_ -= it->second.in.size() + it->second.out.size();
+    if (it->second.stored > 0) {
+      // Its values stay (a rank's failure reason must outlive it); nobody owns them any more.
+      for (auto o = owner_.begin(); o != owner_.end();) {
+        o = o->second == fd ? owner_.erase(o) : std::next(o);
+      }
+    }
     ::close(fd);
     conns_.erase(it);
   }
@@ -213,7 +295,7 @@ class StoreServer::Impl {
     ssize_t r = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
     if (r == 0) return false;
     if (r < 0) return errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR;
-    if (buffered_ + static_cast<size_t>(r) > kMaxBuffered) return false;
+    if (!MakeBufferRoom(fd, static_cast<size_t>(r))) return false;
     c.in.insert(c.in.end(), buf, buf + r);
     buffered_ += static_cast<size_t>(r);
     return Process(fd, c);
@@ -256,10 +338,22 @@ class StoreServer::Impl {
       uint8_t status = 0;
       std::vector<char> payload;
       if (op == kOpSet) {
+        const size_t size = value.size() + key.size();
+        // The key's previous value no longer counts (nor for its previous setter).
         auto it = data_.find(key);
-        const size_t old = it == data_.end() ? 0 : it->second.size() + key.size();
-        if (bytes_ - old + value.size() + key.size() > kMaxTotal) return false;
-        bytes_ = bytes_ - old + value.size() + key.size();
+        if (it != data_.end()) {
+          bytes_ -= it->second.size() + key.size();
+          auto owner = owner_.find(key);
+          if (owner != owner_.end()) {
+            conns_.at(owner->second).stored -= it->second.size() + key.size();
+            owner_.erase(owner);
+          }
+          data_.erase(it);
+        }
+        if (!MakeStoreRoom(fd, size)) return false;
+        bytes_ += size;
+        c.stored += size;
+        owner_[key] = fd;
         data_[key] = std::move(value);
       } else if (op == kOpGet) {
         auto it = data_.find(key);
@@ -290,7 +384,7 @@ class StoreServer::Impl {
       reply.push_back(static_cast<char>(status));
       PutU32(reply, static_cast<uint32_t>(payload.size()));
       reply.insert(reply.end(), payload.begin(), payload.end());
-      if (buffered_ + reply.size() > kMaxBuffered) return false;
+      if (!MakeBufferRoom(fd, reply.size())) return false;
       buffered_ += reply.size();
       c.out = std::move(reply);
       if (!Flush(fd, c)) return false;
@@ -303,16 +397,18 @@ class StoreServer::Impl {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::map<int, Conn> conns_;
+  StoreLimits limits_;
   std::map<std::string, std::vector<char>> data_;
+  std::map<std::string, int> owner_;  // key -> the live connection that set it last
   size_t bytes_ = 0;
-  size_t buffered_ = 0;  // sum of every connection's `in`
+  size_t buffered_ = 0;  // sum of every connection's `in` and `out`
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<int> dead_;
   int live_hellos_ = 0;
 };
 
-StoreServer::StoreServer(uint16_t port) : impl_(std::make_unique<Impl>(port)) {}
+StoreServer::StoreServer(uint16_t port, StoreLimits limits) : impl_(std::make_unique<Impl>(port, limits)) {}
 StoreServer::~StoreServer() = default;
 uint16_t StoreServer::port() const { return impl_->port(); }
 void StoreServer::WaitForClientsGone(std::chrono::milliseconds timeout) { impl_->WaitForClientsGone(timeout); }

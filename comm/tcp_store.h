@@ -6,9 +6,9 @@
 // Debian's Gloo ships no TCP store (only file, hash and Redis stores), hence this one. It is not
 // authenticated, like torch's TCPStore: the master port must be reachable only from the group's
 // hosts (a private VPC, as SageMaker's instances are). It bounds what a stray client can do:
-// keys <= 4 KiB, values <= 16 MiB, 256 MiB stored and 256 MiB of unparsed input in all, 4096
-// connections; a malformed request or input over those bounds closes that connection and nothing
-// else.
+// keys <= 4 KiB, values <= 16 MiB, 256 MiB stored and 256 MiB of unparsed input and unsent
+// replies in all (StoreLimits: the largest holder is closed), 4096 connections; a malformed
+// request closes that connection and nothing else.
 #pragma once
 
 #include <chrono>
@@ -20,11 +20,22 @@
 
 namespace mlforge::comm {
 
+// The store's memory bounds. When a request would pass one, the connection that holds the most
+// of it (unread replies and unparsed input for max_buffered; values it was the last to set for
+// max_stored) is closed and its share freed, its values removed, and the request proceeds. When
+// that connection is the requester itself, it is the one closed. So a stray client that stores
+// junk or never reads its replies loses its own connection, never a rank whose few bytes arrive
+// while the store is full.
+struct StoreLimits {
+  size_t max_stored = size_t{256} << 20;    // keys and values held
+  size_t max_buffered = size_t{256} << 20;  // unparsed input and unsent replies, all connections
+};
+
 // Serves the store on every address of this host at `port` (0: a free port, see port()).
 // A background thread answers requests until the object is destroyed.
 class StoreServer {
  public:
-  explicit StoreServer(uint16_t port);
+  explicit StoreServer(uint16_t port, StoreLimits limits = {});
   ~StoreServer();
   StoreServer(const StoreServer&) = delete;
   StoreServer& operator=(const StoreServer&) = delete;

@@ -403,6 +403,87 @@ TEST(TcpStore, AClientThatNeverReadsDoesNotStallTheOthers) {
   EXPECT_EQ(v.size(), size_t{8} << 20);
 }
 
+// Clients that ask for a large value and never read hold the store's reply buffers up to its bound
+// (StoreLimits::max_buffered, 16 MiB here): the largest holder is closed to make room, so a rank
+// that asks next (for a few bytes or for the same large value) is answered, never dropped.
+TEST(TcpStore, HogsOfUnreadRepliesAreClosedNotTheRankThatAsksNext) {
+  StoreLimits limits;
+  limits.max_buffered = size_t{16} << 20;
+  StoreServer server(0, limits);
+  StoreClient good("127.0.0.1", server.port(), 5s, 5s);
+  good.Hello(0);
+  const size_t big = size_t{4} << 20;
+  good.Set("big", std::vector<char>(big, 'x'));
+  const std::string get = std::string("\x02\x03\x00\x00\x00" "big" "\x00\x00\x00\x00", 12);
+  std::string burst;
+  for (int i = 0; i < 16; ++i) burst += get;
+  std::vector<int> hogs;
+  for (int h = 0; h < 8; ++h) {  // 8 x 16 x 4 MiB of replies nobody reads: far past 16 MiB
+    const int fd = ConnectLoopback(server.port());
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::send(fd, burst.data(), burst.size(), MSG_NOSIGNAL), static_cast<ssize_t>(burst.size()));
+    hogs.push_back(fd);
+  }
+  std::this_thread::sleep_for(300ms);
+  for (int i = 0; i < 10; ++i) {
+    const std::string key = "k" + std::to_string(i);
+    good.Set(key, {'v'});
+    std::vector<char> v;
+    ASSERT_TRUE(good.TryGet(key, &v)) << "round trip " << i;
+    ASSERT_TRUE(good.TryGet("big", &v)) << "round trip " << i;
+    ASSERT_EQ(v.size(), big);
+  }
+  EXPECT_TRUE(good.DeadRanks().empty());
+  // Some hogs were closed: reading a closed one ends (after what the kernel had buffered).
+  int closed = 0;
+  for (int fd : hogs) {
+    timeval tv{0, 200000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::vector<char> sink(size_t{1} << 20);
+    for (;;) {
+      const ssize_t r = ::recv(fd, sink.data(), sink.size(), 0);
+      if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+        ++closed;
+        break;
+      }
+      if (r < 0) break;  // still open: nothing more within 200 ms
+    }
+    ::close(fd);
+  }
+  EXPECT_GT(closed, 0);
+}
+
+// A client that stores junk up to the bound (StoreLimits::max_stored, 4 MiB here) loses its values
+// and its connection when a rank's Set needs the room; a Set larger than everything another client
+// holds is the setter's own fault, and closes it.
+TEST(TcpStore, AClientStoringJunkLosesItsValuesNotTheRanksSet) {
+  StoreLimits limits;
+  limits.max_stored = size_t{4} << 20;
+  StoreServer server(0, limits);
+  StoreClient junk("127.0.0.1", server.port(), 5s, 5s);
+  for (int i = 0; i < 3; ++i) junk.Set("junk" + std::to_string(i), std::vector<char>(size_t{1} << 20, 'j'));
+  StoreClient rank("127.0.0.1", server.port(), 5s, 5s);
+  rank.Hello(1);
+  rank.Set("a", std::vector<char>(size_t{2} << 20, 'a'));
+  rank.Set("a", std::vector<char>(size_t{2} << 20, 'b'));  // replacing a value counts it once
+  std::vector<char> v;
+  ASSERT_TRUE(rank.TryGet("a", &v));
+  EXPECT_EQ(v.size(), size_t{2} << 20);
+  EXPECT_EQ(v[0], 'b');
+  EXPECT_FALSE(rank.TryGet("junk0", &v));
+  EXPECT_THROW(junk.Set("more", {'m'}), StoreError);  // the junk client was closed
+  EXPECT_TRUE(rank.DeadRanks().empty());
+  // Values of a rank that leaves stay readable (its failure reason must outlive it).
+  {
+    StoreClient leaving("127.0.0.1", server.port(), 5s, 5s);
+    leaving.Hello(2);
+    leaving.Set("reason", {'r'});
+  }
+  ASSERT_TRUE(rank.Get("reason", 2s).size() == 1);
+  // 5 MiB: more than the bound itself.
+  EXPECT_THROW(rank.Set("huge", std::vector<char>(size_t{5} << 20, 'h')), StoreError);
+}
+
 TEST(TcpStore, UnreachableMasterFailsWithinItsDeadline) {
   const int port = FreePort();  // nobody listens there
   const auto t0 = std::chrono::steady_clock::now();
