@@ -6,11 +6,9 @@
 // then SIGKILL. Exit status: 0 when every rank succeeded, else the first failed rank's (a rank
 // killed by signal s counts as 128 + s).
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -22,6 +20,7 @@
 #include <vector>
 
 #include "cli/cli.h"
+#include "comm/tcp_store.h"
 #include "core/error.h"
 #include "core/stop.h"
 
@@ -37,19 +36,8 @@ struct LaunchArgs {
 };
 
 int FreePort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  MLF_EXPECTS(fd >= 0, "launch: socket(): {}", std::strerror(errno));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 &&
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) == 0) {
-    port = ntohs(a.sin_port);
-  }
-  ::close(fd);
-  MLF_EXPECTS(port > 0, "launch: could not find a free TCP port; pass --master-port");
+  const int port = comm::FreeLoopbackPort();
+  MLF_EXPECTS(port > 0, "launch: could not find a free TCP port ({}); pass --master-port", std::strerror(errno));
   return port;
 }
 

@@ -85,4 +85,9 @@ class StoreClient {
   std::string where_;
 };
 
+// A TCP port on the loopback address that nobody listens on at the moment of asking (the kernel's
+// choice for a bind to port 0), or 0 when none could be had. Another process may take it before
+// the caller binds it: for launchers and tests that pick a master port.
+int FreeLoopbackPort();
+
 }  // namespace mlforge::comm

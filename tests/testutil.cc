@@ -1,7 +1,7 @@
 #include "tests/testutil.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include "comm/tcp_store.h"
+
 #include <unistd.h>
 
 #include <htslib/hts.h>
@@ -151,17 +151,7 @@ std::string ShellQuote(const std::string& s) {
   return q + "'";
 }
 
-int FreeTcpPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
+int FreeTcpPort() { return comm::FreeLoopbackPort(); }
 
 CliResult RunCli(const TempDir& dir, const std::vector<std::string>& args) {
   std::string cmd = "cd " + ShellQuote(dir.path()) + " && " + ShellQuote(kMlforgeBinary);
