@@ -309,8 +309,8 @@ void SmallKDots(const float* x, int64_t m, const float* c, int64_t d, int64_t k,
 }
 
 // A per-thread float buffer of at least `size` entries, kept for the thread's lifetime (OpenMP
-// reuses its threads, so the training loop's calls reuse it). At most tile * k floats: 1 MiB for
-// k <= 16384.
+// reuses its threads, so the training loop's calls reuse it). At most tile * k floats (1 MiB for
+// k <= 16384), or a block of KMeansBoundedLloyd's center Gram matrix (4 MiB).
 float* TileScratch(size_t size) {
   thread_local std::vector<float> buffer;
   if (buffer.size() < size) buffer.resize(size);
@@ -654,8 +654,6 @@ void KMeansBoundedLloyd::BeginPass(const float* centers, int64_t k, int64_t d) {
 #if MLFORGE_HAVE_LAPACK
     BlasSingleThreaded();
 #endif
-    std::vector<float> gram(static_cast<size_t>(k * k));
-    TileDots(centers_.data(), k, centers_.data(), d, k, /*small_k=*/false, gram.data());
     std::vector<double> n64(static_cast<size_t>(k));
     for (int64_t j = 0; j < k; ++j) {
       double t = 0.0;
@@ -663,16 +661,28 @@ void KMeansBoundedLloyd::BeginPass(const float* centers, int64_t k, int64_t d) {
       n64[static_cast<size_t>(j)] = t;
     }
     const double margin_factor = 4.0 * static_cast<double>(d + 4) * 0x1p-24;
-    for (int64_t a = 0; a < k; ++a) {
-      double best = std::numeric_limits<double>::infinity();
-      for (int64_t b = 0; b < k; ++b) {
-        if (b == a) continue;
-        const double na = n64[static_cast<size_t>(a)], nb = n64[static_cast<size_t>(b)];
-        const double sq = na + nb - 2.0 * static_cast<double>(gram[static_cast<size_t>(a * k + b)]) -
-                          margin_factor * (na + nb);
-        best = std::min(best, sq);
+    // Blocks of centers against all of them (at most ~1M dot products, 4 MB, per block), so that
+    // a large k never needs the whole k x k matrix; blocks in parallel.
+    const int64_t block = std::clamp<int64_t>((int64_t{1} << 20) / k, 1, k);
+    const int64_t blocks = (k + block - 1) / block;
+    const int nt = static_cast<int>(std::clamp<int64_t>(ResolveThreads(threads_), 1, blocks));
+#pragma omp parallel for num_threads(nt) schedule(dynamic) if (nt > 1)
+    for (int64_t blk = 0; blk < blocks; ++blk) {
+      const int64_t a0 = blk * block, a1 = std::min(k, a0 + block);
+      float* gram = TileScratch(static_cast<size_t>(block * k));
+      TileDots(centers_.data() + a0 * d, a1 - a0, centers_.data(), d, k, /*small_k=*/false, gram);
+      for (int64_t a = a0; a < a1; ++a) {
+        double best = std::numeric_limits<double>::infinity();
+        const double na = n64[static_cast<size_t>(a)];
+        for (int64_t b = 0; b < k; ++b) {
+          if (b == a) continue;
+          const double nb = n64[static_cast<size_t>(b)];
+          const double sq = na + nb - 2.0 * static_cast<double>(gram[static_cast<size_t>((a - a0) * k + b)]) -
+                            margin_factor * (na + nb);
+          best = std::min(best, sq);
+        }
+        half_sep_[static_cast<size_t>(a)] = 0.5 * std::sqrt(std::max(best, 0.0));
       }
-      half_sep_[static_cast<size_t>(a)] = 0.5 * std::sqrt(std::max(best, 0.0));
     }
   }
   ++pass_;

@@ -676,6 +676,22 @@ TEST(KMeansBounded, DuplicateCentersAndTiesAreAssignedInFullToTheLowestIndex) {
   EXPECT_GT(kept, 0) << "the bounds were never used";
 }
 
+TEST(KMeansBounded, ManyCentersTakeTheSeparationsInBlocks) {
+  // k = 2500: the centers' separations come from several blocks of the Gram matrix (1M dot
+  // products each, on two threads); the passes still equal the exhaustive ones.
+  const Data s = MakeData(5000, 6, 2500, 12, false);
+  const int64_t k = s.k, d = s.d;
+  const std::vector<HostBatch> batches = Batches(s, {0, 5000});
+  std::vector<float> c = s.c;
+  KMeansBoundedLloyd bl(2);
+  for (int pass = 0; pass < 4; ++pass) {
+    const KMeansStats want = ExhaustivePass(batches, c, k, d, 2);
+    ExpectSameStats(want, BoundedPass(bl, batches, c, k, d), "pass " + std::to_string(pass));
+    c = Update(want, c);
+  }
+  EXPECT_LT(bl.full_rows(), s.n);
+}
+
 TEST(KMeansBounded, NewShapesRowCountsAndCsrBatchesAreAssignedInFull) {
   const Data s = MakeData(900, 12, 30, 3, true);
   const int64_t d = s.d;
