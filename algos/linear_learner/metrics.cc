@@ -215,18 +215,28 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
 
 Calibration CalibrateThresholdBucketed(const float* scores, const float* labels, const float* weights, size_t n,
                                        const Config& cfg, double default_threshold) {
-  // One pass: the score range (NaN and infinities are left to the sorted sweep), the class totals.
+  // One pass: the score range (NaN and infinities are left to the sorted sweep), whether every
+  // weight is 1 (the default: then counts, integer adds, stand for the weight sums, and are the
+  // same numbers), the positives.
   float smin = std::numeric_limits<float>::infinity(), smax = -smin;
-  bool finite = true;
-  double pos = 0, total = 0;
+  bool finite = true, unit = true;
+  uint64_t positives = 0;
   for (size_t i = 0; i < n; ++i) {
     const float s = scores[i];
     finite &= std::isfinite(s);
     smin = std::min(smin, s);
     smax = std::max(smax, s);
-    const double w = weights[i];
-    total += w;
-    pos += w * static_cast<double>(labels[i] > 0.5f);  // no branch on the (random) labels
+    unit &= weights[i] == 1.0f;
+    positives += labels[i] > 0.5f;  // no branch on the (random) labels
+  }
+  double pos = static_cast<double>(positives), total = static_cast<double>(n);
+  if (!unit) {
+    pos = total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double w = weights[i];
+      total += w;
+      pos += w * static_cast<double>(labels[i] > 0.5f);
+    }
   }
   const double neg = total - pos;
   if (n < kBucketedCalibrationMinRows || !finite || cfg.selection_criterion == SelectionCriterion::kLossFunction) {
@@ -254,12 +264,26 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
   bucket_pos.assign(nb, 0.0);
   bucket_weight.assign(nb, 0.0);
   bucket_count.assign(nb, 0);
-  for (size_t i = 0; i < n; ++i) {
-    const uint32_t b = index[i];
-    const double w = weights[i];
-    bucket_pos[b] += w * static_cast<double>(labels[i] > 0.5f);
-    bucket_weight[b] += w;
-    ++bucket_count[b];
+  if (unit) {
+    thread_local std::vector<uint32_t> bucket_positives;
+    bucket_positives.assign(nb, 0);
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t b = index[i];
+      bucket_positives[b] += labels[i] > 0.5f;
+      ++bucket_count[b];
+    }
+    for (size_t b = 0; b < nb; ++b) {
+      bucket_pos[b] = bucket_positives[b];
+      bucket_weight[b] = bucket_count[b];
+    }
+  } else {
+    for (size_t i = 0; i < n; ++i) {
+      const uint32_t b = index[i];
+      const double w = weights[i];
+      bucket_pos[b] += w * static_cast<double>(labels[i] > 0.5f);
+      bucket_weight[b] += w;
+      ++bucket_count[b];
+    }
   }
   CutChooser bounds(cfg, pos, neg);
   const bool fallback = cfg.selection_criterion == SelectionCriterion::kRecallAtTargetPrecision;
