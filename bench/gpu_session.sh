@@ -6,6 +6,7 @@
 #
 #   bash bench/gpu_session.sh BUNDLE OUTDIR [STAGE...]
 #     stages (default all, in this order): info tests launch bench torch e2e fm serve profile profile2
+#     python (the Python package's GPU tests: see that stage for the wheel it needs)
 # Each stage has its own time limit, so one that hangs cannot take the others' logs with it; the
 # output goes to OUTDIR/session.log (everything), OUTDIR/gpu_tests.xml and OUTDIR/e2e_commands.log.
 # Making the bundle, here:
@@ -19,7 +20,7 @@ set -uo pipefail
 bundle=$(cd "$1" && pwd)
 out=$2
 shift 2
-stages=${*:-info tests launch bench torch e2e fm serve profile profile2}
+stages=${*:-info tests launch bench torch e2e fm serve profile profile2 python}
 root=$(cd "$(dirname "$0")/.." && pwd)
 mkdir -p "$out"
 exec > >(tee -a "$out/session.log") 2>&1
@@ -210,5 +211,32 @@ if has profile2; then
     echo "# ncu grm exit $?"
   fi
 fi
+if has python; then
+  # The Python package's extension built here with CUDA for the device's Python (3.12):
+  #   /root/.pyenv/versions/3.12.1/bin/python -m venv /tmp/v312 && /tmp/v312/bin/pip install nanobind \
+  #     scikit-build-core numpy scipy scikit-learn pytest
+  #   CMAKE_ARGS="-DMLFORGE_CPU_ARCH=x86-64-v3 -DCMAKE_CUDA_ARCHITECTURES=90" /tmp/v312/bin/python -m pip wheel . \
+  #     --no-build-isolation --no-deps -Cbuild-dir=build-py312-cuda -w gpu-bundle-carry   (about 8 minutes)
+  # and its _core*.so passed to gpu-bundle too, so that the libraries it needs are in the bundle's lib/.
+  # The device needs numpy, scipy, scikit-learn and pytest for that Python; the stage says which lack.
+  stage "python package: device=gpu against device=cpu (tests/python/test_device.py)"
+  whl=${MLFORGE_PY_WHEEL:-$(ls "$bundle"/../mlforge-*.whl "$root"/gpu-bundle-carry/mlforge-*.whl 2>/dev/null | head -1)}
+  py=${MLFORGE_PYTHON:-python3}
+  "$py" --version
+  missing=$("$py" -c "import importlib.util as u; print(' '.join(m for m in ('numpy', 'scipy', 'sklearn', 'pytest') if u.find_spec(m) is None))")
+  if [ -z "$whl" ]; then
+    echo "# python: no wheel (set MLFORGE_PY_WHEEL)"
+  elif [ -n "$missing" ]; then
+    echo "# python: this machine's $py lacks: $missing"
+  else
+    rm -rf /tmp/mlforge-py && mkdir -p /tmp/mlforge-py
+    "$py" -c "import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall('/tmp/mlforge-py')" "$whl"
+    (cd "$root/tests/python" && LD_LIBRARY_PATH="$bundle/lib:/usr/local/cuda/lib64${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" \
+      PYTHONPATH=/tmp/mlforge-py timeout -k 5 ${MLFORGE_PY_TIMEOUT:-120} "$py" -m pytest -q -rs -p no:cacheprovider \
+      test_device.py)
+    echo "# python exit $?"
+  fi
+fi
+
 echo
 echo "=== done ($(date -u +%H:%M:%S))"
