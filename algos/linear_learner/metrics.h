@@ -93,6 +93,9 @@ class Evaluation {
   int64_t sample_rows() const { return static_cast<int64_t>(sample_labels_.size()); }
 
  private:
+  // Add's binary case: confusion counts at fixed thresholds, and the score sample.
+  void AddBinary(const HostBatch& batch, const float* scores, bool logistic);
+
   const Config& cfg_;
   int64_t m_, k_;
   int64_t sample_cap_;
