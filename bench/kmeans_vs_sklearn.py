@@ -204,35 +204,29 @@ def bench_dataset(name, x, pbr, k, work):
     runs, sk_wall = median_runs(sk_full, reps)
     sk_km = runs[0][1]
     sk_inertia = inertia(x, sk_km.cluster_centers_)
-    # per-iteration: Lloyd only, from fixed centers (the first k rows) so no seeding is timed.
+    # per-iteration: Lloyd only, from fixed centers (the first k rows) so no seeding is timed; with
+    # algorithm="elkan" as well (Elkan's bounds), the fair peer of mlforge's Hamerly bounds.
     init = np.ascontiguousarray(x[:k])
 
-    def sk_lloyd_only():
-        with threadpool_limits(ARGS.threads):
-            t0 = time.perf_counter()
-            km = KMeans(n_clusters=k, algorithm="lloyd", init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
-            return time.perf_counter() - t0, km.n_iter_
-    lruns, lt = median_runs(sk_lloyd_only, reps)
-    sk_per_iter = lt / max(lruns[0][1], 1)
+    def sk_from_fixed_centers(algorithm):
+        def fit():
+            with threadpool_limits(ARGS.threads):
+                t0 = time.perf_counter()
+                km = KMeans(n_clusters=k, algorithm=algorithm, init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
+                return time.perf_counter() - t0, km.n_iter_
+        fixed_runs, seconds = median_runs(fit, reps)
+        return fixed_runs[0][1], seconds, seconds / max(fixed_runs[0][1], 1)
+
+    l_iters, lt, sk_per_iter = sk_from_fixed_centers("lloyd")
     say(f"scikit-learn KMeans(lloyd, k-means++, n_init=1, max_iter={iters}, tol=0): wall {sk_wall:.3f} s, "
         f"{sk_km.n_iter_} iteration(s), inertia {sk_inertia:.7g}; Lloyd only from fixed centers: {lt:.3f} s for "
-        f"{lruns[0][1]} iteration(s) -> {sk_per_iter * 1e3:.1f} ms per iteration; all runs (s): "
+        f"{l_iters} iteration(s) -> {sk_per_iter * 1e3:.1f} ms per iteration; all runs (s): "
         f"{[round(r[0], 3) for r in runs]}")
     rows.append(("scikit-learn KMeans(lloyd)", sk_wall, sk_per_iter, sk_km.n_iter_, sk_inertia))
-
-    # scikit-learn's bounded variant (Elkan's bounds; same fixed centers), the fair peer of mlforge's
-    # Hamerly bounds.
-    def sk_elkan_only():
-        with threadpool_limits(ARGS.threads):
-            t0 = time.perf_counter()
-            km = KMeans(n_clusters=k, algorithm="elkan", init=init, n_init=1, max_iter=iters, tol=0.0).fit(x)
-            return time.perf_counter() - t0, km.n_iter_
-    eruns, et = median_runs(sk_elkan_only, reps)
-    sk_elkan_per_iter = et / max(eruns[0][1], 1)
-    say(f"scikit-learn KMeans(elkan) from the same fixed centers: {et:.3f} s for {eruns[0][1]} iteration(s) -> "
+    e_iters, et, sk_elkan_per_iter = sk_from_fixed_centers("elkan")
+    say(f"scikit-learn KMeans(elkan) from the same fixed centers: {et:.3f} s for {e_iters} iteration(s) -> "
         f"{sk_elkan_per_iter * 1e3:.1f} ms per iteration")
-    rows.append(("scikit-learn KMeans(elkan), Lloyd only", float("nan"), sk_elkan_per_iter, eruns[0][1],
-                 float("nan")))
+    rows.append(("scikit-learn KMeans(elkan), Lloyd only", float("nan"), sk_elkan_per_iter, e_iters, float("nan")))
 
     # --- streaming: mlforge SageMaker defaults vs MiniBatchKMeans, one epoch.
     if not ARGS.skip_streaming:
