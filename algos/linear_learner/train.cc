@@ -254,7 +254,7 @@ class Trainer {
   int64_t sample_rows_ = 0;
   int64_t binary_cap_ = 0;  // binary score-sample rows per rank
   // Normalised-space parameters and the step's scratch.
-  std::vector<float> w_, b_, w_eff_, b_eff_, grad_, labels_, row_weights_;
+  std::vector<float> w_, b_, w_eff_, b_eff_, grad_, labels_, row_weights_, eval_scores_;
   std::vector<double> sums_;
   std::unique_ptr<ParallelOptimizer> opt_;
 };
@@ -444,7 +444,9 @@ void Trainer::RawModels(std::vector<float>* w_raw, std::vector<float>* b_raw) co
 void Trainer::EvaluateBatch(Evaluation& e, const HostBatch& batch, const float* w_raw, const float* b_raw,
                             int64_t models) {
   const int64_t mk = models * k_;
-  std::vector<float> scores(static_cast<size_t>(batch.rows * mk));
+  // Kept across batches (a fresh rows x mk buffer was mapped and unmapped every batch).
+  std::vector<float>& scores = eval_scores_;
+  scores.resize(static_cast<size_t>(batch.rows * mk));
   std::vector<double> sums(static_cast<size_t>(2 * models), 0.0);
   if (batch.rows > 0) {
     kernels::HostLinearModels mm;
