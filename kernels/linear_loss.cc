@@ -3,6 +3,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <vector>
 
@@ -316,21 +317,20 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
   const int nt =
       static_cast<int>(std::max<int64_t>(1, std::min<int64_t>({nthreads, n / 32, work > 200000 ? nthreads : 1,
                                                                d * mk > (int64_t{1} << 22) ? 1 : nthreads})));
-  std::vector<double> part_loss(static_cast<size_t>(nt) * m, 0.0), part_w(static_cast<size_t>(nt) * m, 0.0);
-  std::vector<float> part_gw(out.grad_weights ? static_cast<size_t>((nt - 1) * d * mk) : 0);
+  // Row blocks, taken by whichever thread is free: twice as many as threads, so that a thread
+  // the batch decoders preempt does not hold the step (a block per thread made the other wait).
+  const int nb = nt > 1 ? static_cast<int>(std::max<int64_t>(nt, std::min<int64_t>(2 * nt, n / 32))) : 1;
+  std::vector<double> part_loss(static_cast<size_t>(nb) * m, 0.0), part_w(static_cast<size_t>(nb) * m, 0.0);
+  std::vector<float> part_gw(out.grad_weights ? static_cast<size_t>((nb - 1) * d * mk) : 0);
+  std::atomic<int> next_block{0};
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
   {
-#ifdef _OPENMP
-    const int team = omp_get_num_threads(), first = omp_get_thread_num();
-#else
-    const int team = 1, first = 0;
-#endif
     // Blocks, not threads, own the partial buffers: the result does not depend on how many
-    // threads the runtime actually grants.
-    for (int t = first; t < nt; t += team) {
-      const int64_t i0 = n * t / nt, i1 = n * (t + 1) / nt, rows = i1 - i0;
+    // threads the runtime actually grants, nor on which took which block.
+    for (int t = next_block.fetch_add(1); t < nb; t = next_block.fetch_add(1)) {
+      const int64_t i0 = n * t / nb, i1 = n * (t + 1) / nb, rows = i1 - i0;
       Eigen::Map<const RowMajorF> X(x.values + i0 * d, rows, d);
       Eigen::Map<const RowMajorF> W(models.weights, d, mk);
       Eigen::Map<RowMajorF> S(s + i0 * mk, rows, mk);
@@ -345,9 +345,9 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
       }
     }
   }
-  MergePartials(part_loss, part_w, nt, m, out.loss, out.weight_sum);
+  MergePartials(part_loss, part_w, nb, m, out.loss, out.weight_sum);
   if (out.grad_weights) {
-    for (int t = 1; t < nt; ++t) {
+    for (int t = 1; t < nb; ++t) {
       const float* src = part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
       for (int64_t p = 0; p < d * mk; ++p) out.grad_weights[p] += src[p];
     }
