@@ -40,6 +40,13 @@ constexpr size_t kMaxConnections = 4096;
 // replies together: many clients each sending most of a 16 MiB value and stalling, or asking for
 // it and never reading, must not add up to gigabytes.
 
+// What one stored entry costs: its key and value, plus the maps' per-entry overhead (nodes of the
+// value map, the owner map and the owner's key set), so that many tiny keys count too.
+constexpr size_t kEntryOverhead = 256;
+size_t EntryBytes(const std::string& key, const std::vector<char>& value) {
+  return key.size() + value.size() + kEntryOverhead;
+}
+
 void PutU32(std::vector<char>& out, uint32_t v) {
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
@@ -149,7 +156,7 @@ class StoreServer::Impl {
     std::vector<char> out;  // a reply not yet taken by the client (sent as its socket allows)
     size_t out_sent = 0;
     int rank = -1;
-    size_t stored = 0;            // bytes of the keys (and values) this connection set last
+    uint64_t owner = 0;           // its entry in owners_ (the values it set last)
     bool evicted = false;         // closed for holding the most; dropped after this poll round
   };
 
@@ -212,26 +219,51 @@ class StoreServer::Impl {
     return true;
   }
 
-  // The same for stored bytes: the connection that set the most values loses them.
+  // The same for stored bytes, by owner: the values a connection set last, whether it is still
+  // connected or not (a departed client's junk must not fill the store for good). The largest
+  // other owner loses its values (and its connection, if open); false when the requester itself
+  // holds the most, and then its own values go too.
   bool MakeStoreRoom(int fd, size_t need) {
+    const uint64_t me = conns_.at(fd).owner;
     while (bytes_ + need > limits_.max_stored) {
-      const size_t mine = conns_.at(fd).stored + need;
-      int hog = -1;
+      const size_t mine = owners_[me].stored + need;
+      uint64_t hog = 0;
       size_t most = 0;
-      for (const auto& [f, c] : conns_) {
-        if (f != fd && !c.evicted && c.stored > most) {
-          most = c.stored;
-          hog = f;
+      for (const auto& [id, o] : owners_) {
+        if (id != me && o.stored > most) {
+          most = o.stored;
+          hog = id;
         }
       }
-      if (hog < 0 || most <= mine) return false;
-      Evict(hog);
+      if (most == 0 || most <= mine) {
+        DropValues(me);
+        return false;
+      }
+      const int hog_fd = owners_[hog].fd;
+      DropValues(hog);
+      if (hog_fd >= 0) Evict(hog_fd);
     }
     return true;
   }
 
-  // Frees what connection `fd` holds (its buffers, and the values it set last) and marks it for
-  // closing at the end of the poll round.
+  // Removes every value owner `id` set last, and the owner's record once it has no connection.
+  void DropValues(uint64_t id) {
+    auto o = owners_.find(id);
+    if (o == owners_.end()) return;
+    for (const std::string& key : o->second.keys) {
+      auto it = data_.find(key);
+      if (it != data_.end()) {
+        bytes_ -= EntryBytes(key, it->second);
+        data_.erase(it);
+      }
+      key_owner_.erase(key);
+    }
+    o->second.keys.clear();
+    o->second.stored = 0;
+    if (o->second.fd < 0) owners_.erase(o);
+  }
+
+  // Frees connection `fd`'s buffers and marks it for closing at the end of the poll round.
   void Evict(int fd) {
     Conn& c = conns_.at(fd);
     buffered_ -= c.in.size() + c.out.size();
@@ -240,19 +272,6 @@ class StoreServer::Impl {
     c.out.clear();
     c.out.shrink_to_fit();
     c.out_sent = 0;
-    if (c.stored > 0) {
-      for (auto it = data_.begin(); it != data_.end();) {
-        auto owner = owner_.find(it->first);
-        if (owner != owner_.end() && owner->second == fd) {
-          bytes_ -= it->first.size() + it->second.size();
-          owner_.erase(owner);
-          it = data_.erase(it);
-        } else {
-          ++it;
-        }
-      }
-      c.stored = 0;
-    }
     c.evicted = true;
   }
 
@@ -265,7 +284,10 @@ class StoreServer::Impl {
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    conns_[fd] = Conn{};
+    Conn c;
+    c.owner = ++next_owner_;  // ids, not descriptors: a closed descriptor's number comes back
+    owners_[c.owner].fd = fd;
+    conns_[fd] = std::move(c);
   }
 
   void Drop(int fd) {
@@ -278,11 +300,11 @@ class StoreServer::Impl {
       cv_.notify_all();
     }
     buffered_ -= it->second.in.size() + it->second.out.size();
-    if (it->second.stored > 0) {
-      // Its values stay (a rank's failure reason must outlive it); nobody owns them any more.
-      for (auto o = owner_.begin(); o != owner_.end();) {
-        o = o->second == fd ? owner_.erase(o) : std::next(o);
-      }
+    // Its values stay (a rank's failure reason must outlive it), still counted as its owner's.
+    auto o = owners_.find(it->second.owner);
+    if (o != owners_.end()) {
+      o->second.fd = -1;
+      if (o->second.keys.empty()) owners_.erase(o);
     }
     ::close(fd);
     conns_.erase(it);
@@ -338,22 +360,30 @@ class StoreServer::Impl {
       uint8_t status = 0;
       std::vector<char> payload;
       if (op == kOpSet) {
-        const size_t size = value.size() + key.size();
+        const size_t size = EntryBytes(key, value);
         // The key's previous value no longer counts (nor for its previous setter).
         auto it = data_.find(key);
         if (it != data_.end()) {
-          bytes_ -= it->second.size() + key.size();
-          auto owner = owner_.find(key);
-          if (owner != owner_.end()) {
-            conns_.at(owner->second).stored -= it->second.size() + key.size();
-            owner_.erase(owner);
+          const size_t old = EntryBytes(key, it->second);
+          bytes_ -= old;
+          auto owner = key_owner_.find(key);
+          if (owner != key_owner_.end()) {
+            auto o = owners_.find(owner->second);
+            if (o != owners_.end()) {
+              o->second.stored -= old;
+              o->second.keys.erase(key);
+              if (o->second.fd < 0 && o->second.keys.empty()) owners_.erase(o);
+            }
+            key_owner_.erase(owner);
           }
           data_.erase(it);
         }
         if (!MakeStoreRoom(fd, size)) return false;
         bytes_ += size;
-        c.stored += size;
-        owner_[key] = fd;
+        Owner& mine = owners_[c.owner];
+        mine.stored += size;
+        mine.keys.insert(key);
+        key_owner_[key] = c.owner;
         data_[key] = std::move(value);
       } else if (op == kOpGet) {
         auto it = data_.find(key);
@@ -399,7 +429,14 @@ class StoreServer::Impl {
   std::map<int, Conn> conns_;
   StoreLimits limits_;
   std::map<std::string, std::vector<char>> data_;
-  std::map<std::string, int> owner_;  // key -> the live connection that set it last
+  struct Owner {
+    int fd = -1;                 // its connection, -1 once closed (its values stay)
+    size_t stored = 0;           // EntryBytes of the values it set last
+    std::set<std::string> keys;  // those values' keys
+  };
+  std::map<uint64_t, Owner> owners_;
+  std::map<std::string, uint64_t> key_owner_;  // key -> the owner that set it last
+  uint64_t next_owner_ = 0;
   size_t bytes_ = 0;
   size_t buffered_ = 0;  // sum of every connection's `in` and `out`
   std::mutex mu_;

@@ -20,12 +20,15 @@
 
 namespace mlforge::comm {
 
-// The store's memory bounds. When a request would pass one, the connection that holds the most
-// of it (unread replies and unparsed input for max_buffered; values it was the last to set for
-// max_stored) is closed and its share freed, its values removed, and the request proceeds. When
-// that connection is the requester itself, it is the one closed. So a stray client that stores
-// junk or never reads its replies loses its own connection, never a rank whose few bytes arrive
-// while the store is full.
+// The store's memory bounds. When a request would pass one, the largest holder loses its share
+// and the request proceeds: for max_buffered, the connection with the most unread replies and
+// unparsed input is closed; for max_stored, the owner of the most values (the connection that set
+// them last, open or already closed) loses them, and its connection if open. When the requester
+// itself holds the most, it is the one closed (and its values removed). Each value counts 256 bytes
+// of bookkeeping besides its key and value. So a stray client that stores junk, leaves junk
+// behind or never reads its replies loses its share, never a rank whose few bytes arrive while
+// the store is full; a closed rank's own values (its failure reason) stay while they are not
+// the largest.
 struct StoreLimits {
   size_t max_stored = size_t{256} << 20;    // keys and values held
   size_t max_buffered = size_t{256} << 20;  // unparsed input and unsent replies, all connections

@@ -454,8 +454,8 @@ TEST(TcpStore, HogsOfUnreadRepliesAreClosedNotTheRankThatAsksNext) {
 }
 
 // A client that stores junk up to the bound (StoreLimits::max_stored, 4 MiB here) loses its values
-// and its connection when a rank's Set needs the room; a Set larger than everything another client
-// holds is the setter's own fault, and closes it.
+// and its connection when a rank's Set needs the room, and so do the values a departed client left;
+// a Set larger than everything another client holds is the setter's own fault, and closes it.
 TEST(TcpStore, AClientStoringJunkLosesItsValuesNotTheRanksSet) {
   StoreLimits limits;
   limits.max_stored = size_t{4} << 20;
@@ -480,6 +480,35 @@ TEST(TcpStore, AClientStoringJunkLosesItsValuesNotTheRanksSet) {
     leaving.Set("reason", {'r'});
   }
   ASSERT_TRUE(rank.Get("reason", 2s).size() == 1);
+  // Many tiny keys count their bookkeeping too (256 bytes each): a client setting them without end
+  // is closed at the bound, and dropping it costs its own keys, not every key's. (The rank first
+  // shrinks its value to what ranks really store: were it still the largest holder, it would be
+  // the one closed.)
+  rank.Set("a", {'s'});
+  {
+    StoreClient tiny("127.0.0.1", server.port(), 5s, 5s);
+    int set = 0;
+    try {
+      for (; set < 100000; ++set) tiny.Set("t" + std::to_string(set), {'x'});
+    } catch (const StoreError&) {
+    }
+    EXPECT_LT(set, 20000) << "4 MiB should hold about 16,000 tiny entries";
+    EXPECT_GT(set, 5000);
+  }
+  rank.Set("after", {'y'});
+  ASSERT_TRUE(rank.TryGet("after", &v));
+  ASSERT_TRUE(rank.TryGet("a", &v));
+  EXPECT_EQ(v, std::vector<char>{'s'});
+  // Junk left by a client that has gone is evictable too: it must not fill the store for good.
+  {
+    StoreClient gone("127.0.0.1", server.port(), 5s, 5s);
+    for (int i = 0; i < 3; ++i) gone.Set("gone" + std::to_string(i), std::vector<char>(size_t{1} << 20, 'g'));
+  }
+  rank.Set("b", std::vector<char>(size_t{2} << 20, 'b'));
+  ASSERT_TRUE(rank.TryGet("b", &v));
+  EXPECT_FALSE(rank.TryGet("gone0", &v));
+  ASSERT_TRUE(rank.TryGet("reason", &v));  // the departed rank's few bytes stay
+  EXPECT_TRUE(rank.DeadRanks() == std::vector<int>{2});
   // 5 MiB: more than the bound itself.
   EXPECT_THROW(rank.Set("huge", std::vector<char>(size_t{5} << 20, 'h')), StoreError);
 }
