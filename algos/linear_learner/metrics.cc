@@ -502,6 +502,14 @@ void Evaluation::Add(const HostBatch& batch, const float* scores, const double* 
   }
 }
 
+void Evaluation::ReserveSample(int64_t rows) {
+  if (cfg_.predictor_type != PredictorType::kBinaryClassifier) return;
+  const size_t r = static_cast<size_t>(std::clamp<int64_t>(rows, 0, sample_cap_));
+  for (auto& v : sample_scores_) v.reserve(r);
+  sample_labels_.reserve(r);
+  sample_weights_.reserve(r);
+}
+
 void Evaluation::AddBinary(const HostBatch& batch, const float* scores, bool logistic) {
   const int64_t n = batch.rows, mk = m_ * k_;
   if (!fixed_.empty()) {

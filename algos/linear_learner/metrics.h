@@ -91,6 +91,9 @@ class Evaluation {
 
   double weight(int64_t j) const { return weight_[j]; }  // total row weight of model j's pass
   int64_t sample_rows() const { return static_cast<int64_t>(sample_labels_.size()); }
+  // Binary: room for `rows` sample rows (at most the cap) before Add, so that the sample's m
+  // vectors do not grow by doubling (each growth copies what is there). A hint: more rows still fit.
+  void ReserveSample(int64_t rows);
 
  private:
   // Add's binary case: confusion counts at fixed thresholds, and the score sample.

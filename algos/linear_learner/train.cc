@@ -22,6 +22,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
@@ -255,6 +256,7 @@ class Trainer {
   int64_t binary_cap_ = 0;  // binary score-sample rows per rank
   // Normalised-space parameters and the step's scratch.
   std::vector<float> w_, b_, w_eff_, b_eff_, grad_, labels_, row_weights_, eval_scores_;
+  std::map<std::pair<std::string, int64_t>, int64_t> sample_rows_seen_;  // (channel, models) -> rows
   std::vector<double> sums_;
   std::unique_ptr<ParallelOptimizer> opt_;
 };
@@ -469,9 +471,13 @@ Evaluation Trainer::EvaluateStream(io::BatchStream& stream, int epoch, const std
                                    const float* w_raw, const float* b_raw, int64_t models,
                                    std::vector<double> thresholds, int64_t cap) {
   Evaluation e(cfg_, models, cap, std::move(thresholds));
+  // The channel's sample had this many rows here last time (each epoch evaluates it again).
+  int64_t& seen = sample_rows_seen_[{channel, models}];
+  e.ReserveSample(seen);
   ForEachBatch(stream, epoch, channel, [&](const HostBatch& batch, bool have) {
     if (have) EvaluateBatch(e, batch, w_raw, b_raw, models);
   });
+  seen = e.sample_rows();
   e.AllReduce(comm_);
   MLF_EXPECTS(e.weight(0) > 0, "the {} channel yielded no rows (or only rows of weight 0)", channel);
   return e;
