@@ -29,6 +29,28 @@ def _validate(est, *args, **kwargs):
     return est._validate_data(*args, **kwargs)
 
 
+def _without_zero_weights(X, y, w, labels=None):
+    """The rows of positive weight when some weights are 0: such rows add nothing to any sum, but in
+    mini-batch training they would still take places in the batches (and in the linear learner's
+    scaler sample), so a fit with them would differ from one without. Weights that are then all 1
+    become None (the unweighted path). `labels` (classifiers: encoded classes) must keep every
+    class; if dropping would lose one, nothing is dropped. Returns (X, y, w), copies only when rows
+    are dropped."""
+    if w is None:
+        return X, y, w
+    keep = w > 0
+    if not keep.all():
+        if labels is not None and np.unique(labels[keep]).size < np.unique(labels).size:
+            return X, y, w
+        rows = np.flatnonzero(keep)
+        X = X[rows]
+        y = None if y is None else y[rows]
+        w = w[rows]
+    if np.all(w == 1):
+        w = None
+    return X, y, w
+
+
 def _sample_weight(owner, sample_weight, n):
     """sample_weight as float32 (n,) for the C++ reader, or None: a scalar applies to every row;
     each weight must be finite and >= 0 and their sum positive (ValueError naming the parameter)."""

@@ -13,7 +13,7 @@ from sklearn.metrics.pairwise import euclidean_distances
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_array, check_is_fitted
 
-from ._base import MlforgeEstimator, _channel, _sample_weight, _validate
+from ._base import MlforgeEstimator, _channel, _sample_weight, _validate, _without_zero_weights
 
 
 def _n_samples_check(owner, n, need, what):
@@ -117,10 +117,11 @@ class KMeans(_Float32Transform, ClusterMixin, TransformerMixin, MlforgeEstimator
         means, in the k-means++ seeding and in ``inertia_``."""
         X = self._check_X(X, reset=True)
         w = _sample_weight(self._owner(), sample_weight, X.shape[0])
+        Xt, _, wt = _without_zero_weights(X, None, w)
         k = self.k
         if isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-            _n_samples_check(self._owner(), X.shape[0], int(k), f"k={k}")
-        self._train({"train": _channel(X, None, w)}, {"feature_dim": str(X.shape[1])})
+            _n_samples_check(self._owner(), Xt.shape[0], int(k), f"k={k}")
+        self._train({"train": _channel(Xt, None, wt)}, {"feature_dim": str(X.shape[1])})
         self.labels_ = self.predict(X)
         d = euclidean_distances(X, self.cluster_centers_, squared=True)[np.arange(X.shape[0]), self.labels_]
         self.inertia_ = float(d.sum() if w is None else (w.astype(np.float64) * d).sum())
@@ -245,7 +246,8 @@ class LinearLearnerClassifier(ClassifierMixin, _LabelPredictions, _LinearLearner
         else:
             fixed["predictor_type"] = "multiclass_classifier"
             fixed["num_classes"] = str(classes.shape[0])
-        channels = {"train": _channel(X, y_enc.astype(np.float32), w)}
+        Xt, yt, wt = _without_zero_weights(X, y_enc.astype(np.float32), w, labels=y_enc)
+        channels = {"train": _channel(Xt, yt, wt)}
         if held_out is not None:
             channels["validation"] = _held_out(self._owner(), "held_out", held_out, X.shape[1],
                                                lambda yv: _encode_classes(self._owner(), classes, yv))
@@ -285,7 +287,8 @@ class LinearLearnerRegressor(RegressorMixin, _RegressorFit, _LinearLearner):
         loss and gradient."""
         X, y = _validate(self, X, y, accept_sparse="csr", dtype=np.float32, order="C", y_numeric=True)
         w = _sample_weight(self._owner(), sample_weight, X.shape[0])
-        channels = {"train": _channel(X, y, w)}
+        Xt, yt, wt = _without_zero_weights(X, y, w)
+        channels = {"train": _channel(Xt, yt, wt)}
         if held_out is not None:
             channels["validation"] = _held_out(self._owner(), "held_out", held_out, X.shape[1])
         self._train(channels, {"feature_dim": str(X.shape[1]), "predictor_type": "regressor"})
