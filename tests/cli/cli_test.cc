@@ -111,6 +111,39 @@ TEST(Cli, InfoPrintsBuildGpusAndAlgorithms) {
   }
 }
 
+// What libgomp reports of its wait settings (OMP_DISPLAY_ENV=verbose) when `env` (an `env`
+// command's arguments) runs `mlforge info`: one GOMP_SPINCOUNT line per time libgomp started.
+std::vector<std::string> SpinCounts(const test::TempDir& dir, const std::string& env) {
+  const std::string out = dir / "omp.txt";
+  const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " + env + " " +
+                          test::ShellQuote(test::kMlforgeBinary) + " info >" + out + " 2>&1";
+  EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  std::vector<std::string> counts;
+  std::istringstream in(test::ReadFile(out));
+  for (std::string line; std::getline(in, line);) {
+    const size_t at = line.find("GOMP_SPINCOUNT = ");
+    if (at != std::string::npos) counts.push_back(line.substr(at + 17));
+  }
+  return counts;
+}
+
+TEST(Cli, OpenMpThreadsWaitPassivelyUnlessTheUserChose) {
+  test::TempDir dir;
+  // Unset: libgomp starts with its default (spinning), mlforge sets passive and executes itself
+  // again, and the second start has no spinning left.
+  const std::vector<std::string> unset = SpinCounts(dir, "");
+  if (unset.empty()) GTEST_SKIP() << "this build's OpenMP is not GNU libgomp (no OMP_DISPLAY_ENV report)";
+  ASSERT_EQ(unset.size(), 2u);
+  EXPECT_EQ(unset[1], "'0'");
+  // The user's choice stands, and nothing is executed again.
+  const std::vector<std::string> active = SpinCounts(dir, "OMP_WAIT_POLICY=active");
+  ASSERT_EQ(active.size(), 1u);
+  EXPECT_NE(active[0], "'0'");
+  const std::vector<std::string> spin = SpinCounts(dir, "GOMP_SPINCOUNT=1000");
+  ASSERT_EQ(spin.size(), 1u);
+  EXPECT_EQ(spin[0], "'1000'");
+}
+
 nlohmann::json InspectJson(const test::TempDir& dir, const std::string& file) {
   const Result r = RunCli(dir, {"data", "inspect", file, "--json"});
   EXPECT_OK(r);
