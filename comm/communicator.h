@@ -59,4 +59,14 @@ class Communicator {
 // The trivial backend: world size 1, every collective is the identity.
 std::unique_ptr<Communicator> MakeSingleProcess();
 
+// A transport can leave a rank waiting inside a collective although a peer has failed (seen with
+// Debian's Gloo: a survivor waited on a send to a SIGKILLed peer until its 600 s deadline while
+// the other survivor had long failed). A backend's watchdog then diagnoses the failure from the
+// rendezvous store and calls this handler from its own thread, the collective still blocked; the
+// handler must end the process (the training runner writes the failure file and exits with the
+// failure's status, as for a PeerFailure). Default: log the reason and _exit(1).
+using StuckCollectiveHandler = void (*)(FailureKind kind, const char* reason);
+void SetStuckCollectiveHandler(StuckCollectiveHandler handler);
+[[noreturn]] void OnStuckCollective(FailureKind kind, const std::string& reason);
+
 }  // namespace mlforge::comm

@@ -36,7 +36,10 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <thread>
 
 #include "comm/group.h"
@@ -152,9 +155,11 @@ class GlooGroup final : public Communicator {
     }
     spdlog::info("Group of {} ranks connected (this rank: {} on {}, transport address {})", spec_.world_size,
                  spec_.rank, spec_.hosts[spec_.rank], local);
+    StartWatchdog(master);
   }
 
   ~GlooGroup() override {
+    StopWatchdog();
     if (seq_ > 0) {
       // What the scaling bench reads: how much of the run the collectives took on this rank.
       spdlog::info("Gloo: rank {} ran {} collective(s) over {:.3f} MB in {:.3f} s", spec_.rank, seq_,
@@ -212,7 +217,10 @@ class GlooGroup final : public Communicator {
     });
   }
 
-  void SetPhase(const std::string& phase) override { phase_ = phase; }
+  void SetPhase(const std::string& phase) override {
+    std::lock_guard<std::mutex> lock(phase_mu_);
+    phase_ = phase;
+  }
 
   void ReportFailure(FailureKind kind, const std::string& reason) override {
     if (broken_ || !client_) return;
@@ -221,7 +229,8 @@ class GlooGroup final : public Communicator {
     broken_message_ = reason;
     try {
       client_->Set("failed/" + std::to_string(spec_.rank),
-                   Bytes(std::string(1, KindCode(kind)) + phase_ + '\n' + reason));
+                   Bytes(std::string(1, KindCode(kind)) + Phase() + '\n' + reason));
+      client_->Set("failed/any", Bytes(std::to_string(spec_.rank)));
     } catch (const std::exception&) {
       // Best effort: the store may be gone; the others still see this rank's connections close.
     }
@@ -270,38 +279,132 @@ class GlooGroup final : public Communicator {
     ++seq_;
     const auto t0 = std::chrono::steady_clock::now();
     try {
-      body();
+      {
+        // What the watchdog sees: this collective is in progress (until it returns or throws).
+        struct Running {
+          std::atomic<uint64_t>& flag;
+          ~Running() { flag.store(0); }
+        } running{running_};
+        running_what_.store(what);
+        running_.store(seq_);
+        body();
+      }
       collective_seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     } catch (const gloo::Exception& e) {
       broken_ = true;
       broken_kind_ = FailureKind::kAlgorithm;
-      broken_message_ = Diagnose(what, e.what());
+      broken_message_ = Diagnose(what, e.what(), *client_, seq_, &broken_kind_);
       ctx_.reset();
       // Publish the diagnosis before leaving: the ranks that notice later must not take this
       // rank's departure for the cause.
-      try {
-        if (client_) {
-          client_->Set("failed/" + std::to_string(spec_.rank),
-                       Bytes(std::string("P") + KindCode(broken_kind_) + broken_message_));
-        }
-      } catch (const std::exception&) {
-      }
+      Publish(*client_, broken_kind_, broken_message_);
       throw PeerFailure(broken_kind_, broken_message_);
     }
   }
 
-  std::string Who(int r) const {
+  // A diagnosis this rank reached about another rank's failure ('P': adopted by ranks that notice
+  // later), and the "failed/any" flag the watchdogs poll.
+  void Publish(StoreClient& client, FailureKind kind, const std::string& message) {
+    try {
+      client.Set("failed/" + std::to_string(spec_.rank), Bytes(std::string("P") + KindCode(kind) + message));
+      client.Set("failed/any", Bytes(std::to_string(spec_.rank)));
+    } catch (const std::exception&) {
+    }
+  }
+
+  // The watchdog: its own store connection (StoreClient is one per thread), polled every 0.5 s
+  // while a collective is in progress. When the store shows another rank dead (its connection
+  // closed), a published failure, or is itself gone, and this rank is still inside the same
+  // collective spec_.watchdog_grace later, the transport has missed the failure: diagnose it as
+  // a failed collective would, publish it, and end the process through OnStuckCollective.
+  void StartWatchdog(const std::string& master) {
+    std::unique_ptr<StoreClient> client;
+    try {
+      client = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
+    } catch (const StoreError& e) {
+      spdlog::warn("rank {}: no collective watchdog (its store connection failed: {})", spec_.rank, e.what());
+      return;
+    }
+    watchdog_ = std::thread([this, c = std::move(client)] { Watch(*c); });
+  }
+
+  void StopWatchdog() {
+    if (!watchdog_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(watch_mu_);
+      watch_stop_ = true;
+    }
+    watch_cv_.notify_all();
+    watchdog_.join();
+  }
+
+  bool FailureVisible(StoreClient& client) const {
+    try {
+      for (int r : client.DeadRanks()) {
+        if (r != spec_.rank) return true;
+      }
+      std::vector<char> v;
+      return client.TryGet("failed/any", &v);
+    } catch (const StoreError&) {
+      return true;  // the store is gone with rank 0
+    }
+  }
+
+  void Watch(StoreClient& client) {
+    using Clock = std::chrono::steady_clock;
+    uint64_t watched = 0;
+    Clock::time_point since{};
+    for (;;) {
+      {
+        std::unique_lock<std::mutex> lock(watch_mu_);
+        if (watch_cv_.wait_for(lock, milliseconds(500), [this] { return watch_stop_; })) return;
+      }
+      const uint64_t seq = running_.load();
+      if (seq != watched) {
+        watched = seq;
+        since = {};
+      }
+      if (seq == 0) continue;
+      if (!FailureVisible(client)) {
+        since = {};
+        continue;
+      }
+      const auto now = Clock::now();
+      if (since == Clock::time_point{}) since = now;
+      if (now - since < spec_.watchdog_grace || running_.load() != seq) continue;
+      FailureKind kind = FailureKind::kAlgorithm;
+      std::string reason;
+      try {
+        reason = Diagnose(running_what_.load(), "the transport did not fail it", client, seq, &kind);
+      } catch (const std::exception& e) {
+        reason = fmt::format("{} could not complete: {}", Where(running_what_.load(), seq), e.what());
+      }
+      reason += fmt::format(" (rank {} was still inside that collective {:.0f} s after the failure showed in the "
+                            "rendezvous store; its watchdog ended it)",
+                            spec_.rank, std::chrono::duration<double>(Clock::now() - since).count());
+      Publish(client, kind, reason);
+      OnStuckCollective(kind, reason);
+    }
+  }
+
+  std::string Who(int r, StoreClient& client) const {
     std::string info;
     std::vector<char> v;
     try {
-      if (client_ && client_->TryGet("info/" + std::to_string(r), &v)) info = ", " + std::string(v.begin(), v.end());
+      if (client.TryGet("info/" + std::to_string(r), &v)) info = ", " + std::string(v.begin(), v.end());
     } catch (const std::exception&) {
     }
     return fmt::format("rank {} ({}{})", r, spec_.hosts[r], info);
   }
 
-  std::string Where(const char* what) const {
-    return fmt::format("collective #{} ({}){}", seq_, what, phase_.empty() ? "" : " in phase '" + phase_ + "'");
+  std::string Phase() const {
+    std::lock_guard<std::mutex> lock(phase_mu_);
+    return phase_;
+  }
+
+  std::string Where(const char* what, uint64_t seq) const {
+    const std::string phase = Phase();
+    return fmt::format("collective #{} ({}){}", seq, what, phase.empty() ? "" : " in phase '" + phase + "'");
   }
 
   std::string MissingRanks() const {
@@ -320,8 +423,11 @@ class GlooGroup final : public Communicator {
     return "rank(s) " + s + " never arrived: are they started, with the same WORLD_SIZE and MASTER_ADDR/PORT?";
   }
 
-  std::string Diagnose(const char* what, const std::string& detail) {
-    const std::string where = Where(what);
+  // Why collective #seq failed, from the store (`client`: the calling thread's connection); *kind
+  // receives the failure's kind when a rank published one.
+  std::string Diagnose(const char* what, const std::string& detail, StoreClient& client, uint64_t seq,
+                       FailureKind* kind) {
+    const std::string where = Where(what, seq);
     const bool timed_out = detail.find("imed out") != std::string::npos || detail.find("imeout") != std::string::npos;
     try {
       // 1 and 2: a published reason, else a connection the store saw close. Both take a moment
@@ -333,7 +439,7 @@ class GlooGroup final : public Communicator {
         std::string adopted;
         FailureKind adopted_kind = FailureKind::kAlgorithm;
         for (int r = 0; r < spec_.world_size; ++r) {
-          if (r == spec_.rank || !client_->TryGet("failed/" + std::to_string(r), &v) || v.empty()) continue;
+          if (r == spec_.rank || !client.TryGet("failed/" + std::to_string(r), &v) || v.empty()) continue;
           posted.push_back(r);
           if (v[0] == 'P') {  // another survivor's diagnosis: use it unless the culprit's own reason is there
             if (adopted.empty() && v.size() > 2) {
@@ -345,22 +451,22 @@ class GlooGroup final : public Communicator {
           const std::string body(v.begin() + 1, v.end());
           const size_t nl = body.find('\n');
           const std::string phase = body.substr(0, nl);
-          broken_kind_ = KindFromCode(v[0]);
-          return fmt::format("{} {}{}: {}", Who(r), broken_kind_ == FailureKind::kStopped ? "was stopped" : "failed",
+          *kind = KindFromCode(v[0]);
+          return fmt::format("{} {}{}: {}", Who(r, client), *kind == FailureKind::kStopped ? "was stopped" : "failed",
                              phase.empty() ? "" : " in phase '" + phase + "'",
                              nl == std::string::npos ? "" : body.substr(nl + 1));
         }
-        std::vector<int> dead = client_->DeadRanks();
+        std::vector<int> dead = client.DeadRanks();
         dead.erase(std::remove(dead.begin(), dead.end(), spec_.rank), dead.end());
         // Ranks that left after publishing a reason or a diagnosis are not the culprit.
         for (int r : posted) dead.erase(std::remove(dead.begin(), dead.end(), r), dead.end());
         if (!dead.empty()) {
           return fmt::format("{} exited without a reason (killed, e.g. SIGKILL or out of memory, or crashed); "
                              "{} could not complete",
-                             Who(dead.front()), where);
+                             Who(dead.front(), client), where);
         }
         if (!adopted.empty()) {
-          broken_kind_ = adopted_kind;
+          *kind = adopted_kind;
           return adopted;
         }
         if (std::chrono::steady_clock::now() >= until) break;
@@ -368,8 +474,8 @@ class GlooGroup final : public Communicator {
       }
       if (timed_out) {
         // 3: who else gave up on this collective?
-        const std::string key = fmt::format("late/{}/", seq_);
-        client_->Set(key + std::to_string(spec_.rank), Bytes("1"));
+        const std::string key = fmt::format("late/{}/", seq);
+        client.Set(key + std::to_string(spec_.rank), Bytes("1"));
         const auto until_late = std::chrono::steady_clock::now() + std::chrono::seconds(3);
         std::vector<int> missing;
         // A rank that gave up on the collective before or after this one is waiting too: when a
@@ -378,12 +484,12 @@ class GlooGroup final : public Communicator {
         // loaded CI machine, where a survivor then named another survivor as well).
         const auto gave_up = [&](uint64_t seq, int r) {
           std::vector<char> v;
-          return client_->TryGet(fmt::format("late/{}/{}", seq, r), &v);
+          return client.TryGet(fmt::format("late/{}/{}", seq, r), &v);
         };
         for (;;) {
           missing.clear();
           for (int r = 0; r < spec_.world_size; ++r) {
-            if (!gave_up(seq_, r) && !(seq_ > 0 && gave_up(seq_ - 1, r)) && !gave_up(seq_ + 1, r)) {
+            if (!gave_up(seq, r) && !(seq > 0 && gave_up(seq - 1, r)) && !gave_up(seq + 1, r)) {
               missing.push_back(r);
             }
           }
@@ -392,7 +498,7 @@ class GlooGroup final : public Communicator {
         }
         if (!missing.empty()) {
           std::string names;
-          for (int r : missing) names += (names.empty() ? "" : "; ") + Who(r);
+          for (int r : missing) names += (names.empty() ? "" : "; ") + Who(r, client);
           return fmt::format("{} did not reach {} within the {} s deadline: stopped (e.g. SIGSTOP), hung or far "
                              "slower than the other ranks (raise MLFORGE_COLLECTIVE_TIMEOUT_S if such imbalance "
                              "is expected)",
@@ -419,7 +525,15 @@ class GlooGroup final : public Communicator {
   uint64_t seq_ = 0;
   uint64_t bytes_ = 0;               // payload of every collective so far (all-gather: the result)
   double collective_seconds_ = 0;  // time inside completed collectives, waiting included
-  std::string phase_;
+  std::string phase_;  // guarded by phase_mu_ (the watchdog reads it)
+  mutable std::mutex phase_mu_;
+  // The collective in progress (its number; 0: none) and its name, for the watchdog.
+  std::atomic<uint64_t> running_{0};
+  std::atomic<const char*> running_what_{""};
+  std::thread watchdog_;
+  std::mutex watch_mu_;
+  std::condition_variable watch_cv_;
+  bool watch_stop_ = false;
   bool broken_ = false;
   FailureKind broken_kind_ = FailureKind::kAlgorithm;
   std::string broken_message_;

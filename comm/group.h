@@ -41,6 +41,10 @@ struct GroupSpec {
   std::string source;              // where this came from, for the log
   std::chrono::milliseconds collective_timeout{std::chrono::seconds(kDefaultCollectiveTimeoutS)};
   std::chrono::milliseconds rendezvous_timeout{std::chrono::seconds(kDefaultRendezvousTimeoutS)};
+  // How long a rank may stay inside one collective after the store shows another rank dead or
+  // failed before its watchdog ends it (OnStuckCollective): the transport normally fails the
+  // collective within seconds of that, so this is only the backstop.
+  std::chrono::milliseconds watchdog_grace{std::chrono::seconds(15)};
 };
 
 // RANK/WORLD_SIZE/... from the environment; nullopt when WORLD_SIZE is unset. UserError naming

@@ -1,4 +1,8 @@
 // World size 1: every collective is the identity (all-gather copies the one contribution).
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "comm/communicator.h"
@@ -25,5 +29,18 @@ class SingleProcess final : public Communicator {
 }  // namespace
 
 std::unique_ptr<Communicator> MakeSingleProcess() { return std::make_unique<SingleProcess>(); }
+
+namespace {
+std::atomic<StuckCollectiveHandler> g_stuck_handler{nullptr};
+}  // namespace
+
+void SetStuckCollectiveHandler(StuckCollectiveHandler handler) { g_stuck_handler.store(handler); }
+
+void OnStuckCollective(FailureKind kind, const std::string& reason) {
+  if (StuckCollectiveHandler h = g_stuck_handler.load()) h(kind, reason.c_str());
+  spdlog::error("{}", reason);
+  spdlog::shutdown();
+  std::_Exit(1);
+}
 
 }  // namespace mlforge::comm

@@ -285,6 +285,28 @@ void WriteFailure(const std::string& failure_file, const std::string& reason) {
   if (!f) spdlog::error("could not write the failure file {}", failure_file);
 }
 
+namespace {
+// Where a rank stuck inside a collective writes its failure (comm::OnStuckCollective runs on the
+// communicator's watchdog thread while the training thread is still blocked): one job per process.
+std::string g_stuck_failure_file;
+
+[[noreturn]] void EndStuckRank(comm::FailureKind kind, const char* reason) {
+  // The same file, prefix and status as a PeerFailure caught by Guarded below.
+  int code = kExitAlgorithmError;
+  std::string prefix = "AlgorithmError: ";
+  if (kind == comm::FailureKind::kClient) {
+    code = kExitUserError;
+    prefix = "ClientError: ";
+  } else if (kind == comm::FailureKind::kStopped) {
+    code = kExitStopped;
+    prefix = "Training stopped: ";
+  }
+  WriteFailure(g_stuck_failure_file, prefix + reason);
+  spdlog::shutdown();
+  std::_Exit(code);
+}
+}  // namespace
+
 // The one place training exceptions are caught (DESIGN.md "Errors").
 int Guarded(const std::string& failure_file, const std::function<void()>& body) {
   if (!failure_file.empty()) {
@@ -292,6 +314,8 @@ int Guarded(const std::string& failure_file, const std::function<void()>& body) 
     fs::remove(failure_file, ec);  // a stale reason from an earlier local run would mislead
   }
   SetSignalFailureFile(failure_file);  // a SIGBUS on a shrinking input writes its reason there too
+  g_stuck_failure_file = failure_file;
+  comm::SetStuckCollectiveHandler(&EndStuckRank);
   try {
     body();
     return kExitSuccess;

@@ -272,6 +272,58 @@ TEST(Gloo, ADeadRankIsNamedByEverySurvivor) {
   }
 }
 
+// Where a rank ended by its watchdog writes what it was told (the handler runs on the watchdog
+// thread while the collective is still blocked, and must end the process).
+std::string g_stuck_result;
+std::chrono::steady_clock::time_point g_stuck_since;
+[[noreturn]] void RecordStuck(FailureKind kind, const char* reason) {
+  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - g_stuck_since).count();
+  std::ofstream(g_stuck_result) << static_cast<int>(s) << " s, stuck ("
+                                << (kind == FailureKind::kClient ? "client" : "other") << "): " << reason;
+  ::_exit(0);
+}
+
+// The transport can miss a failure: here rank 0 publishes one ("disk full") but keeps its
+// connections open and never joins the collective, as a rank stuck on its way out would. The
+// ranks waiting in the collective must not wait for the 120 s deadline: their watchdogs see the
+// failure in the store and end them after the grace (2 s here), naming rank 0 and its reason.
+TEST(Gloo, TheWatchdogEndsARankStuckInACollectiveAfterAPeerFailed) {
+  const int port = FreePort();
+  test::TempDir dir;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto results = RunProcesses(3, 3, [&](int r) -> std::string {
+    GroupSpec spec = Spec(r, 3, port, 120s);
+    spec.watchdog_grace = 2s;
+    auto c = JoinGroup(spec);
+    c->SetPhase("epoch 2");
+    float x = 1;
+    c->AllReduceSum(&x, 1);
+    if (r == 0) {
+      StoreClient store("127.0.0.1", static_cast<uint16_t>(port), 5s, 5s);
+      store.Set("failed/0", {'C', 'e', 'p', 'o', 'c', 'h', ' ', '2', '\n', 'd', 'i', 's', 'k', ' ', 'f', 'u', 'l', 'l'});
+      store.Set("failed/any", {'0'});
+      std::this_thread::sleep_for(15s);  // connections open, never in the collective
+      return "rank 0 done";
+    }
+    g_stuck_result = dir.path() + "/stuck" + std::to_string(r);
+    g_stuck_since = std::chrono::steady_clock::now();
+    SetStuckCollectiveHandler(&RecordStuck);
+    c->AllReduceSum(&x, 1);
+    return "the collective completed without rank 0";
+  }, 60s);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  for (int r : {1, 2}) {
+    const std::string got = test::ReadFile(dir.path() + "/stuck" + std::to_string(r));
+    const size_t at = got.find(" s, stuck (client): rank 0 (algo-1");
+    ASSERT_NE(at, std::string::npos) << "rank " << r << ": " << got << " / " << results[r];
+    EXPECT_LE(std::stoi(got.substr(0, at)), 10) << "ended long after the grace: " << got;
+    EXPECT_NE(got.find("failed in phase 'epoch 2': disk full"), std::string::npos) << got;
+    EXPECT_NE(got.find("its watchdog ended it"), std::string::npos) << got;
+  }
+  EXPECT_EQ(results[0], "rank 0 done");
+  EXPECT_LT(secs, 60) << "the stuck ranks waited for the deadline";  // rank 0 alone takes 15 s
+}
+
 #else
 TEST(Gloo, Skipped) { GTEST_SKIP() << "this build has no Gloo (libgloo-dev); the multi-process backend is absent"; }
 #endif
