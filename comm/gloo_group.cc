@@ -160,6 +160,14 @@ class GlooGroup final : public Communicator {
 
   ~GlooGroup() override {
     StopWatchdog();
+    if (!broken_ && client_) {
+      // Leaving after a success: the others' watchdogs must not take this rank's closed
+      // connection for a death.
+      try {
+        client_->Set("done/" + std::to_string(spec_.rank), Bytes("1"));
+      } catch (const std::exception&) {
+      }
+    }
     if (seq_ > 0) {
       // What the scaling bench reads: how much of the run the collectives took on this rank.
       spdlog::info("Gloo: rank {} ran {} collective(s) over {:.3f} MB in {:.3f} s", spec_.rank, seq_,
@@ -340,10 +348,11 @@ class GlooGroup final : public Communicator {
 
   bool FailureVisible(StoreClient& client) const {
     try {
-      for (int r : client.DeadRanks()) {
-        if (r != spec_.rank) return true;
-      }
       std::vector<char> v;
+      for (int r : client.DeadRanks()) {
+        // A rank that finished (and said so) before leaving is no failure.
+        if (r != spec_.rank && !client.TryGet("done/" + std::to_string(r), &v)) return true;
+      }
       return client.TryGet("failed/any", &v);
     } catch (const StoreError&) {
       return true;  // the store is gone with rank 0
@@ -354,6 +363,8 @@ class GlooGroup final : public Communicator {
     using Clock = std::chrono::steady_clock;
     uint64_t watched = 0;
     Clock::time_point since{};
+    std::string reason;  // diagnosed when the failure first showed (the store may be gone later)
+    FailureKind kind = FailureKind::kAlgorithm;
     for (;;) {
       {
         std::unique_lock<std::mutex> lock(watch_mu_);
@@ -363,27 +374,26 @@ class GlooGroup final : public Communicator {
       if (seq != watched) {
         watched = seq;
         since = {};
+        reason.clear();
       }
       if (seq == 0) continue;
-      if (!FailureVisible(client)) {
-        since = {};
-        continue;
+      if (since == Clock::time_point{}) {
+        if (!FailureVisible(client)) continue;
+        since = Clock::now();
+        kind = FailureKind::kAlgorithm;
+        try {
+          reason = Diagnose(running_what_.load(), "the transport did not fail it", client, seq, &kind);
+        } catch (const std::exception& e) {
+          reason = fmt::format("{} could not complete: {}", Where(running_what_.load(), seq), e.what());
+        }
       }
-      const auto now = Clock::now();
-      if (since == Clock::time_point{}) since = now;
-      if (now - since < spec_.watchdog_grace || running_.load() != seq) continue;
-      FailureKind kind = FailureKind::kAlgorithm;
-      std::string reason;
-      try {
-        reason = Diagnose(running_what_.load(), "the transport did not fail it", client, seq, &kind);
-      } catch (const std::exception& e) {
-        reason = fmt::format("{} could not complete: {}", Where(running_what_.load(), seq), e.what());
-      }
-      reason += fmt::format(" (rank {} was still inside that collective {:.0f} s after the failure showed in the "
-                            "rendezvous store; its watchdog ended it)",
-                            spec_.rank, std::chrono::duration<double>(Clock::now() - since).count());
-      Publish(client, kind, reason);
-      OnStuckCollective(kind, reason);
+      if (Clock::now() - since < spec_.watchdog_grace || running_.load() != seq) continue;
+      const std::string message =
+          fmt::format("{} (rank {} was still inside that collective {:.0f} s after the failure showed in the "
+                      "rendezvous store; its watchdog ended it)",
+                      reason, spec_.rank, std::chrono::duration<double>(Clock::now() - since).count());
+      Publish(client, kind, message);
+      OnStuckCollective(kind, message);
     }
   }
 

@@ -41,10 +41,11 @@ struct GroupSpec {
   std::string source;              // where this came from, for the log
   std::chrono::milliseconds collective_timeout{std::chrono::seconds(kDefaultCollectiveTimeoutS)};
   std::chrono::milliseconds rendezvous_timeout{std::chrono::seconds(kDefaultRendezvousTimeoutS)};
-  // How long a rank may stay inside one collective after the store shows another rank dead or
-  // failed before its watchdog ends it (OnStuckCollective): the transport normally fails the
-  // collective within seconds of that, so this is only the backstop.
-  std::chrono::milliseconds watchdog_grace{std::chrono::seconds(15)};
+  // How long a rank may stay inside one collective after the store shows another rank dead
+  // (without having said it finished) or failed, before its watchdog ends it with the diagnosis
+  // it made when the failure showed (OnStuckCollective). The transport normally fails the
+  // collective within a second of that, so this is only the backstop.
+  std::chrono::milliseconds watchdog_grace{std::chrono::seconds(5)};
 };
 
 // RANK/WORLD_SIZE/... from the environment; nullopt when WORLD_SIZE is unset. UserError naming
