@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "comm/group.h"
 #include "comm/tcp_store.h"
 #include "core/build_config.h"
@@ -46,6 +47,14 @@ GroupSpec Spec(int rank, int world, int port, std::chrono::milliseconds collecti
   return s;
 }
 
+// A child's result file, for a rank that its collective watchdog ends (OnStuckCollective): the
+// reason is its result, as a PeerFailure's text would be.
+std::string g_child_result;
+[[noreturn]] void WriteStuckResult(FailureKind, const char* reason) {
+  std::ofstream(g_child_result) << reason;
+  ::_exit(0);
+}
+
 // Runs body(rank) in `started` forked processes (ranks 0..started-1 of a group of `world`);
 // returns what each one reported: "" for success, else its error text. A child that does not
 // finish within `limit` is killed and reported as such.
@@ -56,6 +65,8 @@ std::vector<std::string> RunProcesses(int world, int started, const std::functio
   for (int r = 0; r < started; ++r) {
     pid_t pid = ::fork();
     if (pid == 0) {
+      g_child_result = dir.path() + "/r" + std::to_string(r);
+      SetStuckCollectiveHandler(&WriteStuckResult);
       std::string result;
       try {
         result = body(r);
