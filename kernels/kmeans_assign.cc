@@ -330,14 +330,8 @@ int64_t* PendingScratch(size_t size) {
   return buffer.data();
 }
 
-// Whether the dense twin uses SmallKDots (no GEMM) for this shape, and its rows per tile.
+// Whether the dense twin uses SmallKDots (no GEMM) for this shape.
 bool UseSmallK(int64_t k, int64_t d) { return k < kSmallK && d >= kSmallKMinDim; }
-int64_t DenseTile(int64_t k, int64_t d) {
-  // Small k: no packing, so tiles only need to keep the rows in L2 for the epilogue (4 rows of
-  // the 1000 Genomes matrix).
-  return UseSmallK(k, d) ? std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(d, 1), 4, 512)
-                         : DenseTileRows(k, d);
-}
 
 #if MLFORGE_HAVE_LAPACK
 // OpenBLAS single-threaded: the SGEMMs run inside OpenMP threads. Not restored afterwards: every
@@ -345,6 +339,25 @@ int64_t DenseTile(int64_t k, int64_t d) {
 // local-Lloyd trials call this concurrently).
 void BlasSingleThreaded() { openblas_set_num_threads(1); }
 #endif
+
+// How the dense twins cut and compute a pass: SmallKDots or the GEMM, and the rows per tile
+// (small k: no packing, so tiles only need to keep the rows in L2 for the epilogue, 4 rows of the
+// 1000 Genomes matrix). One threading model: OpenMP threads split the row tiles and each calls
+// single-threaded SGEMM (OpenBLAS's own threads would compete with the OpenMP ones for the cores).
+struct DensePlan {
+  bool small_k = false;
+  int64_t tile = 0;
+};
+DensePlan PlanDense(int64_t k, int64_t d) {
+  DensePlan p;
+  p.small_k = UseSmallK(k, d);
+  p.tile = p.small_k ? std::clamp<int64_t>((int64_t{1} << 16) / std::max<int64_t>(d, 1), 4, 512)
+                     : DenseTileRows(k, d);
+#if MLFORGE_HAVE_LAPACK
+  if (!p.small_k) BlasSingleThreaded();
+#endif
+  return p;
+}
 
 // Norms of the centers as given, or computed here when the caller passed none.
 const float* CenterNorms(const HostKMeansCenters& c, std::vector<float>& storage) {
@@ -385,13 +398,9 @@ void KMeansAssignCpu(const HostDenseView& x, const float* row_weights, const Hos
   std::vector<float> norm_storage;
   const float* cn = CenterNorms(centers, norm_storage);
   const float* c = centers.data;
-  const bool small_k = UseSmallK(k, d);
-  const int64_t tile = DenseTile(k, d);
-#if MLFORGE_HAVE_LAPACK
-  // One threading model: OpenMP threads split the row tiles and each calls single-threaded SGEMM
-  // (OpenBLAS's own threads would compete with the OpenMP ones for the same cores).
-  if (!small_k) BlasSingleThreaded();
-#endif
+  const DensePlan plan = PlanDense(k, d);
+  const bool small_k = plan.small_k;
+  const int64_t tile = plan.tile;
 
   RunTiles(n, k, d, tile, out, threads, [&](int, int64_t begin, int64_t end, ThreadAccum& a) {
     const int64_t m = end - begin;
@@ -516,11 +525,9 @@ int64_t AssignBoundedDense(const HostDenseView& x, const float* row_weights, con
   MLF_ASSERT(centers.norms != nullptr && geo.half_sep != nullptr);
   const float* cn = centers.norms;
   const float* c = centers.data;
-  const bool small_k = UseSmallK(k, d);
-  const int64_t tile = DenseTile(k, d);
-#if MLFORGE_HAVE_LAPACK
-  if (!small_k) BlasSingleThreaded();
-#endif
+  const DensePlan plan = PlanDense(k, d);
+  const bool small_k = plan.small_k;
+  const int64_t tile = plan.tile;
   // Rounding of a GEMM value cn_j - 2 x.c_j (float32, d products): at most about
   // (d + 3) 2^-24 (||x||^2 + ||c_j||^2); two of them enter the second distance, so twice that,
   // and twice again for slack (the estimate of ||x||^2 is itself rounded).
