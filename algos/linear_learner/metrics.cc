@@ -107,6 +107,10 @@ void SortByScoreDescending(std::vector<ScoredRow>& rows) {
 
 namespace {
 
+// Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64, which
+// may differ from these float32 ones in the last bits.
+double Margin(double s) { return 1e-6 * std::max(1.0, std::fabs(s)); }
+
 // The sweep's choice among cuts (metrics.h, "Calibration"): Consider() is called for the cuts in
 // descending threshold order; the first cut with the best key among the eligible ones wins, and
 // recall_at_target_precision falls back to the first cut with the highest precision.
@@ -158,6 +162,24 @@ class CutChooser {
     }
   }
 
+  // The cuts between the distinct scores of `m` rows sorted by descending score, whose weights add
+  // to *tp / *fp as they pass; `next`: the score just below the last row (null: none, the last
+  // cut then lies the margin below it).
+  void Sweep(const ScoredRow* r, size_t m, const double* next, double* tp, double* fp) {
+    for (size_t i = 0; i < m;) {
+      size_t g = i;
+      while (g < m && r[g].score == r[i].score) {
+        (r[g].label > 0.5 ? *tp : *fp) += r[g].weight;
+        ++g;
+      }
+      const double here = r[i].score;
+      const double thr = g < m ? 0.5 * (here + static_cast<double>(r[g].score))
+                               : (next != nullptr ? 0.5 * (here + *next) : here - Margin(here));
+      Consider(*tp, *fp, thr);
+      i = g;
+    }
+  }
+
   Calibration Result() const {
     if (have_) return best_;
     Calibration f = fallback_;
@@ -173,9 +195,6 @@ class CutChooser {
   double best_key_ = 0, best_precision_ = -1;  // best_precision_: recall_at_target_precision fallback
 };
 
-// Thresholds beyond the extreme scores keep a margin: Predict recomputes scores in float64, which
-// may differ from these float32 ones in the last bits.
-double Margin(double s) { return 1e-6 * std::max(1.0, std::fabs(s)); }
 
 }  // namespace
 
@@ -199,17 +218,7 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
   // No row positive: threshold above the highest score.
   chooser.Consider(0, 0, rows.front().score + Margin(rows.front().score));
   double tp = 0, fp = 0;
-  for (size_t i = 0; i < rows.size();) {
-    size_t g = i;
-    while (g < rows.size() && rows[g].score == rows[i].score) {
-      (rows[g].label > 0.5 ? tp : fp) += rows[g].weight;
-      ++g;
-    }
-    const double here = rows[i].score;
-    const double thr = g < rows.size() ? 0.5 * (here + static_cast<double>(rows[g].score)) : here - Margin(here);
-    chooser.Consider(tp, fp, thr);
-    i = g;
-  }
+  chooser.Sweep(rows.data(), rows.size(), nullptr, &tp, &fp);
   return chooser.Result();
 }
 
@@ -379,18 +388,7 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
     } else {
       std::stable_sort(r, r + m, [](const ScoredRow& x, const ScoredRow& y) { return x.score > y.score; });
     }
-    for (size_t i = 0; i < m;) {
-      size_t g = i;
-      while (g < m && r[g].score == r[i].score) {
-        (r[g].label > 0.5 ? tp : fp) += r[g].weight;
-        ++g;
-      }
-      const double here = r[i].score;
-      const double thr = g < m ? 0.5 * (here + static_cast<double>(r[g].score))
-                               : (last ? here - Margin(here) : 0.5 * (here + below));
-      chooser.Consider(tp, fp, thr);
-      i = g;
-    }
+    chooser.Sweep(r, m, last ? nullptr : &below, &tp, &fp);
   }
   return chooser.Result();
 }
