@@ -308,27 +308,23 @@ void SmallKDots(const float* x, int64_t m, const float* c, int64_t d, int64_t k,
   for (; r < m; ++r) DotRows<1>(x + r * d, c, d, k, g + r * k);
 }
 
-// A per-thread float buffer of at least `size` entries, kept for the thread's lifetime (OpenMP
-// reuses its threads, so the training loop's calls reuse it). At most tile * k floats (1 MiB for
-// k <= 16384), or a block of KMeansBoundedLloyd's center Gram matrix (4 MiB).
-float* TileScratch(size_t size) {
-  thread_local std::vector<float> buffer;
+// A per-thread buffer of at least `size` T, kept for the thread's lifetime (OpenMP reuses its
+// threads, so the training loop's calls reuse it; a fresh tile-sized buffer each time costs page
+// faults); `Use` tells apart buffers that are live at the same time.
+enum class ScratchUse { kDots, kGathered, kPending };
+template <typename T, ScratchUse Use>
+T* Scratch(size_t size) {
+  thread_local std::vector<T> buffer;
   if (buffer.size() < size) buffer.resize(size);
   return buffer.data();
 }
-
-// A per-thread buffer for the rows the bounds could not settle, gathered into one tile (at most
-// tile x d floats), and their indices; kept like TileScratch.
-float* GatherScratch(size_t size) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer.data();
-}
-int64_t* PendingScratch(size_t size) {
-  thread_local std::vector<int64_t> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer.data();
-}
+// A tile's dot products (at most tile x k floats: 1 MiB for k <= 16384), or a block of
+// KMeansBoundedLloyd's center Gram matrix (4 MiB).
+float* TileScratch(size_t size) { return Scratch<float, ScratchUse::kDots>(size); }
+// The rows the bounds could not settle, gathered into one tile (at most tile x d floats), and
+// their indices.
+float* GatherScratch(size_t size) { return Scratch<float, ScratchUse::kGathered>(size); }
+int64_t* PendingScratch(size_t size) { return Scratch<int64_t, ScratchUse::kPending>(size); }
 
 // Whether the dense twin uses SmallKDots (no GEMM) for this shape.
 bool UseSmallK(int64_t k, int64_t d) { return k < kSmallK && d >= kSmallKMinDim; }
