@@ -297,6 +297,7 @@ class StoreServer::Impl {
       std::lock_guard<std::mutex> lock(mu_);
       dead_.insert(it->second.rank);
       --live_hellos_;
+      hello_ranks_.erase(it->second.rank);
       cv_.notify_all();
     }
     buffered_ -= it->second.in.size() + it->second.out.size();
@@ -397,6 +398,9 @@ class StoreServer::Impl {
         char* end = nullptr;
         long rank = std::strtol(s.c_str(), &end, 10);
         if (s.empty() || *end != '\0' || rank < 0 || rank > 1000000 || c.rank >= 0) return false;
+        // A rank is one live connection: a second Hello for it (a stray or hostile client) is
+        // closed, so that its departure can never pass for that rank's death.
+        if (!hello_ranks_.insert(static_cast<int>(rank)).second) return false;
         c.rank = static_cast<int>(rank);
         std::lock_guard<std::mutex> lock(mu_);
         ++live_hellos_;
@@ -443,6 +447,7 @@ class StoreServer::Impl {
   std::condition_variable cv_;
   std::set<int> dead_;
   int live_hellos_ = 0;
+  std::set<int> hello_ranks_;  // ranks with a live Hello'd connection (store thread only)
 };
 
 StoreServer::StoreServer(uint16_t port, StoreLimits limits) : impl_(std::make_unique<Impl>(port, limits)) {}

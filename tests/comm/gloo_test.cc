@@ -433,6 +433,14 @@ TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
   EXPECT_FALSE(good.TryGet("missing", &v));
   EXPECT_THROW(good.Get("missing", 200ms), StoreError);
   EXPECT_THROW(good.Set(std::string(5000, 'k'), {}), StoreError);  // over the key limit, refused locally
+  // An impostor claiming a live rank is closed, and its leaving is no death of that rank (the
+  // collective watchdogs act on deaths).
+  good.Hello(3);
+  {
+    StoreClient impostor("127.0.0.1", server.port(), 5s, 5s);
+    EXPECT_THROW(impostor.Hello(3), StoreError);
+  }
+  EXPECT_TRUE(good.DeadRanks().empty());
 }
 
 // A client that sends requests and never reads the replies holds one pending reply, never the
