@@ -10,7 +10,8 @@
 //   2. the store saw a rank's connection close without a reason: it died (SIGKILL, OOM, crash);
 //   3. on a deadline, the ranks that also timed out publish "late/<n>/<rank>"; the ones that did
 //      not (for n, n - 1 or n + 1: ranks can be one collective apart when a peer stops inside
-//      one) are the ones that never reached collective n (stopped, hung, or far slower);
+//      one) are the ones that never reached collective n (stopped, hung, or far slower); of
+//      those, the ones whose heartbeat ("alive/<rank>", every 0.5 s) stopped are named first;
 //   4. the store itself is gone: rank 0, which serves it, is dead, stopped or unreachable.
 // A rank that failed because of another publishes its diagnosis ("failed/<rank>" = 'P'...), so
 // ranks that notice later adopt it instead of blaming the departure of that bystander; rank 0
@@ -361,7 +362,7 @@ class GlooGroup final : public Communicator {
 
   void Watch(StoreClient& client) {
     using Clock = std::chrono::steady_clock;
-    uint64_t watched = 0;
+    uint64_t watched = 0, beat = 0;
     Clock::time_point since{};
     std::string reason;  // diagnosed when the failure first showed (the store may be gone later)
     FailureKind kind = FailureKind::kAlgorithm;
@@ -369,6 +370,12 @@ class GlooGroup final : public Communicator {
       {
         std::unique_lock<std::mutex> lock(watch_mu_);
         if (watch_cv_.wait_for(lock, milliseconds(500), [this] { return watch_stop_; })) return;
+      }
+      // The heartbeat: a rank that is stopped (SIGSTOP) or hung stops beating, one that is merely
+      // slow does not (Diagnose tells them apart on a deadline).
+      try {
+        client.Set("alive/" + std::to_string(spec_.rank), Bytes(std::to_string(++beat)));
+      } catch (const StoreError&) {
       }
       const uint64_t seq = running_.load();
       if (seq != watched) {
@@ -496,6 +503,16 @@ class GlooGroup final : public Communicator {
           std::vector<char> v;
           return client.TryGet(fmt::format("late/{}/{}", seq, r), &v);
         };
+        // Each rank's heartbeat (its watchdog beats every 0.5 s), read now and after the wait.
+        const auto beats = [&] {
+          std::vector<std::string> b(static_cast<size_t>(spec_.world_size));
+          std::vector<char> v;
+          for (int r = 0; r < spec_.world_size; ++r) {
+            if (client.TryGet("alive/" + std::to_string(r), &v)) b[static_cast<size_t>(r)].assign(v.begin(), v.end());
+          }
+          return b;
+        };
+        const std::vector<std::string> beats_before = beats();
         for (;;) {
           missing.clear();
           for (int r = 0; r < spec_.world_size; ++r) {
@@ -507,6 +524,16 @@ class GlooGroup final : public Communicator {
           std::this_thread::sleep_for(std::chrono::milliseconds(200));
         }
         if (!missing.empty()) {
+          // A rank still beating is running (out of step, or slower to give up, as a loaded
+          // survivor can be); one whose heartbeat stopped is stopped or hung. Name those when
+          // there are any.
+          const std::vector<std::string> beats_after = beats();
+          std::vector<int> silent;
+          for (int r : missing) {
+            const size_t i = static_cast<size_t>(r);
+            if (beats_after[i].empty() || beats_after[i] == beats_before[i]) silent.push_back(r);
+          }
+          if (!silent.empty()) missing = silent;
           std::string names;
           for (int r : missing) names += (names.empty() ? "" : "; ") + Who(r, client);
           return fmt::format("{} did not reach {} within the {} s deadline: stopped (e.g. SIGSTOP), hung or far "
