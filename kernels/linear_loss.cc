@@ -43,55 +43,64 @@ void CheckModels(const HostLinearModels& models, const LinearLossSpec& spec, int
 // rounding (~1e-7 relative; the scores and gradients are float32 anyway); sums are float64.
 void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const float* labels, const float* row_weights,
                          const HostLinearModels& models, float* g, double* my_loss, double* my_w) {
-  using ArrF = Eigen::Array<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using ArrD = Eigen::Array<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  // Per block of rows: exp and log over the block's scores as one flat array (Eigen's packets);
+  // the rest (the select on the sign, the label, the float64 sums per model) in plain loops over
+  // the models that the compiler vectorises. Eigen's select and float-to-double cast on arrays
+  // are scalar, and in the array expressions this replaced they took a third of the 32-model step.
+  using ArrF = Eigen::ArrayXf;
   const int64_t m = models.m;
   constexpr int64_t kRows = 64;
-  ArrF e, u, y01;
-  ArrD w;  // row weight x positive weight in float64, as the scalar path and the sums use them
-  Eigen::Map<Eigen::ArrayXd> loss_acc(my_loss, m), w_acc(my_w, m);
+  thread_local ArrF e, u, lg;
+  thread_local std::vector<double> block_loss, pw;
+  block_loss.assign(static_cast<size_t>(m), 0.0);
   // No row weights and every positive weight 1 (positive_example_weight_mult's default): the
-  // float64 weight matrix would hold only ones.
+  // weights are all 1.
   bool unweighted = row_weights == nullptr;
   for (int64_t j = 0; unweighted && models.positive_weight != nullptr && j < m; ++j) {
     unweighted = models.positive_weight[j] == 1.0f;
   }
+  pw.resize(static_cast<size_t>(m));
+  for (int64_t j = 0; j < m; ++j) pw[j] = models.positive_weight ? models.positive_weight[j] : 1.0;
+  double* const bl = block_loss.data();
   for (int64_t b0 = i0; b0 < i1; b0 += kRows) {
-    const int64_t rows = std::min(kRows, i1 - b0);
-    const Eigen::Map<const ArrF> s(scores + b0 * m, rows, m);
-    y01.resize(rows, 1);
-    if (!unweighted) w.resize(rows, m);
-    for (int64_t r = 0; r < rows; ++r) {
-      const bool positive = labels[b0 + r] > 0.5f;
-      y01(r, 0) = positive ? 1.0f : 0.0f;
-      if (unweighted) continue;
-      const double rw = row_weights ? row_weights[b0 + r] : 1.0;
-      if (positive && models.positive_weight) {
-        for (int64_t j = 0; j < m; ++j) w(r, j) = rw * models.positive_weight[j];
-      } else {
-        w.row(r).setConstant(rw);
-      }
-    }
+    const int64_t rows = std::min(kRows, i1 - b0), len = rows * m;
+    const Eigen::Map<const ArrF> s(scores + b0 * m, len);
     e = (-s.abs()).exp();
-    const auto y = y01.replicate(1, m);
-    // log1p(e) for e in (0, 1] as log(u) - ((u - 1) - e) / u with u = 1 + e: the classic correction
-    // for the rounding of u, accurate to a few ulp (Eigen vectorises log, not log1p).
     u = 1.0f + e;
-    u = u.log() - ((u - 1.0f) - e) / u;
-    if (unweighted) {
-      // Every weight 1 (the usual case): no float64 weight matrix, float32 derivatives directly.
-      w_acc += static_cast<double>(rows);
-      loss_acc += (s.max(0.0f) + u - y * s).cast<double>().colwise().sum().transpose();
-      if (g != nullptr) {
-        Eigen::Map<ArrF>(g + b0 * m, rows, m) = (s >= 0.0f).select(ArrF::Ones(rows, m), e) / (1.0f + e) - y;
+    // log1p(e) for e in (0, 1] as log(u) - ((u - 1) - e) / u: the classic correction for the
+    // rounding of u, accurate to a few ulp (Eigen vectorises log, not log1p).
+    lg = u.log() - ((u - 1.0f) - e) / u;
+    std::fill(bl, bl + m, 0.0);
+    for (int64_t r = 0; r < rows; ++r) {
+      const int64_t i = b0 + r;
+      const float* sr = scores + i * m;
+      const float* er = e.data() + r * m;
+      const float* ur = u.data() + r * m;
+      const float* lr = lg.data() + r * m;
+      const bool positive = labels[i] > 0.5f;
+      const float y = positive ? 1.0f : 0.0f;
+      float* gr = g != nullptr ? g + i * m : nullptr;
+      if (unweighted) {
+        for (int64_t j = 0; j < m; ++j) bl[j] += static_cast<double>(std::max(sr[j], 0.0f) + lr[j] - y * sr[j]);
+        if (gr != nullptr) {
+          for (int64_t j = 0; j < m; ++j) gr[j] = (sr[j] >= 0.0f ? 1.0f : er[j]) / ur[j] - y;
+        }
+        continue;
       }
-      continue;
+      // Row weight x positive weight in float64, as the scalar path and the sums use them.
+      const double rw = row_weights ? row_weights[i] : 1.0;
+      for (int64_t j = 0; j < m; ++j) {
+        const double w = positive ? rw * pw[j] : rw;
+        bl[j] += w * static_cast<double>(std::max(sr[j], 0.0f) + lr[j] - y * sr[j]);
+        my_w[j] += w;
+        if (gr != nullptr) {
+          gr[j] = static_cast<float>(w * static_cast<double>((sr[j] >= 0.0f ? 1.0f : er[j]) / ur[j] - y));
+        }
+      }
     }
-    w_acc += w.colwise().sum().transpose();
-    loss_acc += (w * (s.max(0.0f) + u - y * s).cast<double>()).colwise().sum().transpose();
-    if (g != nullptr) {
-      Eigen::Map<ArrF>(g + b0 * m, rows, m) =
-          (w * ((s >= 0.0f).select(ArrF::Ones(rows, m), e) / (1.0f + e) - y).cast<double>()).cast<float>();
+    for (int64_t j = 0; j < m; ++j) my_loss[j] += bl[j];
+    if (unweighted) {
+      for (int64_t j = 0; j < m; ++j) my_w[j] += static_cast<double>(rows);
     }
   }
 }

@@ -30,7 +30,9 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "algos/linear_learner/config.h"
@@ -91,9 +93,34 @@ class Evaluation {
 
   double weight(int64_t j) const { return weight_[j]; }  // total row weight of model j's pass
   int64_t sample_rows() const { return static_cast<int64_t>(sample_labels_.size()); }
-  // Binary: room for `rows` sample rows (at most the cap) before Add, so that the sample's m
-  // vectors do not grow by doubling (each growth copies what is there). A hint: more rows still fit.
-  void ReserveSample(int64_t rows);
+
+  // The binary score sample's buffers, kept by the caller from one pass to the next (each epoch
+  // evaluates the channel again): fresh ones of m x rows floats (12.8 MB for 32 models x 100k
+  // rows) were page-faulted in, zeroed and grown by doubling at every epoch.
+  template <class T>
+  struct NoInitAllocator : std::allocator<T> {  // resize() leaves new floats unwritten
+    template <class U>
+    struct rebind {
+      using other = NoInitAllocator<U>;
+    };
+    template <class U>
+    void construct(U* p) noexcept {
+      ::new (static_cast<void*>(p)) U;
+    }
+    template <class U, class... Args>
+    void construct(U* p, Args&&... args) {
+      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
+    }
+  };
+  using FloatBuffer = std::vector<float, NoInitAllocator<float>>;
+  struct SampleBuffers {
+    std::vector<FloatBuffer> scores;
+    FloatBuffer labels, weights;
+  };
+  // Before Add: takes `buffers` as the (empty) sample's storage, keeping their capacity.
+  void AdoptSample(SampleBuffers&& buffers);
+  // After Finish: gives the storage back for the next pass.
+  SampleBuffers ReleaseSample();
 
  private:
   // Add's binary case: confusion counts at fixed thresholds, and the score sample.
@@ -111,8 +138,8 @@ class Evaluation {
   std::vector<double> tp_, fp_, tn_, fn_;         // binary with fixed thresholds
   // Binary sample: m vectors of sample_rows raw scores (model-major, so that each model's
   // calibration reads its scores contiguously), labels and weights per row.
-  std::vector<std::vector<float>> sample_scores_;
-  std::vector<float> sample_labels_, sample_weights_;
+  std::vector<FloatBuffer> sample_scores_;
+  FloatBuffer sample_labels_, sample_weights_;
 };
 
 // Threshold calibration of one model on (score, label, weight) rows (header comment).

@@ -256,7 +256,8 @@ class Trainer {
   int64_t binary_cap_ = 0;  // binary score-sample rows per rank
   // Normalised-space parameters and the step's scratch.
   std::vector<float> w_, b_, w_eff_, b_eff_, grad_, labels_, row_weights_, eval_scores_;
-  std::map<std::pair<std::string, int64_t>, int64_t> sample_rows_seen_;  // (channel, models) -> rows
+  // Binary score-sample buffers kept between passes, per (channel or "sample", models).
+  std::map<std::pair<std::string, int64_t>, Evaluation::SampleBuffers> spare_samples_;
   std::vector<double> sums_;
   std::unique_ptr<ParallelOptimizer> opt_;
 };
@@ -471,13 +472,10 @@ Evaluation Trainer::EvaluateStream(io::BatchStream& stream, int epoch, const std
                                    const float* w_raw, const float* b_raw, int64_t models,
                                    std::vector<double> thresholds, int64_t cap) {
   Evaluation e(cfg_, models, cap, std::move(thresholds));
-  // The channel's sample had this many rows here last time (each epoch evaluates it again).
-  int64_t& seen = sample_rows_seen_[{channel, models}];
-  e.ReserveSample(seen);
+  e.AdoptSample(std::move(spare_samples_[{channel, models}]));
   ForEachBatch(stream, epoch, channel, [&](const HostBatch& batch, bool have) {
     if (have) EvaluateBatch(e, batch, w_raw, b_raw, models);
   });
-  seen = e.sample_rows();
   e.AllReduce(comm_);
   MLF_EXPECTS(e.weight(0) > 0, "the {} channel yielded no rows (or only rows of weight 0)", channel);
   return e;
@@ -486,6 +484,7 @@ Evaluation Trainer::EvaluateStream(io::BatchStream& stream, int epoch, const std
 Evaluation Trainer::EvaluateSample(const float* w_raw, const float* b_raw, int64_t models,
                                    std::vector<double> thresholds, int64_t cap) {
   Evaluation e(cfg_, models, cap, std::move(thresholds));
+  e.AdoptSample(std::move(spare_samples_[{"sample", models}]));
   for (const auto& batch : sample_) {
     ctx_.stop().ThrowIfStopped();
     EvaluateBatch(e, *batch, w_raw, b_raw, models);
@@ -595,6 +594,7 @@ void Trainer::Run() {
 #pragma omp parallel for num_threads(ctx_.resources.threads()) schedule(dynamic) if (m_ > 1)
 #endif
     for (int64_t j = 0; j < m_; ++j) evals[j] = eval.Finish(j, /*full=*/false);
+    spare_samples_[{val_stream ? "validation" : "sample", m_}] = eval.ReleaseSample();
     int64_t chosen = 0;
     for (int64_t j = 1; j < m_; ++j) {
       if (Better(evals[j].criterion, evals[chosen].criterion, evals[j].higher_is_better)) chosen = j;
@@ -648,7 +648,7 @@ void Trainer::Run() {
     }
     log::ThroughputMetric(ctx_.host, "train", rows / std::max(train_secs, 1e-9));
     log::ProgressMetric(ctx_.host, 100.0 * (epoch + 1) / cfg_.epochs);
-    spdlog::info("epoch {}: {} batch(es), {} row(s), {:.3f} s training + {:.3f} s evaluation", epoch, batches,
+    spdlog::info("epoch {}: {} batch(es), {} row(s), {:.4f} s training + {:.4f} s evaluation", epoch, batches,
                  static_cast<int64_t>(rows), train_secs, Seconds(t_epoch) - train_secs);
 
     // Early stopping on the relative improvement of the epoch's best criterion.

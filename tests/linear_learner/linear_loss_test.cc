@@ -359,6 +359,13 @@ TEST(LinearLoss, ManyLogisticModelsWithLargeScoresMatchReference) {
     LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(),
                       Models(p, true, true), spec, o.view(), 2);
     ExpectMatches(o, ComputeReference(p, spec, true, true), "many logistic models, m = " + std::to_string(m));
+    // No row weights and no positive weights: the unweighted loop (float32 derivatives directly).
+    Output u = MakeOutput(p);
+    LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), nullptr, Models(p, true, false), spec,
+                      u.view(), 2);
+    std::fill(p.row_weights.begin(), p.row_weights.end(), 1.0f);
+    ExpectMatches(u, ComputeReference(p, spec, true, false),
+                  "many unweighted logistic models, m = " + std::to_string(m));
   }
 }
 
