@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "core/build_config.h"
@@ -104,6 +105,123 @@ void LogisticRowsBlocked(const float* scores, int64_t i0, int64_t i1, const floa
     }
   }
 }
+
+// Register-tiled products for the dense step of many models (mk a multiple of the SIMD width):
+// the forward S = X W + bias and the backward GW += X^T G on a chunk of rows that stays in L1
+// between them. Eigen's GEMM packs both operands at every call, and at 1000 x 100 x 32 the
+// packing was a fifth of the step. Built on Eigen's packet primitives (the widest SIMD the build
+// targets; plain floats without SIMD). Sums run in k order per output element, like a dot product.
+namespace tile {
+
+using Packet = Eigen::internal::packet_traits<float>::type;
+constexpr int kP = Eigen::internal::unpacket_traits<Packet>::size;
+constexpr int kRows = 6;  // 6 x 2 packets of accumulators: 12 of the 16 AVX2 / 32 AVX-512 registers
+
+// S[r][c] (+ bias) for R rows of x (leading dimension ldx = d) and C packets of columns.
+template <int R, int C>
+void Forward(const float* x, int64_t d, const float* w, int64_t ldw, const float* bias, float* s, int64_t lds) {
+  using Eigen::internal::pmadd;
+  using Eigen::internal::pset1;
+  using Eigen::internal::ploadu;
+  Packet acc[R][C];
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) acc[r][c] = pset1<Packet>(0.0f);
+  }
+  for (int64_t k = 0; k < d; ++k) {
+    Packet wv[C];
+    for (int c = 0; c < C; ++c) wv[c] = ploadu<Packet>(w + k * ldw + c * kP);
+    for (int r = 0; r < R; ++r) {
+      const Packet xv = pset1<Packet>(x[r * d + k]);
+      for (int c = 0; c < C; ++c) acc[r][c] = pmadd(xv, wv[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    for (int c = 0; c < C; ++c) {
+      Packet v = acc[r][c];
+      if (bias != nullptr) v = Eigen::internal::padd(v, ploadu<Packet>(bias + c * kP));
+      Eigen::internal::pstoreu(s + r * lds + c * kP, v);
+    }
+  }
+}
+
+// GW[kk][c] += sum over `rows` rows of x[r][kk] g[r][c], for K columns of x from x (leading
+// dimension d) and C packets of columns of g.
+template <int K, int C>
+void Backward(const float* x, int64_t d, int64_t rows, const float* g, int64_t ldg, float* gw, int64_t ldgw) {
+  using Eigen::internal::pmadd;
+  using Eigen::internal::pset1;
+  using Eigen::internal::ploadu;
+  Packet acc[K][C];
+  for (int kk = 0; kk < K; ++kk) {
+    for (int c = 0; c < C; ++c) acc[kk][c] = ploadu<Packet>(gw + kk * ldgw + c * kP);
+  }
+  for (int64_t r = 0; r < rows; ++r) {
+    Packet gv[C];
+    for (int c = 0; c < C; ++c) gv[c] = ploadu<Packet>(g + r * ldg + c * kP);
+    for (int kk = 0; kk < K; ++kk) {
+      const Packet xv = pset1<Packet>(x[r * d + kk]);
+      for (int c = 0; c < C; ++c) acc[kk][c] = pmadd(xv, gv[c], acc[kk][c]);
+    }
+  }
+  for (int kk = 0; kk < K; ++kk) {
+    for (int c = 0; c < C; ++c) Eigen::internal::pstoreu(gw + kk * ldgw + c * kP, acc[kk][c]);
+  }
+}
+
+// Dispatch on the leftover row count (1 .. kRows) at compile time.
+template <int C, class F>
+void WithRows(int64_t r, F&& f) {
+  switch (r) {
+    case 1: f(std::integral_constant<int, 1>()); break;
+    case 2: f(std::integral_constant<int, 2>()); break;
+    case 3: f(std::integral_constant<int, 3>()); break;
+    case 4: f(std::integral_constant<int, 4>()); break;
+    case 5: f(std::integral_constant<int, 5>()); break;
+    default: f(std::integral_constant<int, kRows>()); break;
+  }
+}
+
+// S (rows x mk, leading dimension mk) = X (rows x d) W (d x mk) + bias.
+void ForwardRows(const float* x, int64_t rows, int64_t d, const float* w, int64_t mk, const float* bias, float* s) {
+  for (int64_t r0 = 0; r0 < rows; r0 += kRows) {
+    const int64_t rr = std::min<int64_t>(kRows, rows - r0);
+    int64_t c0 = 0;
+    for (; c0 + 2 * kP <= mk; c0 += 2 * kP) {
+      WithRows<2>(rr, [&](auto R) {
+        Forward<decltype(R)::value, 2>(x + r0 * d, d, w + c0, mk, bias ? bias + c0 : nullptr, s + r0 * mk + c0, mk);
+      });
+    }
+    if (c0 < mk) {
+      WithRows<1>(rr, [&](auto R) {
+        Forward<decltype(R)::value, 1>(x + r0 * d, d, w + c0, mk, bias ? bias + c0 : nullptr, s + r0 * mk + c0, mk);
+      });
+    }
+  }
+}
+
+// GW (d x mk) += X^T (d x rows) G (rows x mk).
+void BackwardRows(const float* x, int64_t rows, int64_t d, const float* g, int64_t mk, float* gw) {
+  for (int64_t k0 = 0; k0 < d; k0 += kRows) {
+    const int64_t kk = std::min<int64_t>(kRows, d - k0);
+    int64_t c0 = 0;
+    for (; c0 + 2 * kP <= mk; c0 += 2 * kP) {
+      WithRows<2>(kk, [&](auto K) {
+        Backward<decltype(K)::value, 2>(x + k0, d, rows, g + c0, mk, gw + k0 * mk + c0, mk);
+      });
+    }
+    if (c0 < mk) {
+      WithRows<1>(kk, [&](auto K) {
+        Backward<decltype(K)::value, 1>(x + k0, d, rows, g + c0, mk, gw + k0 * mk + c0, mk);
+      });
+    }
+  }
+}
+
+// Whether the tiles apply: whole packets of columns, and W small enough to stay in L2 while the
+// rows stream past it (wider models keep Eigen's blocked GEMM).
+bool Applies(int64_t d, int64_t mk) { return mk >= kP && mk % kP == 0 && d * mk <= (int64_t{1} << 17); }
+
+}  // namespace tile
 
 void LossRows(const float* scores, int64_t i0, int64_t i1, const float* labels, const float* row_weights,
               const HostLinearModels& models, const LinearLossSpec& spec, float* g, double* my_loss,
@@ -332,6 +450,7 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
   std::vector<double> part_loss(static_cast<size_t>(nb) * m, 0.0), part_w(static_cast<size_t>(nb) * m, 0.0);
   std::vector<float> part_gw(out.grad_weights ? static_cast<size_t>((nb - 1) * d * mk) : 0);
   std::atomic<int> next_block{0};
+  const bool tiles = tile::Applies(d, mk);
 #ifdef _OPENMP
 #pragma omp parallel num_threads(nt) if (nt > 1)
 #endif
@@ -340,15 +459,32 @@ void LinearLossGradCpu(const HostDenseView& x, const float* labels, const float*
     // threads the runtime actually grants, nor on which took which block.
     for (int t = next_block.fetch_add(1); t < nb; t = next_block.fetch_add(1)) {
       const int64_t i0 = n * t / nb, i1 = n * (t + 1) / nb, rows = i1 - i0;
+      double* my_loss = part_loss.data() + static_cast<size_t>(t) * m;
+      double* my_w = part_w.data() + static_cast<size_t>(t) * m;
+      float* dst = !out.grad_weights ? nullptr
+                   : t == 0          ? out.grad_weights
+                                     : part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
+      if (tiles) {
+        // Chunks of 64 rows: X's chunk (25 KB at d = 100) stays in L1 from the scores to the
+        // gradient.
+        if (dst) std::fill(dst, dst + d * mk, 0.0f);
+        constexpr int64_t kChunk = 64;
+        for (int64_t c0 = i0; c0 < i1; c0 += kChunk) {
+          const int64_t c1 = std::min(i1, c0 + kChunk);
+          const float* xc = x.values + c0 * d;
+          tile::ForwardRows(xc, c1 - c0, d, models.weights, mk, models.bias, s + c0 * mk);
+          LossRows(s, c0, c1, labels, row_weights, models, spec, gp, my_loss, my_w);
+          if (dst) tile::BackwardRows(xc, c1 - c0, d, gp + c0 * mk, mk, dst);
+        }
+        continue;
+      }
       Eigen::Map<const RowMajorF> X(x.values + i0 * d, rows, d);
       Eigen::Map<const RowMajorF> W(models.weights, d, mk);
       Eigen::Map<RowMajorF> S(s + i0 * mk, rows, mk);
       S.noalias() = X * W;
       if (models.bias) S.rowwise() += Eigen::Map<const Eigen::RowVectorXf>(models.bias, mk);
-      LossRows(s, i0, i1, labels, row_weights, models, spec, gp,
-               part_loss.data() + static_cast<size_t>(t) * m, part_w.data() + static_cast<size_t>(t) * m);
-      if (out.grad_weights) {
-        float* dst = t == 0 ? out.grad_weights : part_gw.data() + static_cast<size_t>(t - 1) * d * mk;
+      LossRows(s, i0, i1, labels, row_weights, models, spec, gp, my_loss, my_w);
+      if (dst) {
         Eigen::Map<RowMajorF> GW(dst, d, mk);
         GW.noalias() = X.transpose() * Eigen::Map<const RowMajorF>(gp + i0 * mk, rows, mk);
       }

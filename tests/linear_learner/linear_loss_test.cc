@@ -262,6 +262,30 @@ TEST(LinearLoss, DenseStepMatchesFloat64ReferenceForEveryLoss) {
   }
 }
 
+TEST(LinearLoss, RegisterTiledStepMatchesFloat64ReferenceForEveryLoss) {
+  // m k a multiple of the SIMD width (16 and 48 columns: one packet tile and two-plus-one on
+  // AVX-512 and AVX2) takes the register-tiled products; 203 rows and d = 13 leave partial row
+  // tiles, k tiles and 64-row chunks. One and two threads.
+  for (K kind : kAllKinds) {
+    const int64_t k = kind == K::kSoftmax ? 4 : 1;
+    for (int64_t mk : {int64_t{16}, int64_t{48}}) {
+      for (int variant = 0; variant < 3; ++variant) {
+        const bool use_bias = variant != 1, use_pos = variant == 2;
+        Problem p = MakeProblem(kind, 203, 13, mk / k, 900 + static_cast<int>(kind) * 11 + variant);
+        const LinearLossSpec spec = SpecFor(kind);
+        for (int threads : {1, 2}) {
+          Output o = MakeOutput(p);
+          LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(),
+                            Models(p, use_bias, use_pos), spec, o.view(), threads);
+          ExpectMatches(o, ComputeReference(p, spec, use_bias, use_pos),
+                        "tiled: kind " + std::to_string(static_cast<int>(kind)) + " mk " + std::to_string(mk) +
+                            " variant " + std::to_string(variant) + " threads " + std::to_string(threads));
+        }
+      }
+    }
+  }
+}
+
 TEST(LinearLoss, GradientMatchesFiniteDifferencesOfTheStep) {
   // Smooth losses: perturb a weight and a bias of model 1 and difference the loss sums.
   for (K kind : {K::kLogistic, K::kSquared, K::kSoftmax, K::kHuber}) {

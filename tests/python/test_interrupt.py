@@ -13,7 +13,9 @@ y = (X[:, 0] > 0.5).astype(int)
 print("ready", flush=True)
 t = time.time()
 try:
-    mlforge.LinearLearnerClassifier(epochs=1000, num_models=32, mini_batch_size=100).fit(X, y)
+    # Early stopping off: the fit must still be running when the signal comes, however fast it is.
+    mlforge.LinearLearnerClassifier(epochs=100000, num_models=32, mini_batch_size=100,
+                                    early_stopping_patience=100000).fit(X, y)
     print("finished", flush=True)
 except KeyboardInterrupt:
     print(f"interrupted {time.time() - t:.2f}", flush=True)
