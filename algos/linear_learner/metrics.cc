@@ -430,6 +430,10 @@ Evaluation::Evaluation(const Config& cfg, int64_t m, int64_t sample_cap, std::ve
       correct_.assign(ms, 0.0);
       topk_.assign(ms, 0.0);
       dcg_.assign(ms, 0.0);
+      // The DCG's discount for each rank, computed once (a libm log2 per row and model was 7% of a
+      // 32-model multiclass run).
+      log2_rank_.resize(static_cast<size_t>(k_));
+      for (int64_t r = 0; r < k_; ++r) log2_rank_[r] = std::log2(static_cast<double>(r) + 2.0);
       tp_c_.assign(ms * k_, 0.0);
       pred_c_.assign(ms * k_, 0.0);
       actual_c_.assign(ms * k_, 0.0);
@@ -488,7 +492,7 @@ void Evaluation::Add(const HostBatch& batch, const float* scores, const double* 
           if (rank < cfg_.accuracy_top_k) topk_[j] += w;
           // DCG of the class ranking with the true class as the one relevant item (gain 1 at
           // 1-based position rank + 1): 1 when it ranks first, 1 / log2(3) second, ...
-          dcg_[j] += w / std::log2(static_cast<double>(rank) + 2.0);
+          dcg_[j] += w / log2_rank_[rank];
           pred_c_[j * k_ + best] += w;
           actual_c_[j * k_ + label] += w;
         }

@@ -134,6 +134,7 @@ class Evaluation {
   std::vector<double> loss_, weight_;
   std::vector<double> sq_, abs_;                  // regressor
   std::vector<double> correct_, topk_, dcg_;      // multiclass
+  std::vector<double> log2_rank_;                 // multiclass: log2(rank + 2), k entries
   std::vector<double> tp_c_, pred_c_, actual_c_;  // multiclass per class, m x k
   std::vector<double> tp_, fp_, tn_, fn_;         // binary with fixed thresholds
   // Binary sample: m vectors of sample_rows raw scores (model-major, so that each model's
