@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <Eigen/Core>
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -227,17 +228,20 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
   // One pass: the score range (NaN and infinities are left to the sorted sweep), whether every
   // weight is 1 (the default: then counts, integer adds, stand for the weight sums, and are the
   // same numbers), the positives.
+  // Separate loops that vectorise (one fused scalar loop was a fifth of the calibration): Eigen's
+  // packet min / max (NaNs counted apart, so their handling there does not matter) and counts.
   float smin = std::numeric_limits<float>::infinity(), smax = -smin;
-  bool finite = true, unit = true;
-  uint64_t positives = 0;
-  for (size_t i = 0; i < n; ++i) {
-    const float s = scores[i];
-    finite &= std::isfinite(s);
-    smin = std::min(smin, s);
-    smax = std::max(smax, s);
-    unit &= weights[i] == 1.0f;
-    positives += labels[i] > 0.5f;  // no branch on the (random) labels
+  if (n > 0) {
+    const Eigen::Map<const Eigen::ArrayXf> sv(scores, static_cast<Eigen::Index>(n));
+    smin = sv.minCoeff();
+    smax = sv.maxCoeff();
   }
+  uint64_t nans = 0, non_unit = 0, positives = 0;
+  for (size_t i = 0; i < n; ++i) nans += scores[i] != scores[i];
+  for (size_t i = 0; i < n; ++i) non_unit += weights[i] != 1.0f;
+  for (size_t i = 0; i < n; ++i) positives += labels[i] > 0.5f;  // no branch on the (random) labels
+  const bool finite = nans == 0 && std::isfinite(smin) && std::isfinite(smax);
+  const bool unit = non_unit == 0;
   double pos = static_cast<double>(positives), total = static_cast<double>(n);
   if (!unit) {
     pos = total = 0;
@@ -274,16 +278,18 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
   bucket_weight.assign(nb, 0.0);
   bucket_count.assign(nb, 0);
   if (unit) {
-    thread_local std::vector<uint32_t> bucket_positives;
-    bucket_positives.assign(nb, 0);
+    // Count and positives of a bucket side by side: one cache line per row, not two.
+    thread_local std::vector<uint32_t> counts;
+    counts.assign(2 * nb, 0);
     for (size_t i = 0; i < n; ++i) {
-      const uint32_t b = index[i];
-      bucket_positives[b] += labels[i] > 0.5f;
-      ++bucket_count[b];
+      uint32_t* c = counts.data() + 2 * static_cast<size_t>(index[i]);
+      ++c[0];
+      c[1] += labels[i] > 0.5f;
     }
     for (size_t b = 0; b < nb; ++b) {
-      bucket_pos[b] = bucket_positives[b];
-      bucket_weight[b] = bucket_count[b];
+      bucket_count[b] = counts[2 * b];
+      bucket_pos[b] = counts[2 * b + 1];
+      bucket_weight[b] = counts[2 * b];
     }
   } else {
     for (size_t i = 0; i < n; ++i) {
@@ -348,10 +354,21 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
     tp += p;
     fp += q;
   }
+  // The flagged buckets lie in [first, last] (usually a few near the optimum): rows outside are
+  // skipped on one well-predicted comparison instead of a lookup of their bucket's flag.
+  size_t first = nb, last_flagged = 0;
+  for (size_t b = 0; b < nb; ++b) {
+    if (flag[b] != 0) {
+      first = std::min(first, b);
+      last_flagged = b;
+    }
+  }
+  const uint32_t span = first < nb ? static_cast<uint32_t>(last_flagged - first) : 0;
   thread_local std::vector<ScoredRow> gathered;
   gathered.resize(gathered_rows);
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; first < nb && i < n; ++i) {
     const uint32_t b = index[i];
+    if (b - static_cast<uint32_t>(first) > span) continue;
     const uint8_t f = flag[b];
     if (f == 0) continue;
     if (f & kRefine) gathered[slot[b]++] = {scores[i], labels[i], weights[i]};
