@@ -223,34 +223,53 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
   return chooser.Result();
 }
 
+CalibrationLabels SummariseCalibrationLabels(const float* labels, const float* weights, size_t n) {
+  CalibrationLabels c;
+  c.positive.resize(n);
+  uint64_t non_unit = 0, positives = 0;
+  for (size_t i = 0; i < n; ++i) c.positive[i] = labels[i] > 0.5f;  // no branch on the (random) labels
+  for (size_t i = 0; i < n; ++i) positives += c.positive[i];
+  for (size_t i = 0; i < n; ++i) non_unit += weights[i] != 1.0f;
+  c.unit = non_unit == 0;
+  c.pos = static_cast<double>(positives);
+  c.total = static_cast<double>(n);
+  if (!c.unit) {
+    c.pos = c.total = 0;
+    for (size_t i = 0; i < n; ++i) {
+      const double w = weights[i];
+      c.total += w;
+      c.pos += w * static_cast<double>(c.positive[i]);
+    }
+  }
+  return c;
+}
+
 Calibration CalibrateThresholdBucketed(const float* scores, const float* labels, const float* weights, size_t n,
-                                       const Config& cfg, double default_threshold) {
-  // One pass: the score range (NaN and infinities are left to the sorted sweep), whether every
-  // weight is 1 (the default: then counts, integer adds, stand for the weight sums, and are the
-  // same numbers), the positives.
-  // Separate loops that vectorise (one fused scalar loop was a fifth of the calibration): Eigen's
-  // packet min / max (NaNs counted apart, so their handling there does not matter) and counts.
+                                       const Config& cfg, double default_threshold,
+                                       const CalibrationLabels* shared) {
+  // The labels' side (whether every weight is 1, the default: then counts, integer adds, stand
+  // for the weight sums and are the same numbers; the positives) is the same for every model of a
+  // pass: callers calibrating many models pass it in.
+  CalibrationLabels local;
+  if (shared == nullptr) {
+    local = SummariseCalibrationLabels(labels, weights, n);
+    shared = &local;
+  }
+  MLF_ASSERT(shared->positive.size() == n);
+  const uint8_t* positive = shared->positive.data();
+  const bool unit = shared->unit;
+  const double pos = shared->pos, total = shared->total;
+  // The score range (NaN and infinities are left to the sorted sweep): Eigen's packet min / max,
+  // NaNs counted apart (so their handling there does not matter).
   float smin = std::numeric_limits<float>::infinity(), smax = -smin;
   if (n > 0) {
     const Eigen::Map<const Eigen::ArrayXf> sv(scores, static_cast<Eigen::Index>(n));
     smin = sv.minCoeff();
     smax = sv.maxCoeff();
   }
-  uint64_t nans = 0, non_unit = 0, positives = 0;
+  uint64_t nans = 0;
   for (size_t i = 0; i < n; ++i) nans += scores[i] != scores[i];
-  for (size_t i = 0; i < n; ++i) non_unit += weights[i] != 1.0f;
-  for (size_t i = 0; i < n; ++i) positives += labels[i] > 0.5f;  // no branch on the (random) labels
   const bool finite = nans == 0 && std::isfinite(smin) && std::isfinite(smax);
-  const bool unit = non_unit == 0;
-  double pos = static_cast<double>(positives), total = static_cast<double>(n);
-  if (!unit) {
-    pos = total = 0;
-    for (size_t i = 0; i < n; ++i) {
-      const double w = weights[i];
-      total += w;
-      pos += w * static_cast<double>(labels[i] > 0.5f);
-    }
-  }
   const double neg = total - pos;
   if (n < kBucketedCalibrationMinRows || !finite || cfg.selection_criterion == SelectionCriterion::kLossFunction) {
     std::vector<ScoredRow> rows(n);
@@ -284,7 +303,7 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
     for (size_t i = 0; i < n; ++i) {
       uint32_t* c = counts.data() + 2 * static_cast<size_t>(index[i]);
       ++c[0];
-      c[1] += labels[i] > 0.5f;
+      c[1] += positive[i];
     }
     for (size_t b = 0; b < nb; ++b) {
       bucket_count[b] = counts[2 * b];
@@ -295,7 +314,7 @@ Calibration CalibrateThresholdBucketed(const float* scores, const float* labels,
     for (size_t i = 0; i < n; ++i) {
       const uint32_t b = index[i];
       const double w = weights[i];
-      bucket_pos[b] += w * static_cast<double>(labels[i] > 0.5f);
+      bucket_pos[b] += w * static_cast<double>(positive[i]);
       bucket_weight[b] += w;
       ++bucket_count[b];
     }
@@ -587,7 +606,15 @@ void Evaluation::AddBinary(const HostBatch& batch, const float* scores, bool log
 }
 
 void Evaluation::AllReduce(comm::Communicator& comm) {
-  if (comm.world_size() == 1) return;
+  if (comm.world_size() > 1) MergeRanks(comm);
+  // Every model's calibration reads the same labels and weights: summarised once here.
+  if (cfg_.predictor_type == PredictorType::kBinaryClassifier && fixed_.empty()) {
+    sample_summary_ =
+        SummariseCalibrationLabels(sample_labels_.data(), sample_weights_.data(), sample_labels_.size());
+  }
+}
+
+void Evaluation::MergeRanks(comm::Communicator& comm) {
   std::vector<std::vector<double>*> parts = {&loss_, &weight_, &sq_,       &abs_, &correct_, &topk_, &dcg_,
                                              &tp_c_, &pred_c_, &actual_c_, &tp_,  &fp_,      &tn_,   &fn_};
   std::vector<double> buf;
@@ -696,7 +723,10 @@ ModelEvaluation Evaluation::Finish(int64_t j, bool full) const {
         // Each epoch's selection (32 models) takes the bucketed sweep: no full sort per model.
         c = full ? CalibrateThreshold(rows, cfg_, 0.0)
                  : CalibrateThresholdBucketed(sample_scores_[j].data(), sample_labels_.data(),
-                                              sample_weights_.data(), sample_labels_.size(), cfg_, 0.0);
+                                              sample_weights_.data(), sample_labels_.size(), cfg_, 0.0,
+                                              sample_summary_.positive.size() == sample_labels_.size()
+                                                  ? &sample_summary_
+                                                  : nullptr);
         if (cfg_.loss == Loss::kLogistic) c.threshold = Sigmoid(c.threshold);
       } else {
         c = Calibration{fixed_[j], 0, tp_[j], fp_[j], tn_[j], fn_[j]};

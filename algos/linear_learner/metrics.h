@@ -75,6 +75,14 @@ double ObjectiveScale(Loss loss);
 // The early-stopping criterion's name ("accuracy", "f_beta", ..., or "<objective>_objective").
 std::string CriterionName(const Config& cfg);
 
+// The labels' side of a binary sample, the same for every model calibrated on it
+// (SummariseCalibrationLabels).
+struct CalibrationLabels {
+  std::vector<uint8_t> positive;  // label > 0.5, per row
+  bool unit = true;               // every weight is 1
+  double pos = 0, total = 0;      // positive and total weight
+};
+
 class Evaluation {
  public:
   // m models. sample_cap: binary rows kept on this rank for calibration and ROC AUC.
@@ -123,6 +131,8 @@ class Evaluation {
   SampleBuffers ReleaseSample();
 
  private:
+  // AllReduce's exchange between ranks.
+  void MergeRanks(comm::Communicator& comm);
   // Add's binary case: confusion counts at fixed thresholds, and the score sample.
   void AddBinary(const HostBatch& batch, const float* scores, bool logistic);
 
@@ -141,6 +151,7 @@ class Evaluation {
   // calibration reads its scores contiguously), labels and weights per row.
   std::vector<FloatBuffer> sample_scores_;
   FloatBuffer sample_labels_, sample_weights_;
+  CalibrationLabels sample_summary_;  // of the sample's labels and weights, for every model's calibration
 };
 
 // Threshold calibration of one model on (score, label, weight) rows (header comment).
@@ -164,9 +175,13 @@ Calibration CalibrateThreshold(std::vector<ScoredRow>& rows, const Config& cfg, 
 // CalibrateThreshold; the weight sums above a cut add bucket totals first, so with non-integer
 // weights tp / fp may differ from the sorted sweep's in the last bits (with integer weights, the
 // default, the result is identical). Scores, labels, weights: n entries each; not modified.
+// `shared`: the labels' summary (SummariseCalibrationLabels of the same labels and weights); null
+// computes it.
 inline constexpr size_t kBucketedCalibrationMinRows = 4096;
+CalibrationLabels SummariseCalibrationLabels(const float* labels, const float* weights, size_t n);
 Calibration CalibrateThresholdBucketed(const float* scores, const float* labels, const float* weights, size_t n,
-                                       const Config& cfg, double default_threshold);
+                                       const Config& cfg, double default_threshold,
+                                       const CalibrationLabels* shared = nullptr);
 // Weighted ROC AUC (ties count half); 0.5 when a class is absent. rows sorted in place (already
 // sorted rows, e.g. after CalibrateThreshold, are not sorted again).
 double RocAuc(std::vector<ScoredRow>& rows);
