@@ -24,9 +24,11 @@
 // absolute / quantile). Row i weighs w_i (row_weights, or 1) times positive_weight[j] when
 // model j is a binary classifier and the row is positive.
 //
-// Numerics: float32 storage and GEMMs (Eigen); per-element loss and derivatives are evaluated in
-// float64 (the logistic loss of m >= 8 models: float32, ~1e-7 relative per element, vectorised on
-// the CPU, on both twins), the loss and bias-gradient sums accumulate in float64. Gradients are SUMS over the
+// Numerics: float32 storage and products (Eigen's GEMM, or register tiles on the CPU when m k is a
+// multiple of the SIMD width); per-element loss and derivatives are evaluated in float64 (the
+// logistic loss of m >= 8 models: float32, ~1e-7 relative per element, vectorised on the CPU, on
+// both twins; the softmax loss of m >= 8 models: float32 on the CPU twin only), the loss and
+// bias-gradient sums accumulate in float64. Gradients are SUMS over the
 // rows (not means): the training loop divides by the weight sum it wants.
 #pragma once
 
