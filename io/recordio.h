@@ -11,30 +11,13 @@
 #include <utility>
 #include <vector>
 
+#include "core/no_init_allocator.h"
 #include "io/input_file.h"
 
 namespace mlforge::io {
 
 // Allocator for byte buffers that are about to be read into: resize() leaves new bytes
 // uninitialised instead of zeroing them (a whole extra pass over every chunk otherwise).
-template <typename T>
-struct NoInitAllocator : std::allocator<T> {
-  template <typename U>
-  struct rebind {
-    using other = NoInitAllocator<U>;
-  };
-  NoInitAllocator() = default;
-  template <typename U>
-  NoInitAllocator(const NoInitAllocator<U>&) noexcept {}
-  template <typename U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <typename U, typename... A>
-  void construct(U* p, A&&... a) {
-    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
 using ByteBuffer = std::vector<char, NoInitAllocator<char>>;
 
 constexpr uint32_t kRecordIOMagic = 0xCED7230Au;

@@ -37,6 +37,7 @@
 
 #include "algos/linear_learner/config.h"
 #include "core/batch.h"
+#include "core/no_init_allocator.h"
 
 namespace mlforge::comm {
 class Communicator;
@@ -104,22 +105,8 @@ class Evaluation {
 
   // The binary score sample's buffers, kept by the caller from one pass to the next (each epoch
   // evaluates the channel again): fresh ones of m x rows floats (12.8 MB for 32 models x 100k
-  // rows) were page-faulted in, zeroed and grown by doubling at every epoch.
-  template <class T>
-  struct NoInitAllocator : std::allocator<T> {  // resize() leaves new floats unwritten
-    template <class U>
-    struct rebind {
-      using other = NoInitAllocator<U>;
-    };
-    template <class U>
-    void construct(U* p) noexcept {
-      ::new (static_cast<void*>(p)) U;
-    }
-    template <class U, class... Args>
-    void construct(U* p, Args&&... args) {
-      ::new (static_cast<void*>(p)) U(std::forward<Args>(args)...);
-    }
-  };
+  // rows) were page-faulted in, zeroed and grown by doubling at every epoch. Growing them leaves
+  // the new floats unwritten (Add writes them).
   using FloatBuffer = std::vector<float, NoInitAllocator<float>>;
   struct SampleBuffers {
     std::vector<FloatBuffer> scores;
