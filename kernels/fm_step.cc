@@ -326,7 +326,7 @@ size_t FmStepper::StateBytes(int64_t d, int64_t k, FmOptimizer optimizer) {
 }
 
 FmStepper::FmStepper(Resources& res, FmParams initial, const FmStepSpec& spec)
-    : res_(res), spec_(spec), d_(initial.d) {
+    : res_(res), spec_(spec), d_(initial.d), k_(initial.k) {
   MLF_EXPECTS(initial.d > 0 && initial.k > 0 && static_cast<int64_t>(initial.w.size()) == initial.d &&
                   static_cast<int64_t>(initial.v.size()) == initial.d * initial.k,
               "factorization machine parameters of the wrong size: d={}, k={}, {} linear and {} factor values",
@@ -335,10 +335,6 @@ FmStepper::FmStepper(Resources& res, FmParams initial, const FmStepSpec& spec)
               "feature_dim = {} is larger than this implementation's limit of {}", initial.d,
               std::numeric_limits<int32_t>::max());
   if (res_.device() == Device::kGpu) {
-    MLF_EXPECTS(res_.comm().world_size() == 1,
-                "factorization machines on {} ranks run on the CPU for now: the GPU step fuses the gradient with "
-                "the update, so the ranks' gradients cannot be summed between them; use --device cpu",
-                res_.comm().world_size());
     gpu_.reset(internal::FmGpuCreate(res_, initial, spec_));
     return;
   }
@@ -366,6 +362,7 @@ FmBatchLoss FmStepper::Step(const HostBatch& batch, const float* labels) {
   if (gpu_) {
     MLF_EXPECTS(batch.cols == d_, "the batch has {} columns but the factorization machine has feature_dim {}",
                 batch.cols, d_);
+    if (res_.comm().world_size() > 1) return StepGroup(batch, labels);
     return internal::FmGpuStep(gpu_.get(), batch, labels, steps_);
   }
   FmCpuState& st = *cpu_;
@@ -424,33 +421,44 @@ void FmStepper::UpdateBias(double g0, float rescale) {
 // 2.6 GB for a dense all-reduce of 10M x 64 factors. The result equals one process stepping on the
 // union of the ranks' rows (rescale 1 / all rows), up to float summation order.
 FmBatchLoss FmStepper::StepGroup(const HostBatch& batch, const float* labels) {
-  FmCpuState& st = *cpu_;
   comm::Communicator& comm = res_.comm();
-  const int64_t k = st.p.k;
+  const int64_t k = k_;
   FmBatchLoss total;
-  st.uniq.clear();
-  if (batch.rows > 0) {
-    MakeCsr(batch, &st.x);
-    total = ForwardLoss(st, labels, spec_.loss);
-    GroupByFeature(st);
+  // Local gradients, one row of k + 1 floats (w, then v) per touched feature, ids sorted, and the
+  // bias gradient.
+  std::vector<int64_t> ids;
+  std::vector<float> local;
+  double local_g0 = 0;
+  if (gpu_) {
+    total = internal::FmGpuGroupGradient(gpu_.get(), batch, labels, &ids, &local, &local_g0);
+  } else {
+    FmCpuState& st = *cpu_;
+    st.uniq.clear();
+    if (batch.rows > 0) {
+      MakeCsr(batch, &st.x);
+      total = ForwardLoss(st, labels, spec_.loss);
+      GroupByFeature(st);
+    }
+    const int64_t u = static_cast<int64_t>(st.uniq.size());
+    std::vector<int64_t> order(static_cast<size_t>(u));
+    std::iota(order.begin(), order.end(), int64_t{0});
+    std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st.uniq[a] < st.uniq[b]; });
+    ids.resize(static_cast<size_t>(u));
+    for (int64_t i = 0; i < u; ++i) ids[i] = st.uniq[order[i]];
+    local.resize(static_cast<size_t>(u * (k + 1)));
+    if (u > 0) {
+      Parallel(st, u, 128, [&](int64_t begin, int64_t end) {
+        for (int64_t i = begin; i < end; ++i) {
+          double gw = 0;
+          FeatureGradient(st, static_cast<size_t>(order[i]), &gw, local.data() + i * (k + 1) + 1);
+          local[i * (k + 1)] = static_cast<float>(gw);
+        }
+      });
+    }
+    for (int64_t r = 0; r < batch.rows; ++r) local_g0 += st.g[r];
   }
-  // Local gradients, one row of k + 1 floats (w, then v) per touched feature, ids sorted.
-  const int64_t u = static_cast<int64_t>(st.uniq.size());
-  std::vector<int64_t> order(static_cast<size_t>(u));
-  std::iota(order.begin(), order.end(), int64_t{0});
-  std::sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return st.uniq[a] < st.uniq[b]; });
-  std::vector<int64_t> ids(static_cast<size_t>(u));
-  for (int64_t i = 0; i < u; ++i) ids[i] = st.uniq[order[i]];
-  std::vector<float> local(static_cast<size_t>(u * (k + 1)));
-  if (u > 0) {
-    Parallel(st, u, 128, [&](int64_t begin, int64_t end) {
-      for (int64_t i = begin; i < end; ++i) {
-        double gw = 0;
-        FeatureGradient(st, static_cast<size_t>(order[i]), &gw, local.data() + i * (k + 1) + 1);
-        local[i * (k + 1)] = static_cast<float>(gw);
-      }
-    });
-  }
+  const int64_t u = static_cast<int64_t>(ids.size());
+  MLF_ASSERT(static_cast<int64_t>(local.size()) == u * (k + 1));
   // The union of the ranks' ids.
   const int world = comm.world_size();
   double counts_max = static_cast<double>(u);
@@ -473,11 +481,15 @@ FmBatchLoss FmStepper::StepGroup(const HostBatch& batch, const float* labels) {
     std::copy(local.begin() + i * (k + 1), local.begin() + (i + 1) * (k + 1), grad.begin() + p * (k + 1));
   }
   if (!grad.empty()) comm.AllReduceSum(grad.data(), grad.size());
-  double sums[2] = {0, static_cast<double>(batch.rows)};  // bias gradient, rows
-  for (int64_t r = 0; r < batch.rows; ++r) sums[0] += st.g[r];
+  double sums[2] = {local_g0, static_cast<double>(batch.rows)};  // bias gradient, rows
   comm.AllReduceSum(sums, 2);
   if (sums[1] == 0) return total;  // no rank had rows
   const float rescale = spec_.rescale_grad > 0 ? spec_.rescale_grad : static_cast<float>(1.0 / sums[1]);
+  if (gpu_) {
+    internal::FmGpuApplyRows(gpu_.get(), uni, grad, spec_.use_bias ? sums[0] : 0.0, rescale, steps_);
+    return total;
+  }
+  FmCpuState& st = *cpu_;
   const Update lin = MakeUpdate(spec_, spec_.linear, rescale, steps_);
   const Update fac = MakeUpdate(spec_, spec_.factors, rescale, steps_);
   const bool adam = spec_.optimizer == FmOptimizer::kAdam, sgd = spec_.optimizer == FmOptimizer::kSgd;
@@ -544,6 +556,13 @@ void FmGpuPredict(FmGpuState*, const HostBatch&, float*) {
   MLF_FAIL("factorization machines on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
 }
 FmParams FmGpuParams(const FmGpuState*) {
+  MLF_FAIL("factorization machines on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+FmBatchLoss FmGpuGroupGradient(FmGpuState*, const HostBatch&, const float*, std::vector<int64_t>*, std::vector<float>*,
+                               double*) {
+  MLF_FAIL("factorization machines on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+void FmGpuApplyRows(FmGpuState*, const std::vector<int64_t>&, const std::vector<float>&, double, float, int64_t) {
   MLF_FAIL("factorization machines on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
 }
 }  // namespace internal

@@ -37,6 +37,13 @@
 //                     in most rows contend on the same addresses).
 //   Any other value of MLFORGE_FM_GPU_AGGREGATION is a UserError.
 //
+// Group steps (several ranks, FmStepper::StepGroup): the same ForwardKernel (FinishKernel only adds
+// the partials), the sort, and SortedGradientKernel writing each unique feature's gradient row
+// (k + 1 floats, features ascending) instead of updating; the rows come down (FmGpuGroupGradient),
+// the host sums the ranks' rows over the union of their features, and ApplyRowsKernel plus
+// BiasUpdateKernel apply the optimizer to the summed rows sent back up (FmGpuApplyRows). Always
+// the sorted aggregation, whatever MLFORGE_FM_GPU_AGGREGATION says.
+//
 // Numerics follow the CPU twin: float32 parameters, state and s; yhat, loss and g in float64; the
 // per-feature gradient sums in float64 here (float32 for the factors on the CPU), so the two
 // devices agree to ~1e-6 relative, not bit for bit. The adam bias correction
@@ -314,6 +321,67 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// Group steps (several ranks): SortedUpdateKernel's sums without the update, one row of k + 1
+// floats per unique feature (the linear gradient, then the k factors'), in the segments' order
+// (features ascending).
+template <int G>
+__global__ void __launch_bounds__(kBlock)
+    SortedGradientKernel(UpdateArgs a, const int32_t* __restrict__ offsets, const int32_t* __restrict__ counts,
+                         const int32_t* __restrict__ num_runs, const int32_t* __restrict__ sorted_pos,
+                         const int32_t* __restrict__ row_of, const uint32_t* __restrict__ uniq,
+                         float* __restrict__ out) {
+  const int lane = threadIdx.x % G;
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) / G;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * (kBlock / G);
+  const int64_t runs = *num_runs;
+  const int k = a.k;
+  for (int64_t seg = first; seg < runs; seg += stride) {
+    const int64_t i = uniq[seg];
+    const int32_t beg = offsets[seg], end = beg + counts[seg];
+    float* row = out + seg * (k + 1);
+    for (int f = lane; f < k; f += G) {
+      const double vf = a.p.v[i * k + f];
+      double gv = 0, gw = 0;
+      for (int32_t j = beg; j < end; ++j) {
+        const int32_t pos = sorted_pos[j];
+        const int64_t r = row_of[pos];
+        const double x = a.values[pos];
+        const double gx = a.g[r] * x;
+        gv += gx * (static_cast<double>(a.s[r * k + f]) - vf * x);
+        gw += gx;
+      }
+      row[1 + f] = static_cast<float>(gv);
+      if (f == 0) row[0] = static_cast<float>(gw);
+    }
+  }
+}
+
+// Group steps: the optimizer on the rows `ids` with the group's summed gradient rows (layout of
+// SortedGradientKernel's output).
+template <int G>
+__global__ void __launch_bounds__(kBlock)
+    ApplyRowsKernel(UpdateArgs a, const uint32_t* __restrict__ ids, int64_t rows, const float* __restrict__ grad) {
+  const int lane = threadIdx.x % G;
+  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) / G;
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * (kBlock / G);
+  const int k = a.k;
+  for (int64_t q = first; q < rows; q += stride) {
+    const int64_t i = ids[q];
+    const float* gq = grad + q * (k + 1);
+    for (int f = lane; f < k; f += G) {
+      const int64_t at = i * k + f;
+      a.factors.Apply(a.p.v + at, a.a.v ? a.a.v + at : nullptr, a.b.v ? a.b.v + at : nullptr, gq[1 + f]);
+    }
+    if (lane == 0 && a.use_linear) {
+      a.linear.Apply(a.p.w + i, a.a.w ? a.a.w + i : nullptr, a.b.w ? a.b.w + i : nullptr, gq[0]);
+    }
+  }
+}
+
+__global__ void BiasUpdateKernel(DevUpdate update, float* w0, float* a0, float* b0, float g0) {
+  update.Apply(w0, a0, b0, g0);
+}
+
 // Launches kernel template K<G> for the runtime group size.
 #define MLF_FM_LAUNCH(K, g, grid, stream, ...)               \
   do {                                                       \
@@ -380,6 +448,8 @@ struct FmGpuState {
         counts(c.stream),
         num_runs(c.stream),
         cub_temp(c.stream),
+        group_grad(c.stream),
+        apply_ids(c.stream),
         grad(c.stream),
         flags(c.stream),
         list(c.stream),
@@ -417,6 +487,9 @@ struct FmGpuState {
   GrowBuffer<int32_t> offsets, counts, num_runs;
   GrowBuffer<unsigned char> cub_temp;
   int64_t iota_len = 0;
+  // Group steps: gradient rows (k + 1 floats per touched feature) and the rows to update.
+  GrowBuffer<float> group_grad;
+  GrowBuffer<uint32_t> apply_ids;
   // Atomic aggregation: gradient gv (d x k) | gw (d), kept zero between steps; flags (d), list (d).
   GrowBuffer<float> grad;
   GrowBuffer<int32_t> flags, list, count;
@@ -523,7 +596,9 @@ int KeyBits(int64_t d) {
   return bits;
 }
 
-void SortedAggregate(FmGpuState* s, const DeviceCsr& x, const UpdateArgs& ua) {
+// The batch's non-zeros grouped by feature: s->uniq (features ascending), s->offsets and s->counts
+// (each feature's segment of s->sorted_pos), s->num_runs (on the device).
+void SortByFeature(FmGpuState* s, const DeviceCsr& x) {
   cudaStream_t st = s->cuda.stream;
   const int nnz = static_cast<int>(x.nnz);
   if (s->iota_len < nnz) {  // the sort's input values 0, 1, ..., kept across steps
@@ -555,9 +630,13 @@ void SortedAggregate(FmGpuState* s, const DeviceCsr& x, const UpdateArgs& ua) {
   MLF_CUDA_TRY(cudaMemsetAsync(counts, 0, static_cast<size_t>(nnz) * sizeof(int32_t), st));
   MLF_CUDA_TRY(cub::DeviceRunLengthEncode::Encode(temp, rle_bytes, keys, uniq, counts, runs, nnz, st));
   MLF_CUDA_TRY(cub::DeviceScan::ExclusiveSum(temp, scan_bytes, counts, offsets, nnz, st));
-  const unsigned grid = s->Grid(std::min<int64_t>(nnz, s->d));
-  MLF_FM_LAUNCH(SortedUpdateKernel, s->group, grid, st, ua, uniq, offsets, counts, runs, pos,
-                s->row_of.get());
+}
+
+void SortedAggregate(FmGpuState* s, const DeviceCsr& x, const UpdateArgs& ua) {
+  SortByFeature(s, x);
+  const unsigned grid = s->Grid(std::min<int64_t>(x.nnz, s->d));
+  MLF_FM_LAUNCH(SortedUpdateKernel, s->group, grid, s->cuda.stream, ua, s->uniq.get(), s->offsets.get(),
+                s->counts.get(), s->num_runs.get(), s->sorted_pos.get(), s->row_of.get());
 }
 
 void AtomicAggregate(FmGpuState* s, const DeviceCsr& x, const UpdateArgs& ua) {
@@ -689,6 +768,97 @@ FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels
   out.absolute_error = h[2];
   out.rows = n;
   return out;
+}
+
+FmBatchLoss FmGpuGroupGradient(FmGpuState* s, const HostBatch& batch, const float* labels, std::vector<int64_t>* ids,
+                               std::vector<float>* grad, double* g0) {
+  MLF_ASSERT(labels != nullptr || batch.rows == 0);
+  ids->clear();
+  grad->clear();
+  *g0 = 0;
+  FmBatchLoss out;
+  if (batch.rows == 0) return out;
+  cudaStream_t st = s->cuda.stream;
+  const DeviceCsr x = Pack(s, batch, labels);
+  const int64_t n = x.n, k = s->k;
+  // The forward pass as in FmGpuStep (row_of for the segments); FinishKernel only adds the
+  // partials: the bias waits for the group's gradient.
+  ForwardArgs fa = MakeForward(s, x);
+  fa.s = s->s.Reserve(static_cast<size_t>(n * k));
+  fa.g = s->g.Reserve(static_cast<size_t>(n));
+  fa.row_of = s->row_of.Reserve(static_cast<size_t>(std::max<int64_t>(x.nnz, 1)));
+  const unsigned grid = s->Grid(n);
+  fa.partials = s->partials.Reserve(static_cast<size_t>(grid) * kSums);
+  MLF_FM_LAUNCH(ForwardKernel, s->group, grid, st, fa);
+  double* totals = s->totals.Reserve(kSums);
+  FinishKernel<<<1, 32, 0, st>>>(fa.partials, static_cast<int>(grid), totals, DevUpdate{}, false, nullptr,
+                                 nullptr, nullptr);
+  MLF_CUDA_TRY_LAUNCH();
+  int32_t runs = 0;
+  if (x.nnz > 0) {
+    SortByFeature(s, x);
+    UpdateArgs ua{};
+    ua.k = static_cast<int>(k);
+    ua.g = fa.g;
+    ua.s = fa.s;
+    ua.values = x.values;
+    ua.p = Split(s->params.get(), s->d, k);
+    float* rows_out = s->group_grad.Reserve(static_cast<size_t>(x.nnz * (k + 1)));
+    MLF_FM_LAUNCH(SortedGradientKernel, s->group, s->Grid(std::min<int64_t>(x.nnz, s->d)), st, ua,
+                  s->offsets.get(), s->counts.get(), s->num_runs.get(), s->sorted_pos.get(), s->row_of.get(),
+                  s->uniq.get(), rows_out);
+    Download(&runs, s->num_runs.get(), 1, st);
+  }
+  auto* h = static_cast<double*>(s->host_out.Reserve(kSums * sizeof(double)));
+  Download(h, totals, kSums, st);
+  s->cuda.Synchronize();
+  out.loss = h[0];
+  out.squared_error = h[1];
+  out.absolute_error = h[2];
+  out.rows = n;
+  *g0 = h[3];
+  if (runs > 0) {
+    std::vector<uint32_t> u32(static_cast<size_t>(runs));
+    grad->resize(static_cast<size_t>(runs) * static_cast<size_t>(k + 1));
+    Download(u32.data(), s->uniq.get(), u32.size(), st);
+    Download(grad->data(), s->group_grad.get(), grad->size(), st);
+    s->cuda.Synchronize();
+    ids->assign(u32.begin(), u32.end());
+  }
+  return out;
+}
+
+void FmGpuApplyRows(FmGpuState* s, const std::vector<int64_t>& ids, const std::vector<float>& grad, double g0,
+                    float rescale, int64_t t) {
+  const int64_t k = s->k, rows = static_cast<int64_t>(ids.size());
+  MLF_ASSERT(t >= 1 && static_cast<int64_t>(grad.size()) == rows * (k + 1));
+  cudaStream_t st = s->cuda.stream;
+  const ParamView p = Split(s->params.get(), s->d, k), a = Split(s->state_a.get(), s->d, k),
+                  b = Split(s->state_b.get(), s->d, k);
+  if (rows > 0) {
+    // ids (as uint32: feature_dim <= INT_MAX) and the gradient rows up in one pinned copy each.
+    std::vector<uint32_t> u32(ids.begin(), ids.end());
+    uint32_t* dev_ids = s->apply_ids.Reserve(static_cast<size_t>(rows));
+    float* dev_grad = s->group_grad.Reserve(grad.size());
+    MLF_CUDA_TRY(cudaMemcpyAsync(dev_ids, u32.data(), u32.size() * sizeof(uint32_t), cudaMemcpyHostToDevice, st));
+    MLF_CUDA_TRY(cudaMemcpyAsync(dev_grad, grad.data(), grad.size() * sizeof(float), cudaMemcpyHostToDevice, st));
+    UpdateArgs ua{};
+    ua.k = static_cast<int>(k);
+    ua.p = p;
+    ua.a = a;
+    ua.b = b;
+    ua.linear = MakeUpdate(s->spec, s->spec.linear, rescale, t);
+    ua.factors = MakeUpdate(s->spec, s->spec.factors, rescale, t);
+    ua.use_linear = s->spec.use_linear;
+    MLF_FM_LAUNCH(ApplyRowsKernel, s->group, s->Grid(rows), st, ua, dev_ids, rows, dev_grad);
+  }
+  if (s->spec.use_bias) {
+    BiasUpdateKernel<<<1, 1, 0, st>>>(MakeUpdate(s->spec, s->spec.bias, rescale, t), p.w0, a.w0, b.w0,
+                                      static_cast<float>(g0));
+    MLF_CUDA_TRY_LAUNCH();
+  }
+  // The host vectors above are pageable: the copies are done when the stream is.
+  s->cuda.Synchronize();
 }
 
 void FmGpuPredict(FmGpuState* s, const HostBatch& batch, float* out) {

@@ -133,7 +133,7 @@ class FmStepper {
   // One training step on a host batch (CSR or dense, cols == d; labels: batch.rows floats, for
   // logistic 0 or 1). Returns the loss of the batch computed with the parameters BEFORE the update
   // (the progressive training loss SageMaker logs), this rank's rows only. With several ranks in
-  // res.comm() (CPU only; the constructor refuses the GPU) it is a collective: see StepGroup.
+  // res.comm() it is a collective: see StepGroup.
   FmBatchLoss Step(const HostBatch& batch, const float* labels);
   // Raw predictions yhat with the current parameters (no update): out receives batch.rows floats.
   void Predict(const HostBatch& batch, float* out);
@@ -149,15 +149,17 @@ class FmStepper {
   static size_t StateBytes(int64_t d, int64_t k, FmOptimizer optimizer);
 
  private:
-  // res.comm() with more than one rank (CPU only): every rank calls Step the same number of times,
-  // with an empty batch once its data ran out; the ranks' row-sparse gradients are summed over the
-  // union of their touched features (fm_step.cc says how) and every replica applies the same update.
+  // res.comm() with more than one rank: every rank calls Step the same number of times, with an
+  // empty batch once its data ran out; the ranks' row-sparse gradients are summed over the union
+  // of their touched features (fm_step.cc says how) and every replica applies the same update. On
+  // the GPU the gradient rows come down to the host for the exchange and the summed rows go back
+  // up for the update (FmGpuGroupGradient / FmGpuApplyRows).
   FmBatchLoss StepGroup(const HostBatch& batch, const float* labels);
   void UpdateBias(double g0, float rescale);
 
   Resources& res_;
   FmStepSpec spec_;
-  int64_t d_ = 0;
+  int64_t d_ = 0, k_ = 0;
   int64_t steps_ = 0;
   std::unique_ptr<internal::FmCpuState> cpu_;
   std::unique_ptr<internal::FmGpuState, internal::FmGpuStateDeleter> gpu_;
@@ -170,6 +172,16 @@ FmGpuState* FmGpuCreate(Resources& res, const FmParams& initial, const FmStepSpe
 FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels, int64_t t);
 void FmGpuPredict(FmGpuState* s, const HostBatch& batch, float* out);
 FmParams FmGpuParams(const FmGpuState* s);
+// A group step's two device halves (several ranks; FmStepper::StepGroup exchanges between them).
+// GroupGradient: the batch's forward pass and row-sparse gradient without any update: `ids` the
+// touched features ascending, `grad` one row of k + 1 floats per id (linear, then the k factors),
+// `g0` the bias gradient; returns the batch's loss (this rank's rows). ApplyRows: the optimizer
+// step `t` with `rescale` on the rows `ids` with the summed gradient rows `grad` (same layout),
+// and on the bias with g0.
+FmBatchLoss FmGpuGroupGradient(FmGpuState* s, const HostBatch& batch, const float* labels, std::vector<int64_t>* ids,
+                               std::vector<float>* grad, double* g0);
+void FmGpuApplyRows(FmGpuState* s, const std::vector<int64_t>& ids, const std::vector<float>& grad, double g0,
+                    float rescale, int64_t t);
 }  // namespace internal
 
 // The loss of one row (float64) and its derivative g = d loss / d yhat; also used by the metrics.

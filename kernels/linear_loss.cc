@@ -164,7 +164,7 @@ void SoftmaxRowsBlocked(const float* scores, int64_t i0, int64_t i1, const float
 namespace tile {
 
 using Packet = Eigen::internal::packet_traits<float>::type;
-constexpr int kP = Eigen::internal::unpacket_traits<Packet>::size;
+constexpr int kP = Eigen::internal::packet_traits<float>::size;
 constexpr int kRows = 6;  // 6 x 2 packets of accumulators: 12 of the 16 AVX2 / 32 AVX-512 registers
 
 // S[r][c] (+ bias) for R rows of x (leading dimension ldx = d) and C packets of columns.

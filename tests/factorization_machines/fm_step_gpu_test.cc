@@ -16,9 +16,11 @@
 #include <cstdlib>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/local_group.h"
 #include "core/error.h"
 #include "core/resources.h"
 #include "kernels/fm_step.h"
@@ -260,6 +262,66 @@ TEST(FmStepGpu, SortedAggregationIsDeterministic) {
   EXPECT_EQ(a.params.w0, b.params.w0);
   EXPECT_EQ(a.params.w, b.params.w);
   EXPECT_EQ(a.params.v, b.params.v);
+}
+
+// Two ranks as threads of this process on one in-process group, each with its own Resources and
+// stepper (on the GPU both on the same device), rank r stepping on its own rows: per step, rank 0
+// and rank 1 take the row counts below from their halves of the data (0: the rank ran out of data
+// and offers an empty batch, as the training loop does). Returns each rank's run.
+std::vector<TrainRun> TrainTwoRanks(DeviceRequest device, const HostBatch& data, const FmParams& init,
+                                    const FmStepSpec& spec) {
+  const std::vector<int64_t> rows[2] = {{40, 30, 0, 25, 20}, {35, 0, 40, 30, 0}};  // within each half (n >= 250)
+  auto group = comm::MakeLocalGroup(2, std::chrono::seconds(60));
+  std::vector<TrainRun> out(2);
+  std::vector<std::string> errors(2);
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      try {
+        Resources res(device, 1, 0, std::move(group[static_cast<size_t>(r)]));
+        FmStepper stepper(res, init, spec);
+        int64_t r0 = r * data.rows / 2;
+        for (int64_t n : rows[r]) {
+          const HostBatch b = Slice(data, r0, r0 + n);
+          out[r].losses.push_back(stepper.Step(b, b.labels.data()));
+          r0 += n;
+        }
+        out[r].params = stepper.Params();
+        out[r].pred.resize(static_cast<size_t>(data.rows));
+        stepper.Predict(data, out[r].pred.data());
+      } catch (const std::exception& e) {
+        errors[r] = e.what();
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(errors[r], "") << "rank " << r;
+  return out;
+}
+
+TEST(FmStepGpu, TwoRanksOnTheGpuMatchTwoRanksOnTheCpu) {
+  // The group step on the GPU (gradient rows down, the group's sums up: FmGpuGroupGradient /
+  // FmGpuApplyRows) against the CPU group step, which the distributed tests hold to one process.
+  MLF_REQUIRE_GPU();
+  int seed = 50;
+  for (const Case& c : {kCases[0], kCases[2], kCases[3]}) {
+    for (FmOptimizer opt : {FmOptimizer::kSgd, FmOptimizer::kAdam, FmOptimizer::kAdagrad}) {
+      ++seed;
+      SCOPED_TRACE(::testing::Message() << ShapeName(c.shape) << " k=" << c.k << " optimizer "
+                                        << static_cast<int>(opt) << " bias/linear " << c.bias);
+      const HostBatch data = MakeData(c.shape, c.n, c.d, FmLoss::kLogistic, 300 + seed);
+      const FmParams init = MakeParams(c.d, c.k, c.bias, c.linear, 400 + seed);
+      const FmStepSpec spec = MakeSpec(FmLoss::kLogistic, opt, c);
+      const std::vector<TrainRun> cpu = TrainTwoRanks(DeviceRequest::kCpu, data, init, spec);
+      const std::vector<TrainRun> gpu = TrainTwoRanks(DeviceRequest::kGpu, data, init, spec);
+      ExpectClose(cpu[0], gpu[0], 2e-5);
+      ExpectClose(cpu[1], gpu[1], 2e-5);
+      // The replicas on the GPU stay identical.
+      EXPECT_EQ(gpu[0].params.v, gpu[1].params.v);
+      EXPECT_EQ(gpu[0].params.w, gpu[1].params.w);
+      EXPECT_EQ(gpu[0].params.w0, gpu[1].params.w0);
+    }
+  }
 }
 
 TEST(FmStepGpu, BadAggregationSettingIsAUserError) {
