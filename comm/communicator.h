@@ -4,6 +4,7 @@
 // every rank or throws on every rank (with a deadline), so collectives never hang.
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -44,6 +45,10 @@ class Communicator {
   virtual void Barrier() = 0;
   // Every rank contributes `bytes` bytes; `recv` receives world_size * bytes, rank-major.
   virtual void AllGather(const void* send, size_t bytes, void* recv) = 0;
+
+  // The deadline of each collective (GroupSpec::collective_timeout): for collectives that other
+  // layers run on the same group, e.g. a device communicator's. 30 min where the backend sets none.
+  virtual std::chrono::milliseconds collective_timeout() const { return std::chrono::minutes(30); }
 
   // What the group is doing ("k-means epoch 3"), named in every failure message. Cheap.
   virtual void SetPhase(const std::string& phase) { (void)phase; }

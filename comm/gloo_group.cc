@@ -187,6 +187,7 @@ class GlooGroup final : public Communicator {
   int rank() const override { return spec_.rank; }
   int world_size() const override { return spec_.world_size; }
   std::string backend() const override { return "gloo"; }
+  std::chrono::milliseconds collective_timeout() const override { return spec_.collective_timeout; }
 
   void AllReduceSum(float* d, size_t n) override { AllReduce(d, n, "all-reduce (sum)", Sum<float>); }
   void AllReduceSum(double* d, size_t n) override { AllReduce(d, n, "all-reduce (sum)", Sum<double>); }

@@ -135,6 +135,7 @@ class LocalComm final : public Communicator {
   int rank() const override { return rank_; }
   int world_size() const override { return g_->world; }
   std::string backend() const override { return "local"; }
+  std::chrono::milliseconds collective_timeout() const override { return g_->timeout; }
 
   void AllReduceSum(float* data, size_t count) override { Run({Op::kSumF32, count, 0, data, data}); }
   void AllReduceSum(double* data, size_t count) override { Run({Op::kSumF64, count, 0, data, data}); }

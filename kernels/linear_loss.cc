@@ -638,6 +638,21 @@ void LinearLossStepper::Run(const HostBatch& batch, const float* labels, const f
   }
 }
 
+void LinearLossStepper::RunReduced(comm::DeviceCommunicator& reduce, const HostBatch* batch, const float* labels,
+                                   const float* row_weights, const HostLinearModels& models,
+                                   const LinearLossSpec& spec, const HostLinearLossOutput& out, double rows,
+                                   double* group_rows) {
+  MLF_ASSERT_MSG(gpu_ != nullptr, "RunReduced is the GPU stepper's");
+  MLF_ASSERT(out.scores == nullptr && out.grad_weights != nullptr && out.grad_bias != nullptr &&
+             out.loss != nullptr && out.weight_sum != nullptr && group_rows != nullptr);
+  if (batch != nullptr) {
+    MLF_EXPECTS(batch->cols == models.d, "the batch has {} columns but the linear models have feature_dim {}",
+                batch->cols, models.d);
+  }
+  internal::LinearGpuRunReduced(gpu_.get(), reduce, batch, labels, row_weights, models, spec, out, rows,
+                                group_rows);
+}
+
 #if !MLFORGE_HAVE_CUDA
 // Without CUDA linear_loss.cu is not compiled; Resources never resolves to the GPU then, so these
 // only run when called directly.
@@ -648,6 +663,11 @@ LinearGpuState* LinearGpuCreate(Resources&) {
 }
 void LinearGpuRun(LinearGpuState*, const HostBatch&, const float*, const float*, const HostLinearModels&,
                   const LinearLossSpec&, const HostLinearLossOutput&) {
+  MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
+}
+void LinearGpuRunReduced(LinearGpuState*, comm::DeviceCommunicator&, const HostBatch*, const float*, const float*,
+                         const HostLinearModels&, const LinearLossSpec&, const HostLinearLossOutput&, double,
+                         double*) {
   MLF_FAIL("linear learner on the GPU: built without CUDA (configure with -DMLFORGE_USE_CUDA=ON)");
 }
 }  // namespace internal

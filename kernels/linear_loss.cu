@@ -16,6 +16,7 @@
 #include "core/resources.h"
 #include "kernels/cuda_check.cuh"
 #include "kernels/device_buffer.cuh"
+#include "comm/device_communicator.h"
 #include "kernels/linear_loss.h"
 
 namespace mlforge::kernels {
@@ -346,9 +347,12 @@ void LinearGpuStateDeleter::operator()(LinearGpuState* s) const { delete s; }
 
 LinearGpuState* LinearGpuCreate(Resources& res) { return new LinearGpuState(res.cuda()); }
 
-void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
-                  const HostLinearModels& models, const LinearLossSpec& spec,
-                  const HostLinearLossOutput& out) {
+namespace {
+
+// Queues the step for `batch` on the state's stream into the device outputs `o` (set by the
+// caller); nothing comes down.
+void Launch(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
+            const HostLinearModels& models, const LinearLossSpec& spec, const DeviceLinearLossOutput& o) {
   cudaStream_t st = s->cuda.stream;
   const int64_t n = batch.rows, d = models.d, m = models.m, k = models.k, mk = m * k;
   if (spec.kind == LinearLossKind::kSoftmax) CheckSoftmaxLabels(labels, n, k);  // the kernel indexes by label
@@ -364,14 +368,6 @@ void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels
   const float* dl = Upload(s->labels, labels, static_cast<size_t>(n), st);
   const float* drw =
       row_weights != nullptr ? Upload(s->weights_row, row_weights, static_cast<size_t>(n), st) : nullptr;
-  DeviceLinearLossOutput o;
-  double* sums = s->sums.Reserve(static_cast<size_t>(2 * m));
-  o.scores = out.scores != nullptr ? s->scores.Reserve(static_cast<size_t>(n * mk)) : nullptr;
-  o.loss = out.loss != nullptr ? sums : nullptr;
-  o.weight_sum = out.weight_sum != nullptr ? sums + m : nullptr;
-  o.grad_weights = out.grad_weights != nullptr ? s->gw.Reserve(static_cast<size_t>(d * mk)) : nullptr;
-  o.grad_bias = out.grad_bias != nullptr ? s->gb.Reserve(static_cast<size_t>(mk)) : nullptr;
-
   if (batch.layout == Layout::kDense) {
     MLF_ASSERT(static_cast<int64_t>(batch.values.size()) == n * d);
     const float* dx = Upload(s->x, batch.values.data(), static_cast<size_t>(n * d), st);
@@ -403,12 +399,64 @@ void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels
                         dm, spec, ot, r0 > 0, ws, ws_bytes);
     }
   }
+}
+
+}  // namespace
+
+void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
+                  const HostLinearModels& models, const LinearLossSpec& spec,
+                  const HostLinearLossOutput& out) {
+  cudaStream_t st = s->cuda.stream;
+  const int64_t n = batch.rows, d = models.d, m = models.m, k = models.k, mk = m * k;
+  DeviceLinearLossOutput o;
+  double* sums = s->sums.Reserve(static_cast<size_t>(2 * m));
+  o.scores = out.scores != nullptr ? s->scores.Reserve(static_cast<size_t>(n * mk)) : nullptr;
+  o.loss = out.loss != nullptr ? sums : nullptr;
+  o.weight_sum = out.weight_sum != nullptr ? sums + m : nullptr;
+  o.grad_weights = out.grad_weights != nullptr ? s->gw.Reserve(static_cast<size_t>(d * mk)) : nullptr;
+  o.grad_bias = out.grad_bias != nullptr ? s->gb.Reserve(static_cast<size_t>(mk)) : nullptr;
+  Launch(s, batch, labels, row_weights, models, spec, o);
   Download(out.scores, o.scores, static_cast<size_t>(n * mk), st);
   Download(out.loss, o.loss, static_cast<size_t>(m), st);
   Download(out.weight_sum, o.weight_sum, static_cast<size_t>(m), st);
   Download(out.grad_weights, o.grad_weights, static_cast<size_t>(d * mk), st);
   Download(out.grad_bias, o.grad_bias, static_cast<size_t>(mk), st);
   s->cuda.Synchronize();  // the one host sync of this step
+}
+
+void LinearGpuRunReduced(LinearGpuState* s, comm::DeviceCommunicator& reduce, const HostBatch* batch,
+                         const float* labels, const float* row_weights, const HostLinearModels& models,
+                         const LinearLossSpec& spec, const HostLinearLossOutput& out, double rows,
+                         double* group_rows) {
+  cudaStream_t st = s->cuda.stream;
+  const int64_t d = models.d, m = models.m, mk = m * models.k;
+  // The gradient as one buffer (dW | db) and the sums as one (loss | weight sum | rows): two
+  // collectives per step.
+  const size_t ng = static_cast<size_t>(d * mk + mk), ns = static_cast<size_t>(2 * m + 1);
+  float* grad = s->gw.Reserve(ng);
+  double* sums = s->sums.Reserve(ns);
+  DeviceLinearLossOutput o;
+  o.loss = sums;
+  o.weight_sum = sums + m;
+  o.grad_weights = grad;
+  o.grad_bias = grad + d * mk;
+  if (batch != nullptr && batch->rows > 0) {
+    Launch(s, *batch, labels, row_weights, models, spec, o);
+  } else {
+    MLF_CUDA_TRY(cudaMemsetAsync(grad, 0, ng * sizeof(float), st));
+    MLF_CUDA_TRY(cudaMemsetAsync(sums, 0, 2 * static_cast<size_t>(m) * sizeof(double), st));
+    rows = 0;
+  }
+  // From pageable memory: staged before the call returns, so the local may go.
+  MLF_CUDA_TRY(cudaMemcpyAsync(sums + 2 * m, &rows, sizeof(double), cudaMemcpyHostToDevice, st));
+  reduce.AllReduceSum(grad, ng, st);
+  reduce.AllReduceSum(sums, ns, st);
+  Download(out.grad_weights, grad, static_cast<size_t>(d * mk), st);
+  Download(out.grad_bias, grad + d * mk, static_cast<size_t>(mk), st);
+  Download(out.loss, sums, static_cast<size_t>(m), st);
+  Download(out.weight_sum, sums + m, static_cast<size_t>(m), st);
+  Download(group_rows, sums + 2 * m, 1, st);
+  s->cuda.Synchronize();
 }
 
 }  // namespace internal

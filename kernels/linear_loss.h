@@ -47,6 +47,10 @@ struct CudaState;
 }
 }  // namespace mlforge
 
+namespace mlforge::comm {
+class DeviceCommunicator;  // comm/device_communicator.h (CUDA builds)
+}
+
 namespace mlforge::kernels {
 
 enum class LinearLossKind {
@@ -176,6 +180,15 @@ class LinearLossStepper {
   Device device() const;
   void Run(const HostBatch& batch, const float* labels, const float* row_weights,
            const HostLinearModels& models, const LinearLossSpec& spec, const HostLinearLossOutput& out);
+  // A training step of several ranks with a GPU each (GPU steppers only): the step's gradient
+  // (grad_weights | grad_bias) and sums (loss, weight_sum, and `rows`, this rank's row count) are
+  // summed over `reduce`'s ranks on the device before they come down, so `out` receives the
+  // group's sums and *group_rows the group's rows. `batch` null: this rank has no rows this step
+  // and joins the sums with zeros (models' d, m, k still give the sizes). out.scores must be null;
+  // out.grad_weights, grad_bias, loss and weight_sum must be set.
+  void RunReduced(comm::DeviceCommunicator& reduce, const HostBatch* batch, const float* labels,
+                  const float* row_weights, const HostLinearModels& models, const LinearLossSpec& spec,
+                  const HostLinearLossOutput& out, double rows, double* group_rows);
 
  private:
   Resources& res_;
@@ -188,6 +201,10 @@ LinearGpuState* LinearGpuCreate(Resources& res);
 void LinearGpuRun(LinearGpuState* s, const HostBatch& batch, const float* labels, const float* row_weights,
                   const HostLinearModels& models, const LinearLossSpec& spec,
                   const HostLinearLossOutput& out);
+void LinearGpuRunReduced(LinearGpuState* s, comm::DeviceCommunicator& reduce, const HostBatch* batch,
+                         const float* labels, const float* row_weights, const HostLinearModels& models,
+                         const LinearLossSpec& spec, const HostLinearLossOutput& out, double rows,
+                         double* group_rows);
 }  // namespace internal
 
 // softmax_loss indexes by label: UserError naming the row unless every one of the n host labels is

@@ -77,10 +77,11 @@ LocalTrainRun TrainLocalForTests(container::LocalTrainArgs args, int threads = 2
 // Trains `base` on `world` ranks: threads of this process on one local communicator group, hosts
 // algo-1 .. algo-<world>. Rank r reads train_paths[r] as its "train" channel (train_paths[0] on
 // every rank when there is one path: FullyReplicated) and writes model_root/rank<r>, one CPU thread
-// each. Returns every rank's exit code; rank 0's model is in model_root/rank0.
+// each (on `device`: kGpu puts every rank on the same GPU). Returns every rank's exit code; rank 0's
+// model is in model_root/rank0.
 std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
                                     const std::vector<std::string>& train_paths,
-                                    const std::string& model_root);
+                                    const std::string& model_root, DeviceRequest device = DeviceRequest::kCpu);
 
 // True when a CUDA device is usable; otherwise `reason` says why.
 bool GpuAvailable(std::string* reason);

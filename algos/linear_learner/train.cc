@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <limits>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -32,10 +33,16 @@
 #include "algos/linear_learner/model.h"
 #include "algos/linear_learner/optimizer.h"
 #include "algos/linear_learner/scaler.h"
+#include "core/build_config.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/batch_stream.h"
 #include "kernels/linear_loss.h"
+
+#if MLFORGE_HAVE_CUDA
+#include "comm/device_communicator.h"
+#include "core/cuda_state.h"
+#endif
 
 namespace mlforge::algos::linear_learner {
 namespace {
@@ -260,6 +267,11 @@ class Trainer {
   std::map<std::pair<std::string, int64_t>, Evaluation::SampleBuffers> spare_samples_;
   std::vector<double> sums_;
   std::unique_ptr<ParallelOptimizer> opt_;
+#if MLFORGE_HAVE_CUDA
+  // Several ranks on GPUs: the training step's sums across them, on the devices (NCCL, or staged
+  // through the host when ranks share a GPU or the build has no NCCL). Null otherwise.
+  std::unique_ptr<comm::DeviceCommunicator> device_comm_;
+#endif
 };
 
 template <typename Fn>
@@ -399,8 +411,9 @@ void Trainer::TrainBatch(const HostBatch& batch, bool have, std::vector<double>*
   // sum (m), rows].
   grad_.resize(nw + mk);
   sums_.assign(static_cast<size_t>(2 * m_ + 1), 0.0);
-  if (have && batch.rows > 0) {
-    const float* labels = batch.labels.data();
+  const bool rows = have && batch.rows > 0;
+  const float* labels = rows ? batch.labels.data() : nullptr;
+  if (rows) {
     if (scaler_.shift_label || scaler_.scale_label) {
       labels_.resize(static_cast<size_t>(batch.rows));
       for (int64_t i = 0; i < batch.rows; ++i) labels_[i] = scaler_.NormaliseLabel(batch.labels[i]);
@@ -408,29 +421,45 @@ void Trainer::TrainBatch(const HostBatch& batch, bool have, std::vector<double>*
     }
     row_weights_ = RowWeights(batch);
     scaler_.Fold(w_.data(), cfg_.use_bias ? b_.data() : nullptr, mk, false, w_eff_.data(), b_eff_.data());
-    kernels::HostLinearModels models;
-    models.weights = w_eff_.data();
-    models.bias = cfg_.use_bias ? b_eff_.data() : nullptr;
-    models.d = d_;
-    models.m = m_;
-    models.k = k_;
-    models.positive_weight =
-        cfg_.predictor_type == PredictorType::kBinaryClassifier ? positive_weight_.data() : nullptr;
-    kernels::HostLinearLossOutput out;
-    out.loss = sums_.data();
-    out.weight_sum = sums_.data() + m_;
-    out.grad_weights = grad_.data();
-    out.grad_bias = grad_.data() + nw;
-    stepper_.Run(batch, labels, row_weights_.empty() ? nullptr : row_weights_.data(), models,
-                 SpecFor(cfg_, scaler_.stdev_label), out);
-    scaler_.GradientToNormalised(grad_.data(), grad_.data() + nw, mk);
-    sums_[2 * m_] = static_cast<double>(batch.rows);
-  } else {
-    std::fill(grad_.begin(), grad_.end(), 0.0f);
   }
-  if (comm_.world_size() > 1) {
-    comm_.AllReduceSum(grad_.data(), grad_.size());
-    comm_.AllReduceSum(sums_.data(), sums_.size());
+  kernels::HostLinearModels models;
+  models.weights = w_eff_.data();
+  models.bias = cfg_.use_bias ? b_eff_.data() : nullptr;
+  models.d = d_;
+  models.m = m_;
+  models.k = k_;
+  models.positive_weight =
+      cfg_.predictor_type == PredictorType::kBinaryClassifier ? positive_weight_.data() : nullptr;
+  kernels::HostLinearLossOutput out;
+  out.loss = sums_.data();
+  out.weight_sum = sums_.data() + m_;
+  out.grad_weights = grad_.data();
+  out.grad_bias = grad_.data() + nw;
+  const float* rw = rows && !row_weights_.empty() ? row_weights_.data() : nullptr;
+#if MLFORGE_HAVE_CUDA
+  if (device_comm_ != nullptr) {
+    // Several GPUs: the step's gradient and sums are summed on the devices before they come down
+    // (every rank takes part, with zeros when it has no rows); the scaler's map to normalised space
+    // is linear and the same on every rank, so it follows the sum.
+    double group_rows = 0;
+    stepper_.RunReduced(*device_comm_, rows ? &batch : nullptr, labels, rw, models, SpecFor(cfg_, scaler_.stdev_label),
+                        out, rows ? static_cast<double>(batch.rows) : 0.0, &group_rows);
+    scaler_.GradientToNormalised(grad_.data(), grad_.data() + nw, mk);
+    sums_[2 * m_] = group_rows;
+  } else
+#endif
+  {
+    if (rows) {
+      stepper_.Run(batch, labels, rw, models, SpecFor(cfg_, scaler_.stdev_label), out);
+      scaler_.GradientToNormalised(grad_.data(), grad_.data() + nw, mk);
+      sums_[2 * m_] = static_cast<double>(batch.rows);
+    } else {
+      std::fill(grad_.begin(), grad_.end(), 0.0f);
+    }
+    if (comm_.world_size() > 1) {
+      comm_.AllReduceSum(grad_.data(), grad_.size());
+      comm_.AllReduceSum(sums_.data(), sums_.size());
+    }
   }
   opt_->Step(w_.data(), cfg_.use_bias ? b_.data() : nullptr, grad_.data(), grad_.data() + nw,
              sums_.data() + m_);
@@ -526,6 +555,15 @@ void Trainer::Run() {
   w_eff_.resize(w_.size());
   b_eff_.resize(b_.size());
   opt_ = std::make_unique<ParallelOptimizer>(cfg_, settings_, d_, k_, ctx_.resources.threads());
+#if MLFORGE_HAVE_CUDA
+  // Every rank decides alike (the device request and the environment are the same on every rank).
+  // MLFORGE_DEVICE_REDUCE also makes a single rank take the path (tests).
+  if (stepper_.device() == Device::kGpu && (world > 1 || std::getenv("MLFORGE_DEVICE_REDUCE") != nullptr)) {
+    device_comm_ = comm::MakeDeviceGroup(comm_, ctx_.resources.cuda().device);
+    spdlog::info("linear learner: the training step's sums across {} rank(s) on the GPUs ({})", world,
+                 device_comm_->backend());
+  }
+#endif
 
   std::unique_ptr<io::BatchStream> val_stream;
   if (validation) {

@@ -28,21 +28,9 @@
 #include <string>
 
 #include "comm/communicator.h"
+#include "comm/device_communicator.h"
 
 namespace mlforge::comm {
-
-class DeviceCommunicator {
- public:
-  virtual ~DeviceCommunicator() = default;
-  virtual int rank() const = 0;
-  virtual int world_size() const = 0;
-  // "nccl <version>".
-  virtual std::string backend() const = 0;
-  // In-place element-wise sums of `count` elements of device memory on every rank, ordered after
-  // the work already queued on `stream`. Returns when the result is in `data`.
-  virtual void AllReduceSum(float* data, size_t count, cudaStream_t stream) = 0;
-  virtual void AllReduceSum(double* data, size_t count, cudaStream_t stream) = 0;
-};
 
 // Joins `host`'s group on CUDA device `device` (one per rank). Collective over `host`: every rank
 // must call it. `init_deadline` bounds the initialisation (GroupSpec::rendezvous_timeout),

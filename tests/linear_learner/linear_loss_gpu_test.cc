@@ -10,10 +10,13 @@
 
 #include <atomic>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <random>
 #include <vector>
 
 #include "comm/communicator.h"
+#include "core/build_config.h"
 #include "core/resources.h"
 #include "kernels/linear_loss.h"
 #include "tests/linear_learner/train_util.h"
@@ -170,6 +173,88 @@ TEST(LinearLearnerTrainGpu, SameSelectedModelAndMetricsAsCpu) {
     for (size_t i = 0; i < cpu.weights.size(); ++i) {
       EXPECT_NEAR(gpu.weights[i], cpu.weights[i], 1e-3 * std::max(1.0f, std::fabs(cpu.weights[i]))) << i;
     }
+  }
+}
+
+// Restores an environment variable on scope exit.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    setenv(name, value, 1);
+  }
+  ~ScopedEnv() {
+    if (had_) {
+      setenv(name_.c_str(), old_.c_str(), 1);
+    } else {
+      unsetenv(name_.c_str());
+    }
+  }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+void ExpectSameModel(const ll_test::Model& a, const ll_test::Model& b, double tol) {
+  ASSERT_FALSE(a.weights.empty());
+  ASSERT_FALSE(a.metrics.empty());
+  for (const auto& [name, value] : a.metrics) {
+    ASSERT_EQ(b.metrics.count(name), 1u) << name;
+    EXPECT_NEAR(b.metrics.at(name), value, tol * std::max(1.0, std::fabs(value))) << name;
+  }
+  ASSERT_EQ(a.weights.size(), b.weights.size());
+  for (size_t i = 0; i < a.weights.size(); ++i) {
+    EXPECT_NEAR(b.weights[i], a.weights[i], tol * std::max(1.0f, std::fabs(a.weights[i]))) << i;
+  }
+}
+
+TEST(LinearLearnerTrainGpu, TwoRanksSumTheirStepsOnTheDevicesAsTwoCpuRanksOnTheHost) {
+  // Two in-process ranks on the one GPU: they share it, so their step sums go through the
+  // host-staged device communicator (NCCL refuses two ranks on one device); the same
+  // RunReduced path as NCCL's otherwise. Rank 1 has fewer rows (uneven shards) and joins the sums
+  // with zeros once it ran out. Against two CPU ranks summing on the host.
+  MLF_REQUIRE_GPU();
+  test::TempDir dir;
+  const HostBatch b = ll_test::Generate(ll_test::Linear("binary", 6000, 12, 62, 0.3, 4));
+  ll_test::Write(ll_test::Rows(b, 0, 3600), dir / "part0.pbr");
+  ll_test::Write(ll_test::Rows(b, 3600, 6000), dir / "part1.pbr");
+  container::LocalTrainArgs args;
+  args.algorithm = "linear-learner";
+  args.hyperparameters = {"predictor_type=binary_classifier", "epochs=4", "num_models=8", "mini_batch_size=200"};
+  args.sharded_by_key.insert("train");
+  const std::vector<std::string> parts = {dir / "part0.pbr", dir / "part1.pbr"};
+  const std::vector<int> cpu_rc = test::TrainRanksForTests(2, args, parts, dir / "cpu", DeviceRequest::kCpu);
+  const std::vector<int> gpu_rc = test::TrainRanksForTests(2, args, parts, dir / "gpu", DeviceRequest::kGpu);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(cpu_rc[r], 0) << "cpu rank " << r;
+    EXPECT_EQ(gpu_rc[r], 0) << "gpu rank " << r;
+  }
+  ExpectSameModel(algos::linear_learner::LoadModel(dir / "cpu/rank0"),
+                  algos::linear_learner::LoadModel(dir / "gpu/rank0"), 1e-3);
+}
+
+TEST(LinearLearnerTrainGpu, OneRankThroughTheDeviceSumsEqualsThePlainStep) {
+  // MLFORGE_DEVICE_REDUCE makes a single rank take the summed-step path (RunReduced): through NCCL
+  // (world size 1) when the build has it, and staged through the host. Each must give the plain
+  // GPU step's model (an identity sum; the scaler's map comes after it instead of before).
+  MLF_REQUIRE_GPU();
+  test::TempDir dir;
+  const HostBatch b = ll_test::Generate(ll_test::Linear("multiclass", 4000, 10, 63, 0.3, 3));
+  ll_test::Write(b, dir / "train.pbr");
+  const std::vector<std::string> hps = {"predictor_type=multiclass_classifier", "num_classes=3", "epochs=3",
+                                        "num_models=4"};
+  const ll_test::Model plain = TrainOn(dir / "train.pbr", dir / "plain", DeviceRequest::kGpu, hps);
+  std::vector<std::string> ways = {"host"};
+#if MLFORGE_HAVE_NCCL
+  ways.push_back("nccl");
+#endif
+  for (const std::string& way : ways) {
+    SCOPED_TRACE(way);
+    ScopedEnv env("MLFORGE_DEVICE_REDUCE", way.c_str());
+    ExpectSameModel(plain, TrainOn(dir / "train.pbr", dir / ("via_" + way), DeviceRequest::kGpu, hps), 1e-5);
   }
 }
 
