@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "comm/device_communicator.h"
+#include "core/build_config.h"
 #include "core/cuda_state.h"
 #include "core/error.h"
 
