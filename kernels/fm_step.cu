@@ -227,13 +227,36 @@ struct UpdateArgs {
   bool use_linear;
 };
 
+// Feature i's gradient sums over its segment [beg, end) of the sorted non-zeros, in ascending row
+// order: returns factor f's (float64) and adds the linear term's to *gw.
+__device__ inline double SegmentSums(const UpdateArgs& a, int64_t i, int f, int32_t beg, int32_t end,
+                                     const int32_t* __restrict__ sorted_pos, const int32_t* __restrict__ row_of,
+                                     double* gw) {
+  const int k = a.k;
+  const double vf = a.p.v[i * k + f];
+  double gv = 0, gl = 0;
+  for (int32_t j = beg; j < end; ++j) {
+    const int32_t pos = sorted_pos[j];
+    const int64_t r = row_of[pos];
+    const double x = a.values[pos];
+    const double gx = a.g[r] * x;
+    gv += gx * (static_cast<double>(a.s[r * k + f]) - vf * x);
+    gl += gx;
+  }
+  *gw += gl;
+  return gv;
+}
+
 // Sorted path: a group of G lanes per unique feature (segments in sorted order). Lane l owns
-// factors l, l + G, ...; lane 0 also sums the linear gradient (in its first factor pass).
+// factors l, l + G, ...; lane 0 also sums the linear gradient (in its first factor pass). With
+// `out` null the optimizer is applied to the feature's parameters (SortedUpdateKernel); otherwise
+// the sums go to out, one row of k + 1 floats per segment: the linear gradient, then the k
+// factors' (SortedGradientKernel, for group steps).
 template <int G>
-__global__ void __launch_bounds__(kBlock)
-    SortedUpdateKernel(UpdateArgs a, const uint32_t* __restrict__ uniq, const int32_t* __restrict__ offsets,
-                       const int32_t* __restrict__ counts, const int32_t* __restrict__ num_runs,
-                       const int32_t* __restrict__ sorted_pos, const int32_t* __restrict__ row_of) {
+__device__ void SortedSegments(const UpdateArgs& a, const uint32_t* __restrict__ uniq,
+                               const int32_t* __restrict__ offsets, const int32_t* __restrict__ counts,
+                               const int32_t* __restrict__ num_runs, const int32_t* __restrict__ sorted_pos,
+                               const int32_t* __restrict__ row_of, float* __restrict__ out) {
   const int lane = threadIdx.x % G;
   const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) / G;
   const int64_t stride = static_cast<int64_t>(gridDim.x) * (kBlock / G);
@@ -244,15 +267,13 @@ __global__ void __launch_bounds__(kBlock)
     const int32_t beg = offsets[seg], end = beg + counts[seg];
     for (int f = lane; f < k; f += G) {
       const int64_t at = i * k + f;
-      const double vf = a.p.v[at];
-      double gv = 0, gw = 0;
-      for (int32_t j = beg; j < end; ++j) {
-        const int32_t pos = sorted_pos[j];
-        const int64_t r = row_of[pos];
-        const double x = a.values[pos];
-        const double gx = a.g[r] * x;
-        gv += gx * (static_cast<double>(a.s[r * k + f]) - vf * x);
-        gw += gx;  // used by lane 0's first pass only
+      double gw = 0;  // used by lane 0's first pass only
+      const double gv = SegmentSums(a, i, f, beg, end, sorted_pos, row_of, &gw);
+      if (out != nullptr) {
+        float* row = out + seg * (k + 1);
+        row[1 + f] = static_cast<float>(gv);
+        if (f == 0) row[0] = static_cast<float>(gw);
+        continue;
       }
       a.factors.Apply(a.p.v + at, a.a.v ? a.a.v + at : nullptr, a.b.v ? a.b.v + at : nullptr,
                       static_cast<float>(gv));
@@ -262,6 +283,23 @@ __global__ void __launch_bounds__(kBlock)
       }
     }
   }
+}
+
+template <int G>
+__global__ void __launch_bounds__(kBlock)
+    SortedUpdateKernel(UpdateArgs a, const uint32_t* __restrict__ uniq, const int32_t* __restrict__ offsets,
+                       const int32_t* __restrict__ counts, const int32_t* __restrict__ num_runs,
+                       const int32_t* __restrict__ sorted_pos, const int32_t* __restrict__ row_of) {
+  SortedSegments<G>(a, uniq, offsets, counts, num_runs, sorted_pos, row_of, nullptr);
+}
+
+template <int G>
+__global__ void __launch_bounds__(kBlock)
+    SortedGradientKernel(UpdateArgs a, const uint32_t* __restrict__ uniq, const int32_t* __restrict__ offsets,
+                         const int32_t* __restrict__ counts, const int32_t* __restrict__ num_runs,
+                         const int32_t* __restrict__ sorted_pos, const int32_t* __restrict__ row_of,
+                         float* __restrict__ out) {
+  SortedSegments<G>(a, uniq, offsets, counts, num_runs, sorted_pos, row_of, out);
 }
 
 // Atomic path, step 1: a group of G lanes per row adds the row's terms into the d-sized gradient
@@ -317,41 +355,6 @@ __global__ void __launch_bounds__(kBlock)
         a.linear.Apply(a.p.w + i, a.a.w ? a.a.w + i : nullptr, a.b.w ? a.b.w + i : nullptr, gw[i]);
       gw[i] = 0;
       flags[i] = 0;
-    }
-  }
-}
-
-// Group steps (several ranks): SortedUpdateKernel's sums without the update, one row of k + 1
-// floats per unique feature (the linear gradient, then the k factors'), in the segments' order
-// (features ascending).
-template <int G>
-__global__ void __launch_bounds__(kBlock)
-    SortedGradientKernel(UpdateArgs a, const int32_t* __restrict__ offsets, const int32_t* __restrict__ counts,
-                         const int32_t* __restrict__ num_runs, const int32_t* __restrict__ sorted_pos,
-                         const int32_t* __restrict__ row_of, const uint32_t* __restrict__ uniq,
-                         float* __restrict__ out) {
-  const int lane = threadIdx.x % G;
-  const int64_t first = (static_cast<int64_t>(blockIdx.x) * kBlock + threadIdx.x) / G;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * (kBlock / G);
-  const int64_t runs = *num_runs;
-  const int k = a.k;
-  for (int64_t seg = first; seg < runs; seg += stride) {
-    const int64_t i = uniq[seg];
-    const int32_t beg = offsets[seg], end = beg + counts[seg];
-    float* row = out + seg * (k + 1);
-    for (int f = lane; f < k; f += G) {
-      const double vf = a.p.v[i * k + f];
-      double gv = 0, gw = 0;
-      for (int32_t j = beg; j < end; ++j) {
-        const int32_t pos = sorted_pos[j];
-        const int64_t r = row_of[pos];
-        const double x = a.values[pos];
-        const double gx = a.g[r] * x;
-        gv += gx * (static_cast<double>(a.s[r * k + f]) - vf * x);
-        gw += gx;
-      }
-      row[1 + f] = static_cast<float>(gv);
-      if (f == 0) row[0] = static_cast<float>(gw);
     }
   }
 }
@@ -596,6 +599,20 @@ int KeyBits(int64_t d) {
   return bits;
 }
 
+// The update of step t with `rescale` on the state's parameters and optimizer state (the batch's
+// g, s and values left for the caller).
+UpdateArgs MakeUpdateArgs(FmGpuState* s, float rescale, int64_t t) {
+  UpdateArgs ua{};
+  ua.k = static_cast<int>(s->k);
+  ua.p = Split(s->params.get(), s->d, s->k);
+  ua.a = Split(s->state_a.get(), s->d, s->k);
+  ua.b = Split(s->state_b.get(), s->d, s->k);
+  ua.linear = MakeUpdate(s->spec, s->spec.linear, rescale, t);
+  ua.factors = MakeUpdate(s->spec, s->spec.factors, rescale, t);
+  ua.use_linear = s->spec.use_linear;
+  return ua;
+}
+
 // The batch's non-zeros grouped by feature: s->uniq (features ascending), s->offsets and s->counts
 // (each feature's segment of s->sorted_pos), s->num_runs (on the device).
 void SortByFeature(FmGpuState* s, const DeviceCsr& x) {
@@ -742,17 +759,10 @@ FmBatchLoss FmGpuStep(FmGpuState* s, const HostBatch& batch, const float* labels
   MLF_CUDA_TRY_LAUNCH();
 
   if (x.nnz > 0) {
-    UpdateArgs ua{};
-    ua.k = static_cast<int>(k);
+    UpdateArgs ua = MakeUpdateArgs(s, rescale, t);
     ua.g = fa.g;
     ua.s = fa.s;
     ua.values = x.values;
-    ua.p = p;
-    ua.a = a;
-    ua.b = b;
-    ua.linear = MakeUpdate(s->spec, s->spec.linear, rescale, t);
-    ua.factors = MakeUpdate(s->spec, s->spec.factors, rescale, t);
-    ua.use_linear = s->spec.use_linear;
     if (sorted) {
       SortedAggregate(s, x, ua);
     } else {
@@ -805,8 +815,8 @@ FmBatchLoss FmGpuGroupGradient(FmGpuState* s, const HostBatch& batch, const floa
     ua.p = Split(s->params.get(), s->d, k);
     float* rows_out = s->group_grad.Reserve(static_cast<size_t>(x.nnz * (k + 1)));
     MLF_FM_LAUNCH(SortedGradientKernel, s->group, s->Grid(std::min<int64_t>(x.nnz, s->d)), st, ua,
-                  s->offsets.get(), s->counts.get(), s->num_runs.get(), s->sorted_pos.get(), s->row_of.get(),
-                  s->uniq.get(), rows_out);
+                  s->uniq.get(), s->offsets.get(), s->counts.get(), s->num_runs.get(), s->sorted_pos.get(),
+                  s->row_of.get(), rows_out);
     Download(&runs, s->num_runs.get(), 1, st);
   }
   auto* h = static_cast<double*>(s->host_out.Reserve(kSums * sizeof(double)));
@@ -842,14 +852,7 @@ void FmGpuApplyRows(FmGpuState* s, const std::vector<int64_t>& ids, const std::v
     float* dev_grad = s->group_grad.Reserve(grad.size());
     MLF_CUDA_TRY(cudaMemcpyAsync(dev_ids, u32.data(), u32.size() * sizeof(uint32_t), cudaMemcpyHostToDevice, st));
     MLF_CUDA_TRY(cudaMemcpyAsync(dev_grad, grad.data(), grad.size() * sizeof(float), cudaMemcpyHostToDevice, st));
-    UpdateArgs ua{};
-    ua.k = static_cast<int>(k);
-    ua.p = p;
-    ua.a = a;
-    ua.b = b;
-    ua.linear = MakeUpdate(s->spec, s->spec.linear, rescale, t);
-    ua.factors = MakeUpdate(s->spec, s->spec.factors, rescale, t);
-    ua.use_linear = s->spec.use_linear;
+    const UpdateArgs ua = MakeUpdateArgs(s, rescale, t);
     MLF_FM_LAUNCH(ApplyRowsKernel, s->group, s->Grid(rows), st, ua, dev_ids, rows, dev_grad);
   }
   if (s->spec.use_bias) {

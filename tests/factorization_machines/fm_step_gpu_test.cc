@@ -190,28 +190,6 @@ FmStepSpec MakeSpec(FmLoss loss, FmOptimizer opt, const Case& c) {
   return spec;
 }
 
-// Restores an environment variable on scope exit.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
-
 void CompareAll(double tol) {
   Resources gpu(DeviceRequest::kGpu, 2, 0, comm::MakeSingleProcess());
   Resources cpu(DeviceRequest::kCpu, 2, 0, comm::MakeSingleProcess());
@@ -238,19 +216,19 @@ void CompareAll(double tol) {
 
 TEST(FmStepGpu, SortedAggregationMatchesCpu) {
   MLF_REQUIRE_GPU();
-  ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "sort");
+  test::ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "sort");
   CompareAll(1e-5);
 }
 
 TEST(FmStepGpu, AtomicAggregationMatchesCpu) {
   MLF_REQUIRE_GPU();
-  ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "atomic");
+  test::ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "atomic");
   CompareAll(1e-4);
 }
 
 TEST(FmStepGpu, SortedAggregationIsDeterministic) {
   MLF_REQUIRE_GPU();
-  ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "sort");
+  test::ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "sort");
   Resources gpu(DeviceRequest::kGpu, 2, 0, comm::MakeSingleProcess());
   const Case c{Shape::kSkewed, 2000, 50, 24, true, true, 0, 0};
   const HostBatch data = MakeData(c.shape, c.n, c.d, FmLoss::kLogistic, 7);
@@ -326,7 +304,7 @@ TEST(FmStepGpu, TwoRanksOnTheGpuMatchTwoRanksOnTheCpu) {
 
 TEST(FmStepGpu, BadAggregationSettingIsAUserError) {
   MLF_REQUIRE_GPU();
-  ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "atomics");
+  test::ScopedEnv env("MLFORGE_FM_GPU_AGGREGATION", "atomics");
   Resources gpu(DeviceRequest::kGpu, 2, 0, comm::MakeSingleProcess());
   try {
     FmStepper stepper(gpu, MakeParams(10, 4, true, true, 1), FmStepSpec{});

@@ -176,28 +176,6 @@ TEST(LinearLearnerTrainGpu, SameSelectedModelAndMetricsAsCpu) {
   }
 }
 
-// Restores an environment variable on scope exit.
-class ScopedEnv {
- public:
-  ScopedEnv(const char* name, const char* value) : name_(name) {
-    const char* old = std::getenv(name);
-    had_ = old != nullptr;
-    if (had_) old_ = old;
-    setenv(name, value, 1);
-  }
-  ~ScopedEnv() {
-    if (had_) {
-      setenv(name_.c_str(), old_.c_str(), 1);
-    } else {
-      unsetenv(name_.c_str());
-    }
-  }
-
- private:
-  std::string name_, old_;
-  bool had_ = false;
-};
-
 void ExpectSameModel(const ll_test::Model& a, const ll_test::Model& b, double tol) {
   ASSERT_FALSE(a.weights.empty());
   ASSERT_FALSE(a.metrics.empty());
@@ -253,7 +231,7 @@ TEST(LinearLearnerTrainGpu, OneRankThroughTheDeviceSumsEqualsThePlainStep) {
 #endif
   for (const std::string& way : ways) {
     SCOPED_TRACE(way);
-    ScopedEnv env("MLFORGE_DEVICE_REDUCE", way.c_str());
+    test::ScopedEnv env("MLFORGE_DEVICE_REDUCE", way.c_str());
     ExpectSameModel(plain, TrainOn(dir / "train.pbr", dir / ("via_" + way), DeviceRequest::kGpu, hps), 1e-5);
   }
 }
