@@ -82,7 +82,9 @@ TEST(GenotypePcaGpu, MatchesTheCpuRun) {
     ASSERT_EQ(a.loadings.size(), b.loadings.size());
     // Loadings of the 3 clear PCs (signs are normalised the same way on both devices).
     for (size_t j = 0; j < a.loadings.size(); ++j) {
-      if (static_cast<int64_t>(j % 5) < 3) EXPECT_NEAR(b.loadings[j], a.loadings[j], 1e-4 * scale) << j;
+      if (static_cast<int64_t>(j % 5) < 3) {
+        EXPECT_NEAR(b.loadings[j], a.loadings[j], 1e-4 * scale) << j;
+      }
     }
   }
 }
