@@ -147,9 +147,15 @@ void SoftmaxRowsBlocked(const float* scores, int64_t i0, int64_t i1, const float
         if (g == nullptr) continue;
         float* gq = g + i * mk + j * k;
         const float inv = 1.0f / z[q];
+        const float* tq = t.data() + q * k;
+        if (row_weights == nullptr) {  // weight 1: the float32 derivative as it is
+          for (int64_t c = 0; c < k; ++c) gq[c] = tq[c] * inv;
+          gq[label] -= 1.0f;
+          continue;
+        }
         for (int64_t c = 0; c < k; ++c) {
           const float onehot = c == label ? 1.0f : 0.0f;
-          gq[c] = static_cast<float>(w * static_cast<double>(t[q * k + c] * inv - onehot));
+          gq[c] = static_cast<float>(w * static_cast<double>(tq[c] * inv - onehot));
         }
       }
     }

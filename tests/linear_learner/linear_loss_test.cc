@@ -393,6 +393,22 @@ TEST(LinearLoss, ManyLogisticModelsWithLargeScoresMatchReference) {
   }
 }
 
+TEST(LinearLoss, ManySoftmaxModelsWithAndWithoutRowWeightsMatchReference) {
+  // m >= 8 softmax models take the vectorised block path; without row weights its derivatives
+  // stay float32 (with them, they are weighted in float64).
+  Problem p = MakeProblem(K::kSoftmax, 150, 7, 12, 515);
+  const LinearLossSpec spec = SpecFor(K::kSoftmax);
+  Output o = MakeOutput(p);
+  LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), p.row_weights.data(), Models(p, true, false),
+                    spec, o.view(), 2);
+  ExpectMatches(o, ComputeReference(p, spec, true, false), "many softmax models, row weights");
+  Output u = MakeOutput(p);
+  LinearLossGradCpu(HostDenseView{p.x.data(), p.n, p.d}, p.labels.data(), nullptr, Models(p, true, false), spec,
+                    u.view(), 2);
+  std::fill(p.row_weights.begin(), p.row_weights.end(), 1.0f);
+  ExpectMatches(u, ComputeReference(p, spec, true, false), "many softmax models, no row weights");
+}
+
 TEST(LinearLoss, ParallelPathMatchesReference) {
   // Large enough (n * m * k > 20000) for the OpenMP element-wise path and per-thread partial sums.
   for (K kind : {K::kLogistic, K::kSoftmax, K::kQuantile}) {
