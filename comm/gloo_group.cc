@@ -149,10 +149,15 @@ class GlooGroup final : public Communicator {
       ctx_->connectFullMesh(store, device_);
       ctx_->setTimeout(spec_.collective_timeout);
     } catch (const StoreError& e) {
-      MLF_FAIL("rendezvous of {} ranks at {} failed: {}; {}", spec_.world_size, master_where_, e.what(),
-               MissingRanks());
+      const std::string why = fmt::format("rendezvous of {} ranks at {} failed: {}; {}", spec_.world_size,
+                                          master_where_, e.what(), MissingRanks());
+      LingerAfterFailedRendezvous();
+      MLF_FAIL("{}", why);
     } catch (const gloo::Exception& e) {
-      MLF_FAIL("rank {} could not connect to the other ranks from {}: {}", spec_.rank, local, e.what());
+      const std::string why =
+          fmt::format("rank {} could not connect to the other ranks from {}: {}", spec_.rank, local, e.what());
+      LingerAfterFailedRendezvous();
+      MLF_FAIL("{}", why);
     }
     spdlog::info("Group of {} ranks connected (this rank: {} on {}, transport address {})", spec_.world_size,
                  spec_.rank, spec_.hosts[spec_.rank], local);
@@ -423,6 +428,19 @@ class GlooGroup final : public Communicator {
   std::string Where(const char* what, uint64_t seq) const {
     const std::string phase = Phase();
     return fmt::format("collective #{} ({}){}", seq, what, phase.empty() ? "" : " in phase '" + phase + "'");
+  }
+
+  // The rendezvous failed on this rank (the constructor is about to throw, so the destructor will
+  // not run): rank 0 keeps the store up until the ranks that did arrive have read why and left
+  // (5 s at most), as after a failed collective. Without it a rank whose own deadline came a
+  // moment later lost the store instead of naming the ranks that never arrived.
+  void LingerAfterFailedRendezvous() {
+    ctx_.reset();
+    client_.reset();
+    if (server_) {
+      server_->WaitForClientsGone(std::min<milliseconds>(spec_.rendezvous_timeout, std::chrono::seconds(5)));
+      server_.reset();
+    }
   }
 
   std::string MissingRanks() const {

@@ -190,6 +190,24 @@ TEST(Gloo, ARankThatNeverArrivesFailsTheRendezvousNamingIt) {
   }
 }
 
+TEST(Gloo, ARankThatNeverArrivesIsNamedAlsoByARankWhoseDeadlineCameLater) {
+  // Rank 1's rendezvous deadline is 1 s after rank 0's: rank 0 must keep the store up until rank 1
+  // has read who is missing (a CI run had rank 1 lose the store instead, when its deadline came a
+  // moment after rank 0's).
+  const int port = FreePort();
+  auto errors = RunProcesses(3, 2, [&](int r) -> std::string {
+    try {
+      JoinGroup(Spec(r, 3, port, 20s, r == 1 ? 3s : 2s));
+    } catch (const UserError& e) {
+      return e.what();
+    }
+    return "joined without rank 2";
+  });
+  for (size_t r = 0; r < errors.size(); ++r) {
+    EXPECT_NE(errors[r].find("rank(s) 2 never arrived"), std::string::npos) << "rank " << r << ": " << errors[r];
+  }
+}
+
 TEST(Gloo, ARankThatMissesACollectiveIsNamedAtTheDeadline) {
   const int port = FreePort();
   const auto t0 = std::chrono::steady_clock::now();
