@@ -37,7 +37,7 @@ struct LaunchArgs {
 
 int FreePort() {
   const int port = comm::FreeLoopbackPort();
-  MLF_EXPECTS(port > 0, "launch: could not find a free TCP port ({}); pass --master-port", std::strerror(errno));
+  MLF_EXPECTS(port > 0, "launch: could not find a free TCP port on the loopback interface; pass --master-port");
   return port;
 }
 

@@ -242,13 +242,8 @@ class GlooGroup final : public Communicator {
     broken_ = true;
     broken_kind_ = kind;
     broken_message_ = reason;
-    try {
-      client_->Set("failed/" + std::to_string(spec_.rank),
-                   Bytes(std::string(1, KindCode(kind)) + Phase() + '\n' + reason));
-      client_->Set("failed/any", Bytes(std::to_string(spec_.rank)));
-    } catch (const std::exception&) {
-      // Best effort: the store may be gone; the others still see this rank's connections close.
-    }
+    // Best effort: the store may be gone; the others still see this rank's connections close.
+    PublishFailure(*client_, std::string(1, KindCode(kind)) + Phase() + '\n' + reason);
     ctx_.reset();  // closes every connection: the others' collectives fail now, not at the deadline
     client_.reset();
     if (server_) {
@@ -317,14 +312,18 @@ class GlooGroup final : public Communicator {
     }
   }
 
-  // A diagnosis this rank reached about another rank's failure ('P': adopted by ranks that notice
-  // later), and the "failed/any" flag the watchdogs poll.
-  void Publish(StoreClient& client, FailureKind kind, const std::string& message) {
+  // This rank's "failed/<rank>" entry (its own reason: kind code, phase, newline, reason; or 'P',
+  // kind code and a diagnosis of another rank's failure, adopted by ranks that notice later) and
+  // the "failed/any" flag the watchdogs poll. Best effort: the store may be gone.
+  void PublishFailure(StoreClient& client, const std::string& entry) {
     try {
-      client.Set("failed/" + std::to_string(spec_.rank), Bytes(std::string("P") + KindCode(kind) + message));
+      client.Set("failed/" + std::to_string(spec_.rank), Bytes(entry));
       client.Set("failed/any", Bytes(std::to_string(spec_.rank)));
     } catch (const std::exception&) {
     }
+  }
+  void Publish(StoreClient& client, FailureKind kind, const std::string& message) {
+    PublishFailure(client, std::string("P") + KindCode(kind) + message);
   }
 
   // The watchdog: its own store connection (StoreClient is one per thread), polled every 0.5 s
