@@ -126,7 +126,9 @@ class GlooGroup final : public Communicator {
                  spec_.world_size, spec_.rank, spec_.source, master_where_, spec_.collective_timeout.count() / 1000.0);
     if (spec_.rank == 0) {
       try {
-        server_ = std::make_unique<StoreServer>(spec_.master_port);
+        StoreLimits limits;
+        limits.ranks = spec_.world_size;
+        server_ = std::make_unique<StoreServer>(spec_.master_port, limits);
       } catch (const StoreError& e) {
         MLF_FAIL("rank 0 cannot serve the rendezvous: {}", e.what());
       }

@@ -35,7 +35,6 @@ namespace {
 constexpr uint8_t kOpSet = 1, kOpGet = 2, kOpHello = 3, kOpDead = 4;
 constexpr uint32_t kMaxKey = 4096;
 constexpr uint32_t kMaxValue = 16u << 20;
-constexpr size_t kMaxConnections = 4096;
 // StoreLimits::max_buffered bounds the bytes held in all connections' unparsed input and unsent
 // replies together: many clients each sending most of a 16 MiB value and stalling, or asking for
 // it and never reading, must not add up to gigabytes.
@@ -157,6 +156,7 @@ class StoreServer::Impl {
     size_t out_sent = 0;
     int rank = -1;
     uint64_t owner = 0;           // its entry in owners_ (the values it set last)
+    std::chrono::steady_clock::time_point active;  // its last complete request, else its arrival
     bool evicted = false;         // closed for holding the most; dropped after this poll round
   };
 
@@ -272,19 +272,38 @@ class StoreServer::Impl {
     c.out.clear();
     c.out.shrink_to_fit();
     c.out_sent = 0;
+    if (!c.evicted) ++evicting_;
     c.evicted = true;
+  }
+
+  // Makes a connection slot free for a newcomer: evicts the anonymous connection (no Hello) idle
+  // longest, if it has been idle for limits_.idle_eviction; false when none qualifies.
+  bool EvictIdle(std::chrono::steady_clock::time_point now) {
+    int oldest = -1;
+    std::chrono::steady_clock::time_point when = now - limits_.idle_eviction;
+    for (const auto& [f, c] : conns_) {
+      if (c.rank < 0 && !c.evicted && c.active <= when) {
+        when = c.active;
+        oldest = f;
+      }
+    }
+    if (oldest < 0) return false;
+    Evict(oldest);
+    return true;
   }
 
   void Accept() {
     int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
     if (fd < 0) return;
-    if (conns_.size() >= kMaxConnections) {
+    const auto now = std::chrono::steady_clock::now();
+    if (conns_.size() - evicting_ >= limits_.max_connections && !EvictIdle(now)) {
       ::close(fd);
       return;
     }
     int one = 1;
     ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     Conn c;
+    c.active = now;
     c.owner = ++next_owner_;  // ids, not descriptors: a closed descriptor's number comes back
     owners_[c.owner].fd = fd;
     conns_[fd] = std::move(c);
@@ -301,6 +320,7 @@ class StoreServer::Impl {
       cv_.notify_all();
     }
     buffered_ -= it->second.in.size() + it->second.out.size();
+    if (it->second.evicted) --evicting_;
     // Its values stay (a rank's failure reason must outlive it), still counted as its owner's.
     auto o = owners_.find(it->second.owner);
     if (o != owners_.end()) {
@@ -358,6 +378,7 @@ class StoreServer::Impl {
       std::vector<char> value(c.in.begin() + 9 + klen, c.in.begin() + total);
       c.in.erase(c.in.begin(), c.in.begin() + total);
       buffered_ -= total;
+      c.active = std::chrono::steady_clock::now();
       uint8_t status = 0;
       std::vector<char> payload;
       if (op == kOpSet) {
@@ -398,6 +419,7 @@ class StoreServer::Impl {
         char* end = nullptr;
         long rank = std::strtol(s.c_str(), &end, 10);
         if (s.empty() || *end != '\0' || rank < 0 || rank > 1000000 || c.rank >= 0) return false;
+        if (limits_.ranks > 0 && rank >= limits_.ranks) return false;
         // A rank is one live connection: a second Hello for it (a stray or hostile client) is
         // closed, so that its departure can never pass for that rank's death.
         if (!hello_ranks_.insert(static_cast<int>(rank)).second) return false;
@@ -443,6 +465,7 @@ class StoreServer::Impl {
   uint64_t next_owner_ = 0;
   size_t bytes_ = 0;
   size_t buffered_ = 0;  // sum of every connection's `in` and `out`
+  size_t evicting_ = 0;  // connections evicted in this poll round, still in conns_ until its end
   std::mutex mu_;
   std::condition_variable cv_;
   std::set<int> dead_;

@@ -7,8 +7,9 @@
 // authenticated, like torch's TCPStore: the master port must be reachable only from the group's
 // hosts (a private VPC, as SageMaker's instances are). It bounds what a stray client can do:
 // keys <= 4 KiB, values <= 16 MiB, 256 MiB stored and 256 MiB of unparsed input and unsent
-// replies in all (StoreLimits: the largest holder is closed), 4096 connections; a malformed
-// request closes that connection and nothing else.
+// replies in all (StoreLimits: the largest holder is closed), 4096 connections (when they are
+// all taken, the connection idle longest that never said Hello gives way to the newcomer); a
+// malformed request closes that connection and nothing else.
 #pragma once
 
 #include <chrono>
@@ -29,9 +30,21 @@ namespace mlforge::comm {
 // behind or never reads its replies loses its share, never a rank whose few bytes arrive while
 // the store is full; a closed rank's own values (its failure reason) stay while they are not
 // the largest.
+//
+// Connections: at most max_connections. When a new one arrives and they are all taken, the one
+// whose last complete request (or, without any, whose arrival) is oldest gives way, if it never
+// said Hello and has been idle for idle_eviction at least; when none qualifies, the newcomer is
+// closed. So idle or half-sent connections (a stray client, a scanner, a client that opens
+// thousands and waits) cannot lock the ranks out, while a rank's own connection (it said Hello)
+// and its watchdog's (it sets its heartbeat every 0.5 s) are never the ones to go.
 struct StoreLimits {
   size_t max_stored = size_t{256} << 20;    // keys and values held
   size_t max_buffered = size_t{256} << 20;  // unparsed input and unsent replies, all connections
+  size_t max_connections = 4096;
+  std::chrono::milliseconds idle_eviction{std::chrono::seconds(10)};
+  // The group's size when known (> 0): a Hello for a rank outside [0, ranks) is refused, so that a
+  // stray client cannot make itself unevictable by claiming a rank the group does not have.
+  int ranks = 0;
 };
 
 // Serves the store on every address of this host at `port` (0: a free port, see port()).

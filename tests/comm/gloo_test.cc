@@ -15,6 +15,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -540,6 +541,72 @@ TEST(TcpStore, HogsOfUnreadRepliesAreClosedNotTheRankThatAsksNext) {
     ::close(fd);
   }
   EXPECT_GT(closed, 0);
+}
+
+// Connections that sit idle without saying Hello (a client that opens them by the thousand and
+// waits, or sends half a request) give way when every slot is taken: the oldest goes, and a rank
+// that arrives next joins. A rank's own connection (Hello) and a busy one (a watchdog sets its
+// heartbeat every 0.5 s) are never the ones to go; when only such connections remain, the
+// newcomer is the one closed. A Hello for a rank the group does not have is refused.
+TEST(TcpStore, IdleAnonymousConnectionsGiveWayToARankWhenEverySlotIsTaken) {
+  StoreLimits limits;
+  limits.max_connections = 8;
+  limits.idle_eviction = 1500ms;  // far above any stall of this test between two requests
+  limits.ranks = 4;
+  StoreServer server(0, limits);
+  StoreClient rank0("127.0.0.1", server.port(), 5s, 5s);
+  rank0.Hello(0);
+  StoreClient busy("127.0.0.1", server.port(), 5s, 5s);  // a watchdog: requests, no Hello
+  std::vector<int> idle;
+  for (int i = 0; i < 6; ++i) {  // the 6 slots left
+    const int fd = ConnectLoopback(server.port());
+    ASSERT_GE(fd, 0);
+    idle.push_back(fd);
+    std::this_thread::sleep_for(20ms);  // in this order: the first is the oldest
+  }
+  (void)!::send(idle[0], "\x02\x03\x00", 3, MSG_NOSIGNAL);  // half a request is no activity
+  // Past the idle limit, with the busy client still active.
+  for (int i = 0; i < 30; ++i) {
+    busy.Set("alive/1", {'b'});
+    std::this_thread::sleep_for(60ms);
+  }
+  const auto closed = [](int fd) {
+    timeval tv{0, 300000};
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    char b;
+    const ssize_t r = ::recv(fd, &b, 1, 0);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+  };
+  // Rank 1 arrives: the oldest idle connection gives way.
+  StoreClient rank1("127.0.0.1", server.port(), 5s, 5s);
+  rank1.Hello(1);
+  rank1.Set("info/1", {'1'});
+  EXPECT_TRUE(closed(idle[0]));
+  EXPECT_FALSE(closed(idle[1]));
+  // Its watchdog and 4 more: the other idle ones go, oldest first.
+  std::vector<std::unique_ptr<StoreClient>> more;
+  for (int i = 0; i < 5; ++i) {
+    more.push_back(std::make_unique<StoreClient>("127.0.0.1", server.port(), 5s, 5s));
+    more.back()->Set("more/" + std::to_string(i), {'m'});
+  }
+  for (size_t i = 1; i < idle.size(); ++i) EXPECT_TRUE(closed(idle[i])) << i;
+  // Now every slot holds a rank or a connection active within the limit: the newcomer is closed.
+  busy.Set("alive/1", {'c'});
+  {
+    StoreClient late("127.0.0.1", server.port(), 5s, 5s);
+    EXPECT_THROW(late.Set("late", {'l'}), StoreError);
+  }
+  std::vector<char> v;
+  busy.Set("alive/1", {'c'});
+  ASSERT_TRUE(busy.TryGet("info/1", &v));
+  ASSERT_TRUE(rank0.TryGet("more/4", &v));
+  EXPECT_TRUE(rank0.DeadRanks().empty());
+  // A rank outside the group's 4 is refused (and the connection closed, freeing its slot).
+  more.pop_back();
+  std::this_thread::sleep_for(100ms);
+  StoreClient stray("127.0.0.1", server.port(), 5s, 5s);
+  EXPECT_THROW(stray.Hello(4), StoreError);
+  for (int fd : idle) ::close(fd);
 }
 
 // A client that stores junk up to the bound (StoreLimits::max_stored, 4 MiB here) loses its values
