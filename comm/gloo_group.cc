@@ -37,6 +37,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <functional>
 #include <atomic>
 #include <condition_variable>
 #include <cstring>
@@ -126,7 +127,7 @@ class GlooGroup final : public Communicator {
                  spec_.world_size, spec_.rank, spec_.source, master_where_, spec_.collective_timeout.count() / 1000.0);
     if (spec_.rank == 0) {
       try {
-        StoreLimits limits;
+        StoreLimits limits = spec_.store_limits;
         limits.ranks = spec_.world_size;
         server_ = std::make_unique<StoreServer>(spec_.master_port, limits);
       } catch (const StoreError& e) {
@@ -134,9 +135,10 @@ class GlooGroup final : public Communicator {
       }
     }
     try {
-      client_ = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
-      client_->Hello(spec_.rank);
-      client_->Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
+      client_ = Connect(master, [this](StoreClient& c) {
+        c.Hello(spec_.rank);
+        c.Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
+      });
     } catch (const StoreError& e) {
       MLF_FAIL("rank {} could not join the group: {}", spec_.rank, e.what());
     }
@@ -283,6 +285,33 @@ class GlooGroup final : public Communicator {
     });
   }
 
+  // A connection to the store that has answered `first` (its opening requests). The store closes a
+  // newcomer at once while every slot is taken by ranks and connections active within its idle
+  // limit (StoreLimits); it frees one as soon as an anonymous connection has been idle that long.
+  // So a connection closed before answering is retried, with back-off, until the rendezvous
+  // deadline; the last error then propagates. A refusal (StoreRefused) propagates at once.
+  std::unique_ptr<StoreClient> Connect(const std::string& master, const std::function<void(StoreClient&)>& first) {
+    const auto deadline = std::chrono::steady_clock::now() + spec_.rendezvous_timeout;
+    auto wait = milliseconds(50);
+    for (;;) {
+      auto client = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
+      try {
+        first(*client);
+        return client;
+      } catch (const StoreRefused&) {
+        throw;
+      } catch (const StoreError& e) {
+        if (std::chrono::steady_clock::now() + wait >= deadline) {
+          throw StoreError(fmt::format("{} (it closed this rank's new connections until the rendezvous deadline: "
+                                       "other clients may hold all of its connection slots)", e.what()));
+        }
+        spdlog::debug("rank {}: the rendezvous store closed a new connection ({}); retrying", spec_.rank, e.what());
+      }
+      std::this_thread::sleep_for(wait);
+      wait = std::min(wait * 2, milliseconds(1000));
+    }
+  }
+
   milliseconds IoTimeout() const { return std::min<milliseconds>(spec_.collective_timeout, std::chrono::seconds(30)); }
 
   template <typename F>
@@ -336,7 +365,7 @@ class GlooGroup final : public Communicator {
   void StartWatchdog(const std::string& master) {
     std::unique_ptr<StoreClient> client;
     try {
-      client = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
+      client = Connect(master, [this](StoreClient& c) { c.Set("alive/" + std::to_string(spec_.rank), Bytes("0")); });
     } catch (const StoreError& e) {
       spdlog::warn("rank {}: no collective watchdog (its store connection failed: {})", spec_.rank, e.what());
       return;

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "comm/tcp_store.h"
 
 namespace mlforge::comm {
 
@@ -46,6 +47,8 @@ struct GroupSpec {
   // it made when the failure showed (OnStuckCollective). The transport normally fails the
   // collective within a second of that, so this is only the backstop.
   std::chrono::milliseconds watchdog_grace{std::chrono::seconds(5)};
+  // The bounds of the store rank 0 serves (its `ranks` is set to world_size).
+  StoreLimits store_limits;
 };
 
 // RANK/WORLD_SIZE/... from the environment; nullopt when WORLD_SIZE is unset. UserError naming

@@ -1,6 +1,6 @@
 // Wire format (little-endian, one request then one reply per round trip):
 //   request: op u8 | key length u32 | key | value length u32 | value
-//   reply:   status u8 (0 ok, 1 not set) | length u32 | payload
+//   reply:   status u8 (0 ok, 1 not set, 2 refused: payload = why) | length u32 | payload
 // Ops: 1 set, 2 get (non-blocking; clients poll with back-off until their deadline), 3 hello
 // (value = rank as decimal text), 4 dead ranks (payload: decimal ranks separated by ',').
 // Waiting is done by the clients so that the server never parks a request: it is one thread
@@ -419,13 +419,24 @@ class StoreServer::Impl {
         char* end = nullptr;
         long rank = std::strtol(s.c_str(), &end, 10);
         if (s.empty() || *end != '\0' || rank < 0 || rank > 1000000 || c.rank >= 0) return false;
-        if (limits_.ranks > 0 && rank >= limits_.ranks) return false;
-        // A rank is one live connection: a second Hello for it (a stray or hostile client) is
-        // closed, so that its departure can never pass for that rank's death.
-        if (!hello_ranks_.insert(static_cast<int>(rank)).second) return false;
-        c.rank = static_cast<int>(rank);
-        std::lock_guard<std::mutex> lock(mu_);
-        ++live_hellos_;
+        // Refused, with the reason, and the connection stays anonymous: a rank the group does not
+        // have, or a second Hello for a live rank (another process with the same RANK, or a
+        // stray client), whose departure must never pass for that rank's death.
+        if (limits_.ranks > 0 && rank >= limits_.ranks) {
+          status = 2;
+          const std::string why = fmt::format("rank {} is outside this group of {} ranks (is WORLD_SIZE the same on "
+                                              "every host?)", rank, limits_.ranks);
+          payload.assign(why.begin(), why.end());
+        } else if (!hello_ranks_.insert(static_cast<int>(rank)).second) {
+          status = 2;
+          const std::string why = fmt::format("rank {} has already joined (is another process running with the same "
+                                              "RANK?)", rank);
+          payload.assign(why.begin(), why.end());
+        } else {
+          c.rank = static_cast<int>(rank);
+          std::lock_guard<std::mutex> lock(mu_);
+          ++live_hellos_;
+        }
       } else if (op == kOpDead) {
         std::string s;
         {
@@ -549,7 +560,11 @@ std::vector<char> StoreClient::Request(uint8_t op, const std::string& key, const
 void StoreClient::Hello(int rank) {
   uint8_t status;
   const std::string s = std::to_string(rank);
-  Request(kOpHello, "", std::vector<char>(s.begin(), s.end()), &status);
+  std::vector<char> why = Request(kOpHello, "", std::vector<char>(s.begin(), s.end()), &status);
+  if (status == 2) {
+    throw StoreRefused(fmt::format("the rendezvous store at {} refused this rank: {}", where_,
+                                   std::string(why.begin(), why.end())));
+  }
 }
 
 void StoreClient::Set(const std::string& key, const std::vector<char>& value) {

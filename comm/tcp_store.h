@@ -74,6 +74,13 @@ class StoreError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The store answered, and said no (Hello for a rank that has already joined, or outside the
+// group): retrying cannot help.
+class StoreRefused : public StoreError {
+ public:
+  using StoreError::StoreError;
+};
+
 class StoreClient {
  public:
   // Connects to address:port (numeric IPv4/IPv6), retrying until `connect_timeout` (the server
@@ -85,6 +92,7 @@ class StoreClient {
   StoreClient& operator=(const StoreClient&) = delete;
 
   // Registers this connection as `rank`'s: when it closes, DeadRanks() lists the rank.
+  // StoreRefused when that rank has already joined or is outside the group.
   void Hello(int rank);
   void Set(const std::string& key, const std::vector<char>& value);
   // The value of `key`, waiting until some rank sets it; StoreError after `timeout`.

@@ -35,6 +35,20 @@ using namespace std::chrono_literals;
 
 int FreePort() { return test::FreeTcpPort(); }
 
+// A raw TCP connection to 127.0.0.1:port (a client speaking bytes of its own), or -1.
+int ConnectLoopback(uint16_t port) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(port);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
+    if (fd >= 0) ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
 GroupSpec Spec(int rank, int world, int port, std::chrono::milliseconds collective = 20s,
                std::chrono::milliseconds rendezvous = 20s) {
   GroupSpec s;
@@ -354,6 +368,71 @@ TEST(Gloo, TheWatchdogEndsARankStuckInACollectiveAfterAPeerFailed) {
   EXPECT_LT(secs, 60) << "the stuck ranks waited for the deadline";  // rank 0 alone takes 15 s
 }
 
+// A second process with a rank that has joined (the same RANK started twice) is refused at once,
+// with the reason, and the group it tried to join carries on.
+TEST(Gloo, ASecondProcessWithTheSameRankIsRefusedAtOnce) {
+  const int port = FreePort();
+  const auto results = RunProcesses(2, 2, [port](int rank) -> std::string {
+    auto c = JoinGroup(Spec(rank, 2, port));
+    if (rank == 1) {
+      const auto t0 = std::chrono::steady_clock::now();
+      try {
+        JoinGroup(Spec(1, 2, port, 20s, 20s));
+        return "a second rank 1 joined";
+      } catch (const UserError& e) {
+        if (std::string(e.what()).find("refused this rank: rank 1 has already joined") == std::string::npos) {
+          return std::string("second rank 1: ") + e.what();
+        }
+      }
+      if (std::chrono::steady_clock::now() - t0 > 5s) return "the refusal waited for the rendezvous deadline";
+    }
+    std::vector<double> v(10, 1.0);
+    c->AllReduceSum(v.data(), v.size());
+    return v[0] == 2.0 ? "" : "wrong sum";
+  });
+  EXPECT_EQ(results[0], "");
+  EXPECT_EQ(results[1], "");
+}
+
+// A client that holds every slot of the store with idle connections (here 3 of 4) only delays
+// the ranks: the store closes each newcomer until an idle connection has been idle for the limit
+// (1 s here), and the ranks retry until then, instead of failing "the store stopped answering".
+TEST(Gloo, ARankJoinsOnceIdleConnectionsHeldEverySlot) {
+  const int port = FreePort();
+  const auto results = RunProcesses(2, 2, [port](int rank) -> std::string {
+    GroupSpec spec = Spec(rank, 2, port);
+    spec.store_limits.max_connections = 4;
+    spec.store_limits.idle_eviction = 1s;
+    std::vector<int> idle;
+    if (rank == 1) {
+      const auto until = std::chrono::steady_clock::now() + 20s;
+      while (idle.size() < 3 && std::chrono::steady_clock::now() < until) {
+        const int fd = ConnectLoopback(static_cast<uint16_t>(port));
+        if (fd >= 0) {
+          idle.push_back(fd);
+        } else {
+          std::this_thread::sleep_for(10ms);
+        }
+      }
+      if (idle.size() < 3) return "rank 0's store never came up";
+    }
+    const auto t0 = std::chrono::steady_clock::now();
+    auto c = JoinGroup(spec);
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    std::vector<float> v(1000, static_cast<float>(rank + 1));
+    c->AllReduceSum(v.data(), v.size());
+    for (float x : v) {
+      if (x != 3.0f) return "wrong sum";
+    }
+    if (rank == 1 && waited < 0.5) return "joined before any idle connection could give way";
+    c->Barrier();
+    for (int fd : idle) ::close(fd);
+    return "";
+  });
+  EXPECT_EQ(results[0], "");
+  EXPECT_EQ(results[1], "");
+}
+
 #else
 TEST(Gloo, Skipped) { GTEST_SKIP() << "this build has no Gloo (libgloo-dev); the multi-process backend is absent"; }
 #endif
@@ -404,20 +483,6 @@ TEST(GroupSpec, FromTheEnvironment) {
   EXPECT_THROW(GroupFromHosts({"algo-1"}, "algo-9"), UserError);
 }
 
-// A raw TCP connection to 127.0.0.1:port (a client speaking bytes of its own), or -1.
-int ConnectLoopback(uint16_t port) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = htons(port);
-  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0) {
-    if (fd >= 0) ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
 // Hostile clients cannot hurt the store: oversized lengths, unknown ops and junk close only
 // their own connection, and other clients keep being served.
 TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
@@ -452,12 +517,17 @@ TEST(TcpStore, HostileBytesCloseOnlyTheirConnection) {
   EXPECT_FALSE(good.TryGet("missing", &v));
   EXPECT_THROW(good.Get("missing", 200ms), StoreError);
   EXPECT_THROW(good.Set(std::string(5000, 'k'), {}), StoreError);  // over the key limit, refused locally
-  // An impostor claiming a live rank is closed, and its leaving is no death of that rank (the
-  // collective watchdogs act on deaths).
+  // An impostor claiming a live rank is refused with the reason, and its leaving is no death of
+  // that rank (the collective watchdogs act on deaths).
   good.Hello(3);
   {
     StoreClient impostor("127.0.0.1", server.port(), 5s, 5s);
-    EXPECT_THROW(impostor.Hello(3), StoreError);
+    try {
+      impostor.Hello(3);
+      ADD_FAILURE() << "a second Hello for rank 3 was accepted";
+    } catch (const StoreRefused& e) {
+      EXPECT_NE(std::string(e.what()).find("rank 3 has already joined"), std::string::npos) << e.what();
+    }
   }
   EXPECT_TRUE(good.DeadRanks().empty());
 }
@@ -548,6 +618,7 @@ TEST(TcpStore, HogsOfUnreadRepliesAreClosedNotTheRankThatAsksNext) {
 // that arrives next joins. A rank's own connection (Hello) and a busy one (a watchdog sets its
 // heartbeat every 0.5 s) are never the ones to go; when only such connections remain, the
 // newcomer is the one closed. A Hello for a rank the group does not have is refused.
+// (Gloo.ARankJoinsOnceIdleConnectionsHeldEverySlot: the ranks retry until a slot frees.)
 TEST(TcpStore, IdleAnonymousConnectionsGiveWayToARankWhenEverySlotIsTaken) {
   StoreLimits limits;
   limits.max_connections = 8;
@@ -601,11 +672,16 @@ TEST(TcpStore, IdleAnonymousConnectionsGiveWayToARankWhenEverySlotIsTaken) {
   ASSERT_TRUE(busy.TryGet("info/1", &v));
   ASSERT_TRUE(rank0.TryGet("more/4", &v));
   EXPECT_TRUE(rank0.DeadRanks().empty());
-  // A rank outside the group's 4 is refused (and the connection closed, freeing its slot).
+  // A rank outside the group's 4 is refused, with the reason.
   more.pop_back();
   std::this_thread::sleep_for(100ms);
   StoreClient stray("127.0.0.1", server.port(), 5s, 5s);
-  EXPECT_THROW(stray.Hello(4), StoreError);
+  try {
+    stray.Hello(4);
+    ADD_FAILURE() << "rank 4 joined a group of 4";
+  } catch (const StoreRefused& e) {
+    EXPECT_NE(std::string(e.what()).find("rank 4 is outside this group of 4 ranks"), std::string::npos) << e.what();
+  }
   for (int fd : idle) ::close(fd);
 }
 
