@@ -135,10 +135,10 @@ class GlooGroup final : public Communicator {
       }
     }
     try {
-      client_ = Connect(master, [this](StoreClient& c) {
-        c.Hello(spec_.rank);
-        c.Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
-      });
+      // Only the Hello is retried: once it has been answered, a lost connection is this rank's
+      // death in the store's eyes.
+      client_ = Connect(master, [this](StoreClient& c) { c.Hello(spec_.rank); });
+      client_->Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
     } catch (const StoreError& e) {
       MLF_FAIL("rank {} could not join the group: {}", spec_.rank, e.what());
     }
