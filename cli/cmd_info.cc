@@ -1,6 +1,7 @@
 // `mlforge info`: what this binary was built with and what it can see at run time, so that a user
 // can tell at a glance why a run is (not) on the GPU.
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <thread>
@@ -47,6 +48,14 @@ int RunInfo(const GlobalOptions& global) {
   const unsigned hw = std::thread::hardware_concurrency();
   const int threads = global.threads > 0 ? global.threads : static_cast<int>(hw);
   std::printf("threads:    %d (hardware %u)\n", threads, hw);
+  // What the libraries' idle threads do (main.cc, PreferSleepingIdleThreads): mlforge's settings
+  // unless the user chose.
+  const auto env = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v != nullptr ? v : "(unset)");
+  };
+  std::printf("idle:       OMP_WAIT_POLICY=%s GOMP_SPINCOUNT=%s OPENBLAS_THREAD_TIMEOUT=%s\n",
+              env("OMP_WAIT_POLICY").c_str(), env("GOMP_SPINCOUNT").c_str(), env("OPENBLAS_THREAD_TIMEOUT").c_str());
   std::printf("device:     auto -> %s\n", gpus.available && build.cuda ? "gpu" : "cpu");
   const auto& table = algos::BuiltinAlgorithms();
   std::printf("algorithms: %zu\n", table.size());

@@ -52,22 +52,33 @@ std::string UnknownCommandMessage(const CLI::App& app) {
 // the cores from the batch decoders that always run beside them. On 2 cores this stalled small
 // jobs 50-90 ms at random (MNIST "is it a zero?": 0.53-0.91x scikit-learn's time to its accuracy,
 // 1.02x with passive waiting; 32 linear learner models 5-10% faster per epoch; k-means the same):
-// bench/README.md, "OpenMP wait policy". libgomp reads the policy as it loads, before main (a
-// variable set from .preinit_array or a library constructor was not seen), so unless the user chose
-// one, mlforge sets OMP_WAIT_POLICY=passive and executes itself again (same process and
-// arguments; about 7 ms). If that exec fails (no /proc), it carries on as it is.
-void PreferPassiveOpenMpWait(char** argv) {
-  if (std::getenv("OMP_WAIT_POLICY") != nullptr || std::getenv("GOMP_SPINCOUNT") != nullptr) return;
-  if (::setenv("OMP_WAIT_POLICY", "passive", 1) != 0) return;
+// bench/README.md, "OpenMP wait policy". OpenBLAS's worker threads (started as the library loads,
+// whether or not the job calls BLAS) likewise spin on sched_yield for 2^28 cycles (about 0.1 s)
+// after they start and after each BLAS call: 16% of the CPU samples of a 0.15 s linear learner job
+// that never calls BLAS, 11% of its wall time (bench/README.md, "OpenBLAS's idle threads").
+// Both libraries read their settings as they load, before main (a variable set from .preinit_array
+// or a library constructor was not seen), so for each setting the user did not choose mlforge
+// sets its own and executes itself again (same process and arguments; about 7 ms):
+// OMP_WAIT_POLICY=passive (unless OMP_WAIT_POLICY or GOMP_SPINCOUNT is set) and
+// OPENBLAS_THREAD_TIMEOUT=4 (idle OpenBLAS threads sleep at once; a BLAS call wakes them). If that
+// exec fails (no /proc), it carries on as it is.
+void PreferSleepingIdleThreads(char** argv) {
+  bool changed = false;
+  if (std::getenv("OMP_WAIT_POLICY") == nullptr && std::getenv("GOMP_SPINCOUNT") == nullptr) {
+    changed |= ::setenv("OMP_WAIT_POLICY", "passive", 1) == 0;
+  }
+  if (std::getenv("OPENBLAS_THREAD_TIMEOUT") == nullptr) {
+    changed |= ::setenv("OPENBLAS_THREAD_TIMEOUT", "4", 1) == 0;
+  }
+  if (!changed) return;
   ::execv("/proc/self/exe", argv);
-  ::unsetenv("OMP_WAIT_POLICY");
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace mlforge;
-  PreferPassiveOpenMpWait(argv);
+  PreferSleepingIdleThreads(argv);
   CLI::App app{"mlforge: SageMaker-compatible linear-learner, k-means, PCA and factorization machines "
                "(CPU and CUDA)"};
   app.name("mlforge");

@@ -112,17 +112,19 @@ TEST(Cli, InfoPrintsBuildGpusAndAlgorithms) {
 }
 
 // What libgomp reports of its wait settings (OMP_DISPLAY_ENV=verbose) when `env` (an `env`
-// command's arguments) runs `mlforge info`: one GOMP_SPINCOUNT line per time libgomp started.
-std::vector<std::string> SpinCounts(const test::TempDir& dir, const std::string& env) {
+// command's arguments) runs `mlforge info`: one GOMP_SPINCOUNT line per time libgomp started;
+// *idle receives info's "idle:" line (the settings the process ran with).
+std::vector<std::string> SpinCounts(const test::TempDir& dir, const std::string& env, std::string* idle = nullptr) {
   const std::string out = dir / "omp.txt";
-  const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT OMP_DISPLAY_ENV=verbose " + env + " " +
-                          test::ShellQuote(test::kMlforgeBinary) + " info >" + out + " 2>&1";
+  const std::string cmd = "env -u OMP_WAIT_POLICY -u GOMP_SPINCOUNT -u OPENBLAS_THREAD_TIMEOUT OMP_DISPLAY_ENV=verbose " +
+                          env + " " + test::ShellQuote(test::kMlforgeBinary) + " info >" + out + " 2>&1";
   EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::vector<std::string> counts;
   std::istringstream in(test::ReadFile(out));
   for (std::string line; std::getline(in, line);) {
     const size_t at = line.find("GOMP_SPINCOUNT = ");
     if (at != std::string::npos) counts.push_back(line.substr(at + 17));
+    if (idle != nullptr && line.rfind("idle:", 0) == 0) *idle = line;
   }
   return counts;
 }
@@ -135,13 +137,31 @@ TEST(Cli, OpenMpThreadsWaitPassivelyUnlessTheUserChose) {
   if (unset.empty()) GTEST_SKIP() << "this build's OpenMP is not GNU libgomp (no OMP_DISPLAY_ENV report)";
   ASSERT_EQ(unset.size(), 2u);
   EXPECT_EQ(unset[1], "'0'");
-  // The user's choice stands, and nothing is executed again.
+  // The user's choice stands (mlforge still executes itself again for OpenBLAS's setting).
   const std::vector<std::string> active = SpinCounts(dir, "OMP_WAIT_POLICY=active");
-  ASSERT_EQ(active.size(), 1u);
-  EXPECT_NE(active[0], "'0'");
+  ASSERT_EQ(active.size(), 2u);
+  EXPECT_NE(active[1], "'0'");
   const std::vector<std::string> spin = SpinCounts(dir, "GOMP_SPINCOUNT=1000");
-  ASSERT_EQ(spin.size(), 1u);
-  EXPECT_EQ(spin[0], "'1000'");
+  ASSERT_EQ(spin.size(), 2u);
+  EXPECT_EQ(spin[1], "'1000'");
+  // Both chosen: nothing is executed again.
+  const std::vector<std::string> both = SpinCounts(dir, "GOMP_SPINCOUNT=1000 OPENBLAS_THREAD_TIMEOUT=28");
+  ASSERT_EQ(both.size(), 1u);
+  EXPECT_EQ(both[0], "'1000'");
+}
+
+// OpenBLAS's idle threads sleep at once (OPENBLAS_THREAD_TIMEOUT=4) unless the user set the
+// variable: they would otherwise spin on sched_yield for about 0.1 s after the library loads and
+// after every BLAS call, beside jobs that never call BLAS.
+TEST(Cli, OpenBlasThreadsSleepWhenIdleUnlessTheUserChose) {
+  test::TempDir dir;
+  std::string idle;
+  SpinCounts(dir, "", &idle);
+  EXPECT_NE(idle.find("OMP_WAIT_POLICY=passive"), std::string::npos) << idle;
+  EXPECT_NE(idle.find("OPENBLAS_THREAD_TIMEOUT=4"), std::string::npos) << idle;
+  SpinCounts(dir, "OPENBLAS_THREAD_TIMEOUT=30 OMP_WAIT_POLICY=active", &idle);
+  EXPECT_NE(idle.find("OMP_WAIT_POLICY=active"), std::string::npos) << idle;
+  EXPECT_NE(idle.find("OPENBLAS_THREAD_TIMEOUT=30"), std::string::npos) << idle;
 }
 
 nlohmann::json InspectJson(const test::TempDir& dir, const std::string& file) {
