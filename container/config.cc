@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "core/json_depth.h"
 #include "core/error.h"
 #include "io/format.h"
 
@@ -39,6 +40,7 @@ std::optional<std::string> ReadIfExists(const std::string& path) {
 }
 
 json ParseJson(const std::string& text, const std::string& source) {
+  CheckJsonDepth(text, source);
   try {
     return json::parse(text);
   } catch (const json::parse_error& e) {

@@ -16,6 +16,7 @@
 #include "algos/algorithms.h"
 #include "algos/kmeans/model.h"
 #include "algos/predictor.h"
+#include "core/json_depth.h"
 #include "core/error.h"
 #include "io/batch_builder.h"
 #include "io/csv.h"
@@ -330,36 +331,9 @@ void DecodeInstance(const json& inst, const std::string& where, Rows* rows, std:
 // before anything recursive (nlohmann's dump() in error messages, the DOM) sees it.
 constexpr int kMaxJsonDepth = 64;
 
-// UserError when `text` nests deeper than kMaxJsonDepth: one linear pass over the bytes, strings
-// (and their escapes) skipped, so it costs about what a memchr would.
-void CheckJsonDepth(std::string_view text, const std::string& where) {
-  int depth = 0;
-  bool in_string = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (in_string) {
-      if (c == '\\') {
-        ++i;
-      } else if (c == '"') {
-        in_string = false;
-      }
-    } else if (c == '"') {
-      in_string = true;
-    } else if (c == '[' || c == '{') {
-      if (++depth > kMaxJsonDepth) {
-        MLF_FAIL(
-            "{}: JSON nested more than {} levels deep (at byte {}); an instance needs at most 5 "
-            "({{\"instances\": [{{\"data\": {{\"features\": {{\"values\": [...]}}}}}}]}})",
-            where, kMaxJsonDepth, i);
-      }
-    } else if (c == ']' || c == '}') {
-      --depth;
-    }
-  }
-}
-
 json ParseJson(std::string_view text, const std::string& where) {
-  CheckJsonDepth(text, where);
+  CheckJsonDepth(text, where, kMaxJsonDepth,
+                 "; an instance needs at most 5 ({\"instances\": [{\"data\": {\"features\": {\"values\": [...]}}}]})");
   try {
     return json::parse(text.begin(), text.end());
   } catch (const json::parse_error& e) {
@@ -882,7 +856,9 @@ std::string DetectAlgorithm(const io::ModelSource& source) {
   for (const auto& member : source.others()) {
     if (member.name != algos::kmeans::kMetadataFile) continue;
     try {
-      const json meta = json::parse(source.ReadMember(member.name));
+      const std::string text = source.ReadMember(member.name);
+      if (JsonTooDeepAt(text, kMaxFileJsonDepth) != std::string_view::npos) continue;  // the loader says why
+      const json meta = json::parse(text);
       if (meta.is_object() && meta.contains("algorithm") && meta["algorithm"].is_string()) {
         return meta["algorithm"].get<std::string>();
       }

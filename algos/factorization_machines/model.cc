@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "algos/common/py_json.h"
+#include "core/json_depth.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -145,6 +146,7 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
   if (auto it = members.find(kMetaMember); it != members.end()) {
     nlohmann::ordered_json meta;
     try {
+      CheckJsonDepth(it->second, fmt::format("{}:{}", source, kMetaMember));
       meta = nlohmann::ordered_json::parse(it->second);
     } catch (const nlohmann::json::exception& e) {
       MLF_FAIL("{}:{}: not valid JSON: {}", source, kMetaMember, e.what());
@@ -210,7 +212,9 @@ Model LoadModel(const io::ModelSource& source) {
   for (const auto& other : source.others()) {
     if (other.name != kMetadataFile) continue;
     try {
-      const auto meta = nlohmann::json::parse(source.ReadMember(kMetadataFile));
+      const std::string text = source.ReadMember(kMetadataFile);
+      CheckJsonDepth(text, fmt::format("{}: {}", source.path(), kMetadataFile));
+      const auto meta = nlohmann::json::parse(text);
       if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
       if (meta.contains("metrics") && meta["metrics"].is_object()) {
         for (const auto& [k, v] : meta["metrics"].items()) {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "algos/common/py_json.h"
+#include "core/json_depth.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -176,7 +177,9 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
   };
   auto parse_json = [&](const char* name) {
     try {
-      return nlohmann::ordered_json::parse(member(name));
+      const std::string& text = member(name);
+      CheckJsonDepth(text, fmt::format("{}:{}", source, name));
+      return nlohmann::ordered_json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       MLF_FAIL("{}:{}: not valid JSON: {}", source, name, e.what());
     }
@@ -258,7 +261,9 @@ Model LoadModel(const io::ModelSource& src) {
     if (member.name != kMetadataFile) continue;
     nlohmann::json meta;
     try {
-      meta = nlohmann::json::parse(src.ReadMember(kMetadataFile));
+      const std::string text = src.ReadMember(kMetadataFile);
+      CheckJsonDepth(text, fmt::format("{}: {}", src.path(), kMetadataFile));
+      meta = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       MLF_FAIL("{}: {} is not valid JSON: {}", path, kMetadataFile, e.what());
     }

@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "core/json_depth.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -107,7 +108,9 @@ Model LoadModel(const io::ModelSource& src) {
     if (member.name != kMetadataFile) continue;
     nlohmann::json meta;
     try {
-      meta = nlohmann::json::parse(src.ReadMember(kMetadataFile));
+      const std::string text = src.ReadMember(kMetadataFile);
+      CheckJsonDepth(text, fmt::format("{}: {}", src.path(), kMetadataFile));
+      meta = nlohmann::json::parse(text);
     } catch (const nlohmann::json::exception& e) {
       MLF_FAIL("{}: {} is not valid JSON: {}", src.path(), kMetadataFile, e.what());
     }

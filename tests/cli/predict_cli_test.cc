@@ -411,6 +411,42 @@ std::vector<std::string> Lines(const std::string& body) {
   return out;
 }
 
+// A model whose mlforge-model.json nests a million levels deep (a corrupt or hostile artifact) is an
+// error naming the file, for every algorithm's loader; before, `predict` died of a stack overflow
+// (SIGSEGV) on the kmeans one.
+TEST_F(PredictCli, AModelWhoseMetadataNestsTooDeepIsAnErrorNotACrash) {
+  const test::TempDir& d = *dir_;
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  ASSERT_EQ(RunCli(d, {"data", "synth", "linear", "lin.pbr", "--rows", "500", "--cols", "4", "--task", "binary"}).code, 0);
+  ASSERT_EQ(RunCli(d, {"data", "synth", "fm", "fm.pbr", "--rows", "500"}).code, 0);
+  // algorithm, training file, prediction input, hyperparameters
+  const std::vector<std::vector<std::string>> trainings = {
+      {"kmeans", "blobs.pbr", "features.csv", "k=3", "feature_dim=4"},
+      {"pca", "blobs.pbr", "features.csv", "num_components=2", "feature_dim=4"},
+      {"linear-learner", "lin.pbr", "features.csv", "predictor_type=binary_classifier", "feature_dim=4"},
+      {"factorization-machines", "fm.pbr", "fm.pbr", "predictor_type=regressor", "feature_dim=200", "num_factors=4"},
+  };
+  for (const auto& t : trainings) {
+    const std::string model = "deep_" + t[0];
+    std::vector<std::string> train = {"train", t[0], "--train", t[1], "--model-dir", model, "--device", "cpu"};
+    for (size_t i = 3; i < t.size(); ++i) train.insert(train.end(), {"--hp", t[i]});
+    const Result r = RunCli(d, train);
+    ASSERT_EQ(r.code, 0) << r.err;
+    const Result ok = RunCli(d, {"predict", "--model", model, "--input", t[2], "--output", "ok_" + t[0]});
+    ASSERT_EQ(ok.code, 0) << ok.err;
+    const std::string meta = test::ReadFile(d / (model + "/mlforge-model.json"));
+    const size_t at = meta.find("\"hyperparameters\": ");
+    ASSERT_NE(at, std::string::npos) << meta;
+    // "hyperparameters": <a million levels>, "x": {the real ones}
+    test::WriteFile(d / (model + "/mlforge-model.json"),
+                    meta.substr(0, at) + "\"hyperparameters\": " + deep + ", \"x\"" + meta.substr(at + 17));
+    const Result bad = RunCli(d, {"predict", "--model", model, "--input", t[2], "--output", "bad_" + t[0],
+                                  "--algorithm", t[0]});
+    ExpectUserError(bad, "mlforge-model.json: JSON nested more than 128 levels deep");
+    EXPECT_TRUE(FilesStartingWith(d, "bad_" + t[0]).empty()) << t[0];
+  }
+}
+
 TEST_F(PredictCli, JoinOrdinalInEveryAcceptTypeAcrossBatches) {
   const test::TempDir& d = *dir_;
   // 20,000 rows of 4 features: 3 batches of at most 8,192 rows; ordinals must run on across them.

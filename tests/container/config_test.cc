@@ -74,6 +74,10 @@ TEST(Hyperparameters, Errors) {
   EXPECT_TRUE(HasSubstr(malformed, "(byte 17)"));
   EXPECT_TRUE(StartsWith(ErrorOf([] { ParseHyperparameters("", "hp.json"); }),
                          "hp.json is not valid JSON: parse error at line 1, column 1: "));
+  // Nested a million deep: an error naming the file, not a stack overflow.
+  const std::string deep = "{\"k\": " + std::string(1000000, '[') + std::string(1000000, ']') + "}";
+  EXPECT_TRUE(StartsWith(ErrorOf([&] { ParseHyperparameters(deep, "hp.json"); }),
+                         "hp.json: JSON nested more than 128 levels deep (at byte 133)"));
 }
 
 TEST(InputDataConfig, EveryKey) {
