@@ -20,6 +20,7 @@
 
 #include "algos/algorithms.h"
 #include "comm/local_group.h"
+#include "core/error.h"
 #include "core/resources.h"
 
 namespace fs = std::filesystem;
@@ -116,6 +117,14 @@ LocalTrainRun TrainLocalForTests(container::LocalTrainArgs args, int threads) {
 std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
                                     const std::vector<std::string>& train_paths,
                                     const std::string& model_root, DeviceRequest device) {
+  return TrainRanksForTests(world, base, train_paths, model_root,
+                            std::vector<DeviceRequest>(static_cast<size_t>(world), device));
+}
+
+std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
+                                    const std::vector<std::string>& train_paths, const std::string& model_root,
+                                    const std::vector<DeviceRequest>& devices) {
+  MLF_ASSERT(devices.size() == static_cast<size_t>(world));
   auto group = comm::MakeLocalGroup(world, std::chrono::seconds(60));
   std::vector<int> rcs(static_cast<size_t>(world), -1);
   std::vector<std::thread> threads;
@@ -128,7 +137,7 @@ std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& 
       args.resources.hosts.clear();
       for (int h = 0; h < world; ++h) args.resources.hosts.push_back("algo-" + std::to_string(h + 1));
       args.resources.current_host = "algo-" + std::to_string(r + 1);
-      container::TrainOptions o = TrainOptionsForTests(device, 1);
+      container::TrainOptions o = TrainOptionsForTests(devices[static_cast<size_t>(r)], 1);
       o.make_comm = [&group, r](const container::ResourceConfig&) {
         return std::move(group[static_cast<size_t>(r)]);
       };

@@ -108,6 +108,11 @@ LocalTrainRun TrainLocalForTests(container::LocalTrainArgs args, int threads = 2
 std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
                                     const std::vector<std::string>& train_paths,
                                     const std::string& model_root, DeviceRequest device = DeviceRequest::kCpu);
+// The same with a device per rank (devices.size() == world), e.g. one rank on the GPU beside one
+// on the CPU, as device auto gives on a host without a usable GPU.
+std::vector<int> TrainRanksForTests(int world, const container::LocalTrainArgs& base,
+                                    const std::vector<std::string>& train_paths, const std::string& model_root,
+                                    const std::vector<DeviceRequest>& devices);
 
 // True when a CUDA device is usable; otherwise `reason` says why.
 bool GpuAvailable(std::string* reason);

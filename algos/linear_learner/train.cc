@@ -555,10 +555,21 @@ void Trainer::Run() {
   w_eff_.resize(w_.size());
   b_eff_.resize(b_.size());
   opt_ = std::make_unique<ParallelOptimizer>(cfg_, settings_, d_, k_, ctx_.resources.threads());
+  // The step's sums go through the GPUs only when every rank trains on one: with device auto, a
+  // host without a usable GPU trains on its CPU, and its rank must not take another path (with
+  // other collectives) than the rest. One all-reduce of a flag, on every rank of every build.
+  bool every_rank_on_gpu = stepper_.device() == Device::kGpu;
+  if (world > 1) {
+    double not_on_gpu = every_rank_on_gpu ? 0.0 : 1.0;
+    comm_.AllReduceMax(&not_on_gpu, 1);
+    if (every_rank_on_gpu && not_on_gpu > 0) {
+      spdlog::info("linear learner: some rank(s) train on their CPU; the step's sums go through the host");
+    }
+    every_rank_on_gpu = not_on_gpu == 0;
+  }
 #if MLFORGE_HAVE_CUDA
-  // Every rank decides alike (the device request and the environment are the same on every rank).
   // MLFORGE_DEVICE_REDUCE also makes a single rank take the path (tests).
-  if (stepper_.device() == Device::kGpu && (world > 1 || std::getenv("MLFORGE_DEVICE_REDUCE") != nullptr)) {
+  if (every_rank_on_gpu && (world > 1 || std::getenv("MLFORGE_DEVICE_REDUCE") != nullptr)) {
     device_comm_ = comm::MakeDeviceGroup(comm_, ctx_.resources.cuda().device);
     spdlog::info("linear learner: the training step's sums across {} rank(s) on the GPUs ({})", world,
                  device_comm_->backend());

@@ -48,10 +48,12 @@ class HostStagedGroup final : public DeviceCommunicator {
 };
 
 // Whether every rank has a GPU of its own: the ranks' (host, device) pairs are all different.
-// Collective over `host`.
-bool EveryRankHasItsOwnGpu(Communicator& host, int device) {
-  constexpr size_t kName = 256;
-  std::vector<char> mine(kName + sizeof(int), 0);
+// Collective over `host`; it also checks that every rank has the same MLFORGE_DEVICE_REDUCE
+// (`choice`): ranks that chose differently would open different communicators, and wait for each
+// other until the deadline.
+bool EveryRankHasItsOwnGpu(Communicator& host, int device, const std::string& choice) {
+  constexpr size_t kName = 256, kChoice = 8;
+  std::vector<char> mine(kName + sizeof(int) + kChoice, 0);
   const char* h = std::getenv("HOSTNAME");
   std::string name = h != nullptr ? h : "";
   if (name.empty()) {
@@ -61,8 +63,16 @@ bool EveryRankHasItsOwnGpu(Communicator& host, int device) {
   name.resize(std::min(name.size(), kName - 1));
   std::copy(name.begin(), name.end(), mine.begin());
   std::memcpy(mine.data() + kName, &device, sizeof(int));
+  std::copy_n(choice.begin(), std::min(choice.size(), kChoice - 1), mine.begin() + kName + sizeof(int));
   std::vector<char> all(mine.size() * static_cast<size_t>(host.world_size()));
   host.AllGather(mine.data(), mine.size(), all.data());
+  const auto choice_of = [&](int r) { return std::string(all.data() + r * mine.size() + kName + sizeof(int)); };
+  for (int r = 0; r < host.world_size(); ++r) {
+    MLF_EXPECTS(choice_of(r) == choice,
+                "MLFORGE_DEVICE_REDUCE differs between ranks: '{}' on rank {}, '{}' on rank {}; set it alike on every "
+                "host (or unset it everywhere)",
+                choice, host.rank(), choice_of(r), r);
+  }
   for (int a = 0; a < host.world_size(); ++a) {
     for (int b = a + 1; b < host.world_size(); ++b) {
       if (std::memcmp(all.data() + a * mine.size(), all.data() + b * mine.size(), mine.size()) == 0) return false;
@@ -85,9 +95,11 @@ std::unique_ptr<DeviceCommunicator> MakeDeviceGroup(Communicator& host, int devi
               "a GPU of its own)",
               choice);
 #if MLFORGE_HAVE_NCCL
-  // Every rank takes the same branch: the choice is the environment's (the same on every rank, as
-  // the launchers set it) or the all-gathered devices'.
-  const bool own = choice.empty() ? EveryRankHasItsOwnGpu(host, device) : choice == "nccl";
+  // Every rank takes the same branch: the choice is the environment's (checked to be the same on
+  // every rank) or the all-gathered devices'. The all-gather runs whatever the choice, so that
+  // every rank takes the same collectives.
+  const bool distinct = EveryRankHasItsOwnGpu(host, device, choice);
+  const bool own = choice.empty() ? distinct : choice == "nccl";
   if (own) {
     const std::chrono::milliseconds deadline = host.collective_timeout();
     try {

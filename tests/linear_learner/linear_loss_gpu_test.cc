@@ -214,6 +214,31 @@ TEST(LinearLearnerTrainGpu, TwoRanksSumTheirStepsOnTheDevicesAsTwoCpuRanksOnTheH
                   algos::linear_learner::LoadModel(dir / "gpu/rank0"), 1e-3);
 }
 
+TEST(LinearLearnerTrainGpu, ARankOnTheCpuBesideARankOnTheGpuSumsThroughTheHost) {
+  // Device auto on a host without a usable GPU trains that rank on its CPU. The ranks agree (one
+  // all-reduce of a flag) that not every rank is on a GPU, and all sum through the host: the
+  // model of two CPU ranks, where taking different paths would wait at the deadline.
+  MLF_REQUIRE_GPU();
+  test::TempDir dir;
+  const HostBatch b = ll_test::Generate(ll_test::Linear("binary", 4000, 12, 64, 0.3, 4));
+  ll_test::Write(ll_test::Rows(b, 0, 2000), dir / "part0.pbr");
+  ll_test::Write(ll_test::Rows(b, 2000, 4000), dir / "part1.pbr");
+  container::LocalTrainArgs args;
+  args.algorithm = "linear-learner";
+  args.hyperparameters = {"predictor_type=binary_classifier", "epochs=3", "num_models=4", "mini_batch_size=200"};
+  args.sharded_by_key.insert("train");
+  const std::vector<std::string> parts = {dir / "part0.pbr", dir / "part1.pbr"};
+  const std::vector<int> cpu_rc = test::TrainRanksForTests(2, args, parts, dir / "cpu", DeviceRequest::kCpu);
+  const std::vector<int> mixed_rc =
+      test::TrainRanksForTests(2, args, parts, dir / "mixed", {DeviceRequest::kGpu, DeviceRequest::kCpu});
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(cpu_rc[r], 0) << "cpu rank " << r;
+    EXPECT_EQ(mixed_rc[r], 0) << "mixed rank " << r;
+  }
+  ExpectSameModel(algos::linear_learner::LoadModel(dir / "cpu/rank0"),
+                  algos::linear_learner::LoadModel(dir / "mixed/rank0"), 1e-3);
+}
+
 TEST(LinearLearnerTrainGpu, OneRankThroughTheDeviceSumsEqualsThePlainStep) {
   // MLFORGE_DEVICE_REDUCE makes a single rank take the summed-step path (RunReduced): through NCCL
   // (world size 1) when the build has it, and staged through the host. Each must give the plain
