@@ -15,7 +15,7 @@ targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
   targets=(fuzz_recordio)
   [ -f "$root/fuzz/fuzz_csv.cc" ] && targets+=(fuzz_csv)
-  targets+=(fuzz_request_csv fuzz_request_json fuzz_request_jsonl fuzz_request_recordio fuzz_vcf fuzz_libsvm)
+  targets+=(fuzz_request_csv fuzz_request_json fuzz_request_jsonl fuzz_request_recordio fuzz_vcf fuzz_libsvm fuzz_model)
 fi
 
 mkdir -p "$build"
@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
     fuzz_recordio) seeds=("$shared"/recordio/*.pbr) ;;
     fuzz_csv) seeds=("$shared"/recordio/*.csv "$shared"/csv/*.csv) ;;
     # Request bodies: byte 0 is the target's option byte (fuzz/fuzz_request.cc), then the body.
-    fuzz_request_* | fuzz_vcf | fuzz_libsvm) seeds=("$root"/fuzz/corpus/"$t"/*) ;;
+    fuzz_request_* | fuzz_vcf | fuzz_libsvm | fuzz_model) seeds=("$root"/fuzz/corpus/"$t"/*) ;;
     *) seeds=() ;;
   esac
   for s in "${seeds[@]}"; do
