@@ -137,7 +137,7 @@ class GlooGroup final : public Communicator {
     try {
       // Only the Hello is retried: once it has been answered, a lost connection is this rank's
       // death in the store's eyes.
-      client_ = Connect(master, [this](StoreClient& c) { c.Hello(spec_.rank); });
+      client_ = Connect(master, [this](StoreClient& c) { c.Hello(spec_.rank); }, spec_.rendezvous_timeout);
       client_->Set("info/" + std::to_string(spec_.rank), Bytes(ThisProcess()));
     } catch (const StoreError& e) {
       MLF_FAIL("rank {} could not join the group: {}", spec_.rank, e.what());
@@ -288,10 +288,12 @@ class GlooGroup final : public Communicator {
   // A connection to the store that has answered `first` (its opening requests). The store closes a
   // newcomer at once while every slot is taken by ranks and connections active within its idle
   // limit (StoreLimits); it frees one as soon as an anonymous connection has been idle that long.
-  // So a connection closed before answering is retried, with back-off, until the rendezvous
-  // deadline; the last error then propagates. A refusal (StoreRefused) propagates at once.
-  std::unique_ptr<StoreClient> Connect(const std::string& master, const std::function<void(StoreClient&)>& first) {
-    const auto deadline = std::chrono::steady_clock::now() + spec_.rendezvous_timeout;
+  // So a connection closed before answering is retried, with back-off, for `patience` (the
+  // rendezvous deadline when joining); the last error then propagates. A refusal (StoreRefused)
+  // propagates at once.
+  std::unique_ptr<StoreClient> Connect(const std::string& master, const std::function<void(StoreClient&)>& first,
+                                       milliseconds patience) {
+    const auto deadline = std::chrono::steady_clock::now() + patience;
     auto wait = milliseconds(50);
     for (;;) {
       auto client = std::make_unique<StoreClient>(master, spec_.master_port, spec_.rendezvous_timeout, IoTimeout());
@@ -365,7 +367,11 @@ class GlooGroup final : public Communicator {
   void StartWatchdog(const std::string& master) {
     std::unique_ptr<StoreClient> client;
     try {
-      client = Connect(master, [this](StoreClient& c) { c.Set("alive/" + std::to_string(spec_.rank), Bytes("0")); });
+      // 30 s at most: an idle connection gives way after 10 s; past that the others are waiting
+      // in the first collective, and this rank trains without a watchdog (as it always could).
+      client = Connect(
+          master, [this](StoreClient& c) { c.Set("alive/" + std::to_string(spec_.rank), Bytes("0")); },
+          std::min<milliseconds>(spec_.rendezvous_timeout, std::chrono::seconds(30)));
     } catch (const StoreError& e) {
       spdlog::warn("rank {}: no collective watchdog (its store connection failed: {})", spec_.rank, e.what());
       return;
