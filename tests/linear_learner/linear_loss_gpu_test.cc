@@ -189,29 +189,38 @@ void ExpectSameModel(const ll_test::Model& a, const ll_test::Model& b, double to
   }
 }
 
+// Two ranks of binary linear learner training on shards of `rows` rows (rank 0 gets `split`),
+// once with both on the CPU and once with `devices`; the two rank-0 models must agree.
+void ExpectTwoRanksMatchTwoCpuRanks(int64_t rows, int64_t split, uint64_t seed, const std::vector<std::string>& hps,
+                                    const std::vector<DeviceRequest>& devices) {
+  test::TempDir dir;
+  const HostBatch b = ll_test::Generate(ll_test::Linear("binary", rows, 12, seed, 0.3, 4));
+  ll_test::Write(ll_test::Rows(b, 0, split), dir / "part0.pbr");
+  ll_test::Write(ll_test::Rows(b, split, rows), dir / "part1.pbr");
+  container::LocalTrainArgs args;
+  args.algorithm = "linear-learner";
+  args.hyperparameters = hps;
+  args.sharded_by_key.insert("train");
+  const std::vector<std::string> parts = {dir / "part0.pbr", dir / "part1.pbr"};
+  const std::vector<int> cpu_rc = test::TrainRanksForTests(2, args, parts, dir / "cpu", DeviceRequest::kCpu);
+  const std::vector<int> dev_rc = test::TrainRanksForTests(2, args, parts, dir / "dev", devices);
+  for (int r = 0; r < 2; ++r) {
+    EXPECT_EQ(cpu_rc[r], 0) << "cpu rank " << r;
+    EXPECT_EQ(dev_rc[r], 0) << "device rank " << r;
+  }
+  ExpectSameModel(algos::linear_learner::LoadModel(dir / "cpu/rank0"),
+                  algos::linear_learner::LoadModel(dir / "dev/rank0"), 1e-3);
+}
+
 TEST(LinearLearnerTrainGpu, TwoRanksSumTheirStepsOnTheDevicesAsTwoCpuRanksOnTheHost) {
   // Two in-process ranks on the one GPU: they share it, so their step sums go through the
   // host-staged device communicator (NCCL refuses two ranks on one device); the same
   // RunReduced path as NCCL's otherwise. Rank 1 has fewer rows (uneven shards) and joins the sums
   // with zeros once it ran out. Against two CPU ranks summing on the host.
   MLF_REQUIRE_GPU();
-  test::TempDir dir;
-  const HostBatch b = ll_test::Generate(ll_test::Linear("binary", 6000, 12, 62, 0.3, 4));
-  ll_test::Write(ll_test::Rows(b, 0, 3600), dir / "part0.pbr");
-  ll_test::Write(ll_test::Rows(b, 3600, 6000), dir / "part1.pbr");
-  container::LocalTrainArgs args;
-  args.algorithm = "linear-learner";
-  args.hyperparameters = {"predictor_type=binary_classifier", "epochs=4", "num_models=8", "mini_batch_size=200"};
-  args.sharded_by_key.insert("train");
-  const std::vector<std::string> parts = {dir / "part0.pbr", dir / "part1.pbr"};
-  const std::vector<int> cpu_rc = test::TrainRanksForTests(2, args, parts, dir / "cpu", DeviceRequest::kCpu);
-  const std::vector<int> gpu_rc = test::TrainRanksForTests(2, args, parts, dir / "gpu", DeviceRequest::kGpu);
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_EQ(cpu_rc[r], 0) << "cpu rank " << r;
-    EXPECT_EQ(gpu_rc[r], 0) << "gpu rank " << r;
-  }
-  ExpectSameModel(algos::linear_learner::LoadModel(dir / "cpu/rank0"),
-                  algos::linear_learner::LoadModel(dir / "gpu/rank0"), 1e-3);
+  ExpectTwoRanksMatchTwoCpuRanks(6000, 3600, 62,
+                                 {"predictor_type=binary_classifier", "epochs=4", "num_models=8", "mini_batch_size=200"},
+                                 {DeviceRequest::kGpu, DeviceRequest::kGpu});
 }
 
 TEST(LinearLearnerTrainGpu, ARankOnTheCpuBesideARankOnTheGpuSumsThroughTheHost) {
@@ -219,24 +228,9 @@ TEST(LinearLearnerTrainGpu, ARankOnTheCpuBesideARankOnTheGpuSumsThroughTheHost) 
   // all-reduce of a flag) that not every rank is on a GPU, and all sum through the host: the
   // model of two CPU ranks, where taking different paths would wait at the deadline.
   MLF_REQUIRE_GPU();
-  test::TempDir dir;
-  const HostBatch b = ll_test::Generate(ll_test::Linear("binary", 4000, 12, 64, 0.3, 4));
-  ll_test::Write(ll_test::Rows(b, 0, 2000), dir / "part0.pbr");
-  ll_test::Write(ll_test::Rows(b, 2000, 4000), dir / "part1.pbr");
-  container::LocalTrainArgs args;
-  args.algorithm = "linear-learner";
-  args.hyperparameters = {"predictor_type=binary_classifier", "epochs=3", "num_models=4", "mini_batch_size=200"};
-  args.sharded_by_key.insert("train");
-  const std::vector<std::string> parts = {dir / "part0.pbr", dir / "part1.pbr"};
-  const std::vector<int> cpu_rc = test::TrainRanksForTests(2, args, parts, dir / "cpu", DeviceRequest::kCpu);
-  const std::vector<int> mixed_rc =
-      test::TrainRanksForTests(2, args, parts, dir / "mixed", {DeviceRequest::kGpu, DeviceRequest::kCpu});
-  for (int r = 0; r < 2; ++r) {
-    EXPECT_EQ(cpu_rc[r], 0) << "cpu rank " << r;
-    EXPECT_EQ(mixed_rc[r], 0) << "mixed rank " << r;
-  }
-  ExpectSameModel(algos::linear_learner::LoadModel(dir / "cpu/rank0"),
-                  algos::linear_learner::LoadModel(dir / "mixed/rank0"), 1e-3);
+  ExpectTwoRanksMatchTwoCpuRanks(4000, 2000, 64,
+                                 {"predictor_type=binary_classifier", "epochs=3", "num_models=4", "mini_batch_size=200"},
+                                 {DeviceRequest::kGpu, DeviceRequest::kCpu});
 }
 
 TEST(LinearLearnerTrainGpu, OneRankThroughTheDeviceSumsEqualsThePlainStep) {
