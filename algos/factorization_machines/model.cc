@@ -6,10 +6,11 @@
 #include <cstdio>
 #include <fstream>
 
+#include "algos/common/model_metadata.h"
 #include "algos/common/py_json.h"
-#include "core/json_depth.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "io/archive.h"
 #include "io/ndarray.h"
 
@@ -209,20 +210,12 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
 
 Model LoadModel(const io::ModelSource& source) {
   Model m = ParseModel(source.model_bytes(), source.model_source());
-  for (const auto& other : source.others()) {
-    if (other.name != kMetadataFile) continue;
-    try {
-      const std::string text = source.ReadMember(kMetadataFile);
-      CheckJsonDepth(text, fmt::format("{}: {}", source.path(), kMetadataFile));
-      const auto meta = nlohmann::json::parse(text);
-      if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
-      if (meta.contains("metrics") && meta["metrics"].is_object()) {
-        for (const auto& [k, v] : meta["metrics"].items()) {
-          if (v.is_number()) m.metrics[k] = v.get<double>();
-        }
+  if (const std::optional<nlohmann::json> meta = ReadModelMetadata(source, kMetadataFile)) {
+    if (meta->contains("hyperparameters")) m.hyperparameters_json = (*meta)["hyperparameters"].dump();
+    if (meta->contains("metrics") && (*meta)["metrics"].is_object()) {
+      for (const auto& [k, v] : (*meta)["metrics"].items()) {
+        if (v.is_number()) m.metrics[k] = v.get<double>();
       }
-    } catch (const nlohmann::json::exception& e) {
-      MLF_FAIL("{}: {} is not valid JSON: {}", source.path(), kMetadataFile, e.what());
     }
   }
   return m;

@@ -4,7 +4,7 @@
 
 #include <filesystem>
 
-#include "core/json_depth.h"
+#include "algos/common/model_metadata.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -55,18 +55,9 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
 Model LoadModel(const std::string& path) { return LoadModel(io::ModelSource::Open(path)); }
 
 Model LoadModel(const io::ModelSource& src) {
-  const std::string& path = src.path();
   Model m = ParseModel(src.model_bytes(), src.model_source());
-  for (const auto& member : src.others()) {
-    if (member.name != kMetadataFile) continue;
-    nlohmann::json meta;
-    try {
-      const std::string text = src.ReadMember(kMetadataFile);
-      CheckJsonDepth(text, fmt::format("{}: {}", src.path(), kMetadataFile));
-      meta = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      MLF_FAIL("{}: {} is not valid JSON: {}", path, kMetadataFile, e.what());
-    }
+  if (std::optional<nlohmann::json> found = ReadModelMetadata(src, kMetadataFile)) {
+    nlohmann::json& meta = *found;
     if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
     if (meta.contains("train_msd") && meta["train_msd"].is_number()) m.train_msd = meta["train_msd"].get<double>();
     if (meta.contains("metrics") && meta["metrics"].is_object()) {

@@ -4,10 +4,11 @@
 
 #include <cmath>
 
+#include "algos/common/model_metadata.h"
 #include "algos/common/py_json.h"
-#include "core/json_depth.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/json_depth.h"
 #include "io/archive.h"
 #include "io/ndarray.h"
 
@@ -255,18 +256,9 @@ Model ParseModel(std::string_view bytes, const std::string& source) {
 Model LoadModel(const std::string& path) { return LoadModel(io::ModelSource::Open(path)); }
 
 Model LoadModel(const io::ModelSource& src) {
-  const std::string& path = src.path();
   Model m = ParseModel(src.model_bytes(), src.model_source());
-  for (const auto& member : src.others()) {
-    if (member.name != kMetadataFile) continue;
-    nlohmann::json meta;
-    try {
-      const std::string text = src.ReadMember(kMetadataFile);
-      CheckJsonDepth(text, fmt::format("{}: {}", src.path(), kMetadataFile));
-      meta = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      MLF_FAIL("{}: {} is not valid JSON: {}", path, kMetadataFile, e.what());
-    }
+  if (std::optional<nlohmann::json> found = ReadModelMetadata(src, kMetadataFile)) {
+    nlohmann::json& meta = *found;
     if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
     if (meta.contains("metrics") && meta["metrics"].is_object()) {
       for (const auto& [name, value] : meta["metrics"].items()) {

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "core/json_depth.h"
+#include "algos/common/model_metadata.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "io/archive.h"
@@ -104,16 +104,8 @@ Model LoadModel(const std::string& path) { return LoadModel(io::ModelSource::Ope
 
 Model LoadModel(const io::ModelSource& src) {
   Model m = ParseModel(src.model_bytes(), src.model_source());
-  for (const auto& member : src.others()) {
-    if (member.name != kMetadataFile) continue;
-    nlohmann::json meta;
-    try {
-      const std::string text = src.ReadMember(kMetadataFile);
-      CheckJsonDepth(text, fmt::format("{}: {}", src.path(), kMetadataFile));
-      meta = nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      MLF_FAIL("{}: {} is not valid JSON: {}", src.path(), kMetadataFile, e.what());
-    }
+  if (std::optional<nlohmann::json> found = ReadModelMetadata(src, kMetadataFile)) {
+    nlohmann::json& meta = *found;
     if (meta.contains("hyperparameters")) m.hyperparameters_json = meta["hyperparameters"].dump();
     if (meta.contains("algorithm_mode") && meta["algorithm_mode"].is_string()) m.mode = meta["algorithm_mode"];
     if (meta.contains("rows") && meta["rows"].is_number_integer()) m.rows = meta["rows"].get<int64_t>();
