@@ -16,7 +16,7 @@
 
 namespace mlforge::io {
 
-// Allocator for byte buffers that are about to be read into: resize() leaves new bytes
+// Byte buffers that are about to be read into: NoInitAllocator's resize() leaves new bytes
 // uninitialised instead of zeroing them (a whole extra pass over every chunk otherwise).
 using ByteBuffer = std::vector<char, NoInitAllocator<char>>;
 
